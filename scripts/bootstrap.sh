@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up everything trustsvc and its tests need on a fresh Debian machine: system packages
+# (only those missing), a virtualenv in .venv with the package and its test extras.
+# Usage: scripts/bootstrap.sh [--with-test-deps]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--with-test-deps" ] && want_test=1
+
+runtime_pkgs=(openssl gcc python3-dev)
+test_pkgs=(default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java softhsm2 libssl-dev
+           poppler-utils qpdf fonts-wqy-zenhei postgresql postgresql-client)
+
+missing=()
+pkgs=("${runtime_pkgs[@]}")
+[ $want_test = 1 ] && pkgs+=("${test_pkgs[@]}")
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "bootstrap: missing packages ${missing[*]} and no apt-get; install them yourself" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.trustsvc-installed
+extras="."; [ $want_test = 1 ] && extras=".[test]"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! grep -qx "$extras" "$stamp" 2>/dev/null; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e "$extras" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  .venv/bin/python -c "import trustsvc, gmalglib" >/dev/null
+  echo "$extras" >"$stamp"
+fi

@@ -1,0 +1,45 @@
+"""Shared fixtures: temporary homes, PostgreSQL databases, tool checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("TRUSTSVC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def require_tool(name: str) -> str:
+    """Path of a command the tests need; fails (never skips) when scripts/bootstrap.sh did not install it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is missing: run scripts/bootstrap.sh --with-test-deps")
+    return path
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
+    name = "trustsvc_t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
+    """The same test on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/trustsvc.db"
+    else:
+        yield request.getfixturevalue("pg_url")

@@ -1,0 +1,94 @@
+"""The one interface every format signs through: a Signer signs messages, a Verifier checks them.
+
+A signer knows its algorithm, its public key and its certificate chain, and signs a *message*
+(never a digest: SM2 hashes Z over the public key and user ID). Software keys, HSM keys and
+remote keys are all Signers, so seals, PDFs, tokens, time stamps and the CA work with all of them.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from trustsvc.algorithms import sm2
+from trustsvc.algorithms.keypair import PrivateKey, PublicKey
+from trustsvc.algorithms.signature_algorithm import KeyType, SignatureAlgorithm
+
+
+class Verifier:
+    """Checks signatures made with one public key and algorithm."""
+
+    def __init__(self, public_key: PublicKey, algorithm: SignatureAlgorithm | None = None,
+                 *, sm2_id: bytes = sm2.DEFAULT_ID) -> None:
+        self.public_key = public_key
+        self.algorithm = algorithm or public_key.default_algorithm()
+        public_key.check_algorithm(self.algorithm)
+        self.sm2_id = sm2_id
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        """Raise InvalidSignature (with a reason) unless valid."""
+        self.public_key.verify(self.algorithm, message, signature, sm2_id=self.sm2_id)
+
+
+class Signer(abc.ABC):
+    """Signs messages with one private key. Subclasses implement ``sign``; may override ``sign_batch``."""
+
+    def __init__(self, public_key: PublicKey, algorithm: SignatureAlgorithm | None = None, *,
+                 certificate_chain: Sequence[bytes] = (), sm2_id: bytes = sm2.DEFAULT_ID,
+                 key_ref: str = "") -> None:
+        self.public_key = public_key
+        self.algorithm = algorithm or public_key.default_algorithm()
+        public_key.check_algorithm(self.algorithm)
+        self.certificate_chain: tuple[bytes, ...] = tuple(certificate_chain)
+        self.sm2_id = sm2_id
+        self.key_ref = key_ref  # "store:name:version", for audit records and errors
+
+    @property
+    def key_type(self) -> KeyType:
+        return self.public_key.key_type
+
+    @property
+    def certificate(self) -> bytes | None:
+        """The signer's own certificate (DER), first in the chain."""
+        return self.certificate_chain[0] if self.certificate_chain else None
+
+    @abc.abstractmethod
+    def sign(self, message: bytes) -> bytes:
+        """Signature over ``message``: DER for SM2/ECDSA, raw for RSA/Ed25519."""
+
+    def sign_batch(self, messages: Sequence[bytes]) -> list[bytes]:
+        """Sign many messages; backends override this to amortise round trips."""
+        return [self.sign(m) for m in messages]
+
+    def verifier(self) -> Verifier:
+        return Verifier(self.public_key, self.algorithm, sm2_id=self.sm2_id)
+
+    def with_certificates(self, chain: Sequence[bytes]) -> Signer:
+        """A copy of this signer that carries ``chain`` (leaf first)."""
+        import copy
+
+        clone = copy.copy(self)
+        clone.certificate_chain = tuple(chain)
+        return clone
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.algorithm.value}, {self.key_ref or self.public_key.fingerprint[:16]})"
+
+
+class SoftwareSigner(Signer):
+    """A signer over a private key held in this process."""
+
+    def __init__(self, private_key: PrivateKey, algorithm: SignatureAlgorithm | None = None, *,
+                 certificate_chain: Sequence[bytes] = (), sm2_id: bytes = sm2.DEFAULT_ID,
+                 key_ref: str = "") -> None:
+        super().__init__(private_key.public_key, algorithm, certificate_chain=certificate_chain,
+                         sm2_id=sm2_id, key_ref=key_ref)
+        self._key = private_key
+
+    @classmethod
+    def generate(cls, spec: str = "sm2", **kwargs: object) -> SoftwareSigner:
+        """A signer over a fresh key (tests and development)."""
+        return cls(PrivateKey.generate(spec), **kwargs)  # type: ignore[arg-type]
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(self.algorithm, message, sm2_id=self.sm2_id)

@@ -1,0 +1,82 @@
+"""The key-store interface: named, versioned keys that hand out Signers.
+
+Both the software keystore and the PKCS#11 backend implement it, so every format signs with
+keys from either. A key is addressed as ``name`` (its current version) or ``name@version``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import datetime as dt
+import enum
+
+from trustsvc.algorithms.keypair import PublicKey
+from trustsvc.algorithms.signer import Signer
+
+
+class KeyState(str, enum.Enum):
+    ACTIVE = "active"  # signs; the current version of its name
+    PASSIVE = "passive"  # an older version after rotation: verifies, does not sign
+    DISABLED = "disabled"  # neither
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyInfo:
+    """What a store knows about one key version (never the private key)."""
+
+    name: str
+    version: int
+    spec: str  # "sm2", "ec-p256", "rsa-3072", "ed25519" ...
+    state: KeyState
+    created: dt.datetime
+    public_key: PublicKey
+    store: str  # "soft" or "hsm"
+    certificate_chain: tuple[bytes, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.store}:{self.name}@{self.version}"
+
+
+def parse_key_ref(ref: str) -> tuple[str, int | None]:
+    """'name' -> (name, None); 'name@3' -> (name, 3)."""
+    name, _, version = ref.partition("@")
+    return name, (int(version) if version else None)
+
+
+class KeyStore(abc.ABC):
+    """Named, versioned keys. Implementations must be safe for concurrent use."""
+
+    kind: str = "abstract"
+
+    @abc.abstractmethod
+    def create(self, name: str, spec: str) -> KeyInfo:
+        """Create version 1 of a new key; raises Conflict if the name exists."""
+
+    @abc.abstractmethod
+    def rotate(self, name: str) -> KeyInfo:
+        """Create the next version (same spec); the old active version becomes passive."""
+
+    @abc.abstractmethod
+    def disable(self, name: str, version: int | None = None) -> KeyInfo:
+        """Disable one version (default: the current one)."""
+
+    @abc.abstractmethod
+    def list(self) -> list[KeyInfo]:
+        """Every version of every key."""
+
+    @abc.abstractmethod
+    def info(self, name: str, version: int | None = None) -> KeyInfo:
+        """One version (default: the current active one); raises KeyNotFound."""
+
+    @abc.abstractmethod
+    def signer(self, name: str, version: int | None = None) -> Signer:
+        """A Signer for an active version; raises KeyNotFound or KeyDisabled."""
+
+    @abc.abstractmethod
+    def set_certificate_chain(self, name: str, version: int, chain: tuple[bytes, ...]) -> None:
+        """Store certificates (leaf first) beside the key."""
+
+    def public_key(self, name: str, version: int | None = None) -> PublicKey:
+        return self.info(name, version).public_key

@@ -1,0 +1,168 @@
+"""One data layer over SQLite (embedded default) and PostgreSQL (shared state for several daemons).
+
+SQL is written once with ``?`` placeholders and portable types; the PostgreSQL dialect rewrites
+placeholders to ``%s``. Each component (seals, tokens, audit ...) owns a list of migrations,
+applied in order and recorded in ``schema_migrations``; a migration never changes once released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from trustsvc.errors import StoreError
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class Transaction:
+    """A cursor inside one transaction; ``execute`` takes ``?`` placeholders on every dialect."""
+
+    def __init__(self, db: Database, cursor: Any) -> None:
+        self._db = db
+        self._cur = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Transaction:
+        try:
+            self._cur.execute(self._db.translate(sql), tuple(params))
+        except Exception as exc:
+            raise self._db.wrap_error(exc) from exc
+        return self
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self._cur.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cur.rowcount)
+
+
+class Database:
+    """A database by URL: ``sqlite:///path/file.db``, a bare path, or ``postgresql://...``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        if url.startswith(("postgresql://", "postgres://")):
+            self.dialect = "postgresql"
+            import psycopg  # noqa: F401  (fail early when missing)
+        else:
+            self.dialect = "sqlite"
+            self.path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self.transaction() as tx:
+            tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                       "component TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (component, version))")
+
+    # connections ------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self.dialect == "postgresql":
+            import psycopg
+
+            return psycopg.connect(self.url, autocommit=False)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = self._connect()
+            except Exception as exc:
+                raise StoreError(f"cannot open the database ({self.dialect}): {exc}",
+                                 reason="STORE_UNAVAILABLE") from exc
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A transaction: committed on success, rolled back on any exception."""
+        conn = self._connection()
+        if self.dialect == "sqlite":
+            cur = conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self.wrap_error(exc) from exc
+            try:
+                yield Transaction(self, cur)
+                cur.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
+                raise
+        else:
+            try:
+                with conn.transaction():
+                    with conn.cursor() as cur:
+                        yield Transaction(self, cur)
+            except Exception as exc:
+                if conn.broken or conn.closed:
+                    self._local.conn = None
+                if isinstance(exc, StoreError) or not _is_driver_error(exc):
+                    raise
+                raise self.wrap_error(exc) from exc
+
+    # dialect ----------------------------------------------------------------------
+    def translate(self, sql: str) -> str:
+        if self.dialect == "postgresql":
+            return _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
+        return sql
+
+    def wrap_error(self, exc: BaseException) -> StoreError:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        name = type(exc).__name__
+        if "UniqueViolation" in name or "UNIQUE constraint" in text or "IntegrityError" in name:
+            from trustsvc.errors import Conflict
+
+            return Conflict(f"conflicts with stored data: {text}", reason="DUPLICATE")  # type: ignore[return-value]
+        if "readonly" in text or "read-only" in text or "permission" in text.lower():
+            return StoreError(f"the store is not writable: {text}", reason="STORE_READ_ONLY")
+        return StoreError(f"database error: {text}", reason="STORE_ERROR")
+
+    # migrations -------------------------------------------------------------------
+    def migrate(self, component: str, migrations: Sequence[str]) -> int:
+        """Apply ``migrations[i]`` as version i+1 of ``component`` if not yet applied; return the version."""
+        with self._lock, self.transaction() as tx:
+            if self.dialect == "postgresql":
+                tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (component,))
+            row = tx.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?",
+                             (component,)).fetchone()
+            current = int(row[0]) if row else 0
+            for version, script in enumerate(migrations, start=1):
+                if version <= current:
+                    continue
+                for statement in (s.strip() for s in script.split(";")):
+                    if statement:
+                        tx.execute(statement)
+                tx.execute("INSERT INTO schema_migrations (component, version) VALUES (?, ?)", (component, version))
+            return max(current, len(migrations))
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith(("psycopg", "sqlite3"))
+
+
+def open_database(url: str) -> Database:
+    """Open (and create, for SQLite) a database by URL."""
+    return Database(url)
