@@ -171,7 +171,7 @@ def sign_cms(signer: Signer, data: bytes | None = None, *, digest: bytes | None 
     chain = signer.certificate_chain if include_chain else signer.certificate_chain[:1]
     encap: dict[str, Any] = {"content_type": content_type}
     if not detached:
-        encap["content"] = cms.ParsableOctetString(data or b"")
+        encap["content"] = data or b""
     signed_data: dict[str, Any] = {
         "version": "v3" if content_type != "data" else "v1",
         "digest_algorithms": [{"algorithm": digest_name}],
