@@ -1,0 +1,79 @@
+"""Token revocation in the shared store: by jti, and by subject (every token issued before T).
+
+Kept in the ``token`` component of :class:`trustsvc.store.database.Database`, so every daemon
+sharing the PostgreSQL database sees a revocation at once. A check is one indexed query.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from trustsvc.store.database import Database
+
+COMPONENT = "token"
+MIGRATIONS = [
+    "CREATE TABLE token_revoked_jti ("
+    " iss TEXT NOT NULL, jti TEXT NOT NULL, expires_at BIGINT, revoked_at BIGINT NOT NULL,"
+    " reason TEXT, PRIMARY KEY (iss, jti));"
+    "CREATE TABLE token_revoked_subject ("
+    " iss TEXT NOT NULL, sub TEXT NOT NULL, issued_before BIGINT NOT NULL, revoked_at BIGINT NOT NULL,"
+    " reason TEXT, PRIMARY KEY (iss, sub))",
+]
+
+
+class RevocationStore:
+    """Revocations of one deployment; thread-safe through the Database's per-thread connections."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.migrate(COMPONENT, MIGRATIONS)
+
+    def revoke_jti(self, iss: str, jti: str, *, expires_at: int | None = None, reason: str = "") -> None:
+        """Revoke one token (idempotent)."""
+        now = int(time.time())
+        with self.db.transaction() as tx:
+            found = tx.execute("SELECT 1 FROM token_revoked_jti WHERE iss = ? AND jti = ?", (iss, jti)).fetchone()
+            if found is None:
+                tx.execute("INSERT INTO token_revoked_jti (iss, jti, expires_at, revoked_at, reason)"
+                           " VALUES (?, ?, ?, ?, ?)", (iss, jti, expires_at, now, reason))
+
+    def revoke_subject(self, iss: str, sub: str, before: int | None = None, *, reason: str = "") -> int:
+        """Revoke every token of ``sub`` issued before ``before`` (default now); returns the cut-off."""
+        now = int(time.time())
+        cut = now if before is None else int(before)
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT issued_before FROM token_revoked_subject WHERE iss = ? AND sub = ?",
+                             (iss, sub)).fetchone()
+            if row is None:
+                tx.execute("INSERT INTO token_revoked_subject (iss, sub, issued_before, revoked_at, reason)"
+                           " VALUES (?, ?, ?, ?, ?)", (iss, sub, cut, now, reason))
+            elif int(row[0]) < cut:  # a cut-off only moves forward
+                tx.execute("UPDATE token_revoked_subject SET issued_before = ?, revoked_at = ?, reason = ?"
+                           " WHERE iss = ? AND sub = ?", (cut, now, reason, iss, sub))
+            else:
+                cut = int(row[0])
+        return cut
+
+    def is_revoked(self, iss: str, jti: Any, sub: Any, iat: Any) -> bool:
+        """True if the jti is revoked or the subject was revoked after this token was issued."""
+        with self.db.transaction() as tx:
+            row = tx.execute(
+                "SELECT (SELECT 1 FROM token_revoked_jti WHERE iss = ? AND jti = ?),"
+                " (SELECT issued_before FROM token_revoked_subject WHERE iss = ? AND sub = ?)",
+                (iss, str(jti) if jti is not None else "", iss, str(sub) if sub is not None else "")).fetchone()
+        if row is None:
+            return False
+        if row[0] is not None:
+            return True
+        if row[1] is not None:
+            issued = iat if isinstance(iat, (int, float)) and not isinstance(iat, bool) else None
+            return issued is None or issued < int(row[1])
+        return False
+
+    def purge_expired(self, now: int | None = None) -> int:
+        """Drop jti revocations of tokens that have expired anyway; returns how many."""
+        cut = int(time.time()) if now is None else now
+        with self.db.transaction() as tx:
+            return tx.execute("DELETE FROM token_revoked_jti WHERE expires_at IS NOT NULL AND expires_at < ?",
+                              (cut,)).rowcount
