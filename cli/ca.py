@@ -1,0 +1,185 @@
+"""`trustsvc ca`: a development certificate authority in <home>/ca (init, issue, revoke, crl, verify, list)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from pathlib import Path
+
+from cli.common import emit, home, read_input
+from trustsvc.algorithms.encoding import private_key_to_pem
+from trustsvc.errors import InvalidInput
+from trustsvc.pki.ca import CA_KEY_SPECS, DEFAULT_NAME, PROFILES, DevelopmentCA
+from trustsvc.pki.certificate import Certificate
+from trustsvc.pki.crl import CertificateRevocationList, RevocationReason
+from trustsvc.pki.csr import CertificateRequest
+from trustsvc.pki.validation import validate
+
+PASSPHRASE_ENV = "TRUSTSVC_CA_PASSPHRASE"
+
+
+def ca_dir(args: argparse.Namespace) -> Path:
+    return home(args) / "ca"
+
+
+def passphrase() -> bytes | None:
+    """The CA key passphrase from $TRUSTSVC_CA_PASSPHRASE (never from the command line)."""
+    value = os.environ.get(PASSPHRASE_ENV)
+    return value.encode() if value else None
+
+
+def parse_time(text: str) -> dt.datetime:
+    """ISO 8601 ('2030-01-01', '2030-01-01T12:00:00+08:00'); naive times are UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"bad time {text!r}: use ISO 8601, e.g. 2030-01-01T00:00:00Z", reason="BAD_TIME") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def parse_serial(text: str) -> int:
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise InvalidInput(f"bad serial {text!r}: give it in hex as `ca list` prints it", reason="BAD_SERIAL") from None
+
+
+def _init(args: argparse.Namespace) -> int:
+    ca = DevelopmentCA.init(ca_dir(args), name=args.name, key_type=args.key_type, passphrase=passphrase(),
+                            days=args.days)
+    emit({"directory": str(ca.directory), "subject": ca.certificate.subject, "key_type": args.key_type,
+          "encrypted": passphrase() is not None, "sha256": ca.certificate.fingerprint_sha256}, args.json,
+         f"CA created in {ca.directory}\n  {ca.certificate.subject}\n  sha256 {ca.certificate.fingerprint_sha256}"
+         + ("" if passphrase() else f"\n  key stored unencrypted (mode 0600); set {PASSPHRASE_ENV} to encrypt it"))
+    return 0
+
+
+def _issue(args: argparse.Namespace) -> int:
+    ca = DevelopmentCA.open(ca_dir(args), passphrase())
+    kwargs = {"dns": args.dns or (), "ips": args.ip or (), "days": args.days}
+    if args.csr:
+        request = CertificateRequest.load(read_input(args.csr))
+        issued = ca.issue_for_request(request, args.profile, **kwargs)
+    else:
+        if not args.cn:
+            raise InvalidInput("--cn is required unless --csr is given", reason="MISSING_COMMON_NAME")
+        issued = ca.issue(args.profile, args.cn, key_type=args.key_type, **kwargs)
+    serial = f"{issued.serial:x}"
+    out_cert = Path(args.out_cert or f"{serial}.crt.pem")
+    out_cert.write_bytes(issued.certificate.to_pem())
+    files = {"certificate": str(out_cert)}
+    if issued.private_key is not None:
+        out_key = Path(args.out_key or f"{serial}.key.pem")
+        fd = os.open(out_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(private_key_to_pem(issued.private_key))
+        files["private_key"] = str(out_key)
+    emit({"serial": serial, "subject": issued.certificate.subject, "profile": args.profile, **files}, args.json,
+         f"issued {args.profile} certificate serial {serial}: {issued.certificate.subject}\n"
+         + "\n".join(f"  {k}: {v}" for k, v in files.items()))
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    ca = DevelopmentCA.open(ca_dir(args), passphrase())
+    crl = ca.revoke(parse_serial(args.serial), RevocationReason.parse(args.reason))
+    emit({"revoked": args.serial.lower(), "reason": args.reason, "crl_number": crl.crl_number}, args.json,
+         f"revoked {args.serial.lower()} ({args.reason}); CRL #{crl.crl_number} published")
+    return 0
+
+
+def _crl(args: argparse.Namespace) -> int:
+    ca = DevelopmentCA.open(ca_dir(args), passphrase())
+    crl = ca.publish_crl(days=args.days)
+    if args.out:
+        Path(args.out).write_bytes(crl.to_pem() if not args.der else crl.der)
+    emit({"crl_number": crl.crl_number, "this_update": crl.this_update.isoformat(),
+          "next_update": crl.next_update.isoformat() if crl.next_update else None,
+          "revoked": [e.to_json() for e in crl.entries], "file": args.out or str(ca.directory / "crl.pem")},
+         args.json, f"CRL #{crl.crl_number}: {len(crl.entries)} revoked, next update {crl.next_update}; "
+         f"written to {args.out or ca.directory / 'crl.pem'}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    ca = DevelopmentCA.open(ca_dir(args), passphrase())
+    records = ca.index()
+    emit(records, args.json, "\n".join(
+        f"{r['serial']:>8}  {r['profile']:<12} {'REVOKED ' if r['revoked_at'] else 'valid   '} {r['subject']}"
+        for r in records) or "(no certificates issued)")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    certs = Certificate.load_all(read_input(args.cert))
+    if not certs:
+        raise InvalidInput(f"no certificate in {args.cert}", reason="BAD_CERTIFICATE")
+    leaf, intermediates = certs[0], certs[1:]
+    for path in args.chain or ():
+        intermediates += Certificate.load_all(Path(path).read_bytes())
+    crls = [CertificateRevocationList.load(Path(p).read_bytes()) for p in args.crl or ()]
+    if args.trust:
+        anchors = [c for p in args.trust for c in Certificate.load_all(Path(p).read_bytes())]
+    else:
+        ca_cert = ca_dir(args) / "ca-cert.pem"
+        if not ca_cert.exists():
+            raise InvalidInput("no --trust given and no CA in the home directory", reason="NO_TRUST_ANCHOR")
+        anchors = [Certificate.load(ca_cert.read_bytes())]
+        crl_path = ca_dir(args) / "crl.pem"
+        if not args.crl and crl_path.exists():
+            crls.append(CertificateRevocationList.load(crl_path.read_bytes()))
+    result = validate(leaf, trust_anchors=anchors, intermediates=intermediates,
+                      at=parse_time(args.at) if args.at else None, key_usage=args.key_usage or (),
+                      extended_key_usage=args.eku or (), crls=crls, require_revocation=args.require_crl)
+    emit(result.to_json(), args.json, result.summary())
+    return 0 if result.valid else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser("ca", help="development certificate authority (not for production)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    sub = parser.add_subparsers(dest="ca_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("init", help="create a root CA in <home>/ca")
+    p.add_argument("--key-type", default="sm2", choices=CA_KEY_SPECS)
+    p.add_argument("--name", default=DEFAULT_NAME, help="root CA common name")
+    p.add_argument("--days", type=int, default=3650)
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("issue", help="issue a certificate for a profile")
+    p.add_argument("--profile", required=True, choices=sorted(PROFILES))
+    p.add_argument("--cn", help="subject common name")
+    p.add_argument("--csr", help="PKCS#10 request (PEM/DER) to certify instead of generating a key")
+    p.add_argument("--key-type", default=None, help="sm2 (default: the CA's), ec-p256, rsa-2048 ...")
+    p.add_argument("--dns", action="append", help="subjectAltName DNS name (repeatable)")
+    p.add_argument("--ip", action="append", help="subjectAltName IP address (repeatable)")
+    p.add_argument("--days", type=int, default=None)
+    p.add_argument("--out-cert", help="certificate file (default <serial>.crt.pem)")
+    p.add_argument("--out-key", help="private key file, written mode 0600 (default <serial>.key.pem)")
+    p.set_defaults(func=_issue)
+
+    p = sub.add_parser("revoke", help="revoke a certificate by serial (hex) and publish a CRL")
+    p.add_argument("serial")
+    p.add_argument("--reason", default="unspecified", help="e.g. key_compromise, superseded")
+    p.set_defaults(func=_revoke)
+
+    p = sub.add_parser("crl", help="publish a fresh CRL")
+    p.add_argument("--out", help="also write it here")
+    p.add_argument("--der", action="store_true", help="write --out as DER")
+    p.add_argument("--days", type=int, default=7, help="days until nextUpdate")
+    p.set_defaults(func=_crl)
+
+    p = sub.add_parser("list", help="list issued certificates")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser("verify", help="validate a certificate chain (exit 1 when invalid)")
+    p.add_argument("cert", help="leaf certificate, optionally followed by intermediates (PEM bundle)")
+    p.add_argument("--at", help="validation time, ISO 8601 (default now)")
+    p.add_argument("--chain", action="append", help="intermediate certificates file")
+    p.add_argument("--trust", action="append", help="trust anchor file (default: this CA's root)")
+    p.add_argument("--crl", action="append", help="CRL file (default: this CA's crl.pem)")
+    p.add_argument("--require-crl", action="store_true", help="fail when no CRL covers a certificate")
+    p.add_argument("--key-usage", action="append", help="required leaf key usage, e.g. digital_signature")
+    p.add_argument("--eku", action="append", help="required extended key usage, e.g. server_auth")
+    p.set_defaults(func=_verify)
