@@ -1,0 +1,57 @@
+"""Reading PDFs with precise errors: malformed, truncated, encrypted."""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from trustsvc.errors import DecodeError, InvalidInput
+
+PdfInput = bytes | bytearray | memoryview | BinaryIO
+
+
+def as_stream(pdf: PdfInput) -> BinaryIO:
+    """A seekable binary stream over ``pdf`` (bytes are wrapped; files are used as they are, not read into memory)."""
+    if isinstance(pdf, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(pdf))
+    return pdf
+
+
+def _check_header(stream: BinaryIO) -> None:
+    stream.seek(0)
+    head = stream.read(1024)
+    if b"%PDF-" not in head:
+        raise DecodeError("not a PDF: no %PDF- header in the first 1024 bytes", reason="PDF_NOT_PDF")
+    stream.seek(-min(2048, stream.seek(0, io.SEEK_END)), io.SEEK_END)
+    if b"%%EOF" not in stream.read():
+        raise DecodeError("PDF is truncated: no %%EOF marker at the end", reason="PDF_TRUNCATED")
+    stream.seek(0)
+
+
+def open_reader(pdf: PdfInput) -> PdfFileReader:
+    """A pyHanko reader; raises DecodeError (PDF_NOT_PDF/PDF_TRUNCATED/PDF_MALFORMED) or InvalidInput (PDF_ENCRYPTED)."""
+    stream = as_stream(pdf)
+    _check_header(stream)
+    try:
+        reader = PdfFileReader(stream, strict=False)
+        _ = reader.root, reader.trailer
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
+    if reader.encrypted:
+        raise InvalidInput("PDF is encrypted: decrypt it before signing or verifying", reason="PDF_ENCRYPTED")
+    return reader
+
+
+def open_writer(pdf: PdfInput) -> IncrementalPdfFileWriter:
+    """An incremental writer over ``pdf`` with the same checks as open_reader."""
+    stream = as_stream(pdf)
+    open_reader(stream)
+    stream.seek(0)
+    try:
+        return IncrementalPdfFileWriter(stream, strict=False)
+    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None

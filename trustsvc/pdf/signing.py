@@ -1,0 +1,173 @@
+"""Sign PDFs through pyHanko with any trustsvc Signer: PAdES B-B..B-LTA, certification or approval, dual signing."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pyhanko.sign import fields, signers
+from pyhanko.sign.general import SigningError
+from pyhanko.sign.timestamps import TimeStamper
+from pyhanko_certvalidator.context import ValidationContext
+
+from trustsvc.algorithms.signer import Signer
+from trustsvc.errors import InvalidInput, TrustsvcError
+from trustsvc.pdf.errors import PdfInput, open_writer
+from trustsvc.pdf.metadata import LicenceMetadata, write_metadata
+from trustsvc.pdf.pyhanko_sm2 import TrustsvcPdfSigner, digest_algorithm, validation_context
+
+if TYPE_CHECKING:
+    from trustsvc.pdf.appearance import SealAppearance
+
+
+class PadesLevel(str, enum.Enum):
+    """PAdES baseline levels (ETSI EN 319 142-1)."""
+
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+    B_LTA = "B-LTA"
+
+    @classmethod
+    def parse(cls, value: str | PadesLevel) -> PadesLevel:
+        try:
+            return cls(value.upper() if isinstance(value, str) else value)
+        except ValueError:
+            raise InvalidInput(f"unknown PAdES level {value!r}; use B-B, B-T, B-LT or B-LTA",
+                               reason="BAD_PADES_LEVEL") from None
+
+
+class SigningFailed(TrustsvcError):
+    """pyHanko refused or failed to sign; the message says why."""
+
+    reason = "PDF_SIGNING_FAILED"
+
+
+@dataclasses.dataclass(frozen=True)
+class SignOptions:
+    """How to sign. ``certify`` is a DocMDP level (1 no changes, 2 forms+signing, 3 +annotations) or None."""
+
+    level: PadesLevel | str = PadesLevel.B_B
+    timestamper: TimeStamper | None = None
+    certify: int | None = None
+    field_name: str | None = None
+    reason: str | None = None
+    location: str | None = None
+    contact: str | None = None
+    metadata: LicenceMetadata | None = None
+    appearance: SealAppearance | None = None
+    subfilter: str = "ETSI.CAdES.detached"
+    trust_roots: Sequence[bytes] = ()  # for B-LT/B-LTA revocation info; defaults to the signer's root
+    crls: Sequence[bytes] = ()
+    validation_context: ValidationContext | None = None
+    bytes_reserved: int | None = None  # None: pyHanko sizes the CMS with a dry run
+
+
+_SUBFILTERS = {"ETSI.CAdES.detached": fields.SigSeedSubFilter.PADES,
+               "adbe.pkcs7.detached": fields.SigSeedSubFilter.ADOBE_PKCS7_DETACHED}
+_MDP = {1: fields.MDPPerm.NO_CHANGES, 2: fields.MDPPerm.FILL_FORMS, 3: fields.MDPPerm.ANNOTATE}
+
+
+def sign_pdf(pdf: PdfInput, signer: Signer, options: SignOptions | None = None, **kwargs: object) -> bytes:
+    """Sign ``pdf`` (bytes or a binary file) with ``signer``; returns the signed PDF (an incremental update).
+
+    Options come as a SignOptions or as its fields by keyword (``level="B-T", timestamper=...``).
+    """
+    opts = dataclasses.replace(options or SignOptions(), **kwargs)  # type: ignore[arg-type]
+    level = PadesLevel.parse(opts.level)
+    if level is not PadesLevel.B_B and opts.timestamper is None:
+        raise InvalidInput(f"PAdES {level.value} needs a time stamper", reason="NO_TIMESTAMPER")
+    subfilter = _SUBFILTERS.get(opts.subfilter)
+    if subfilter is None:
+        raise InvalidInput(f"unsupported /SubFilter {opts.subfilter!r}", reason="BAD_SUBFILTER")
+    if opts.certify is not None and opts.certify not in _MDP:
+        raise InvalidInput("certify must be a DocMDP level 1, 2 or 3", reason="BAD_DOCMDP_LEVEL")
+    writer = open_writer(pdf)
+    _check_may_sign(writer, opts)
+    if opts.metadata is not None:
+        write_metadata(writer, opts.metadata)
+    vc = None
+    if level in (PadesLevel.B_LT, PadesLevel.B_LTA):
+        vc = opts.validation_context or validation_context(
+            list(opts.trust_roots) or [signer.certificate_chain[-1]], other_certs=list(signer.certificate_chain),
+            crls=list(opts.crls))
+    meta = signers.PdfSignatureMetadata(
+        field_name=opts.field_name or _free_field_name(writer, signer),
+        md_algorithm=digest_algorithm(signer.algorithm), subfilter=subfilter,
+        certify=opts.certify is not None, docmdp_permissions=_MDP.get(opts.certify or 2, fields.MDPPerm.FILL_FORMS),
+        reason=opts.reason, location=opts.location, contact_info=opts.contact,
+        embed_validation_info=vc is not None, validation_context=vc, use_pades_lta=level is PadesLevel.B_LTA)
+    stamp_style, field_spec = None, None
+    if opts.appearance is not None:
+        stamp_style, field_spec = opts.appearance.pyhanko_style(writer, signer, meta.field_name)
+    pdf_signer = signers.PdfSigner(meta, signer=TrustsvcPdfSigner(signer),
+                                   timestamper=opts.timestamper if level is not PadesLevel.B_B else None,
+                                   stamp_style=stamp_style, new_field_spec=field_spec)
+    out = io.BytesIO()
+    try:
+        pdf_signer.sign_pdf(writer, output=out, bytes_reserved=opts.bytes_reserved)
+    except TrustsvcError:
+        raise
+    except SigningError as exc:
+        raise SigningFailed(f"pyHanko could not sign: {exc}") from None
+    except Exception as exc:  # pyHanko raises many kinds (PdfWriteError, ValueError ...) on odd input
+        raise SigningFailed(f"signing failed: {type(exc).__name__}: {exc}") from None
+    return out.getvalue()
+
+
+def dual_sign_pdf(pdf: PdfInput, signers_: Sequence[Signer], options: SignOptions | None = None,
+                  **kwargs: object) -> bytes:
+    """Sign with each signer in turn (e.g. SM2 then ECDSA/RSA for generic viewers), in one call.
+
+    Only the first signature certifies (if ``certify`` is set); later ones are approval signatures.
+    Appearance applies to the first signature only.
+    """
+    if not signers_:
+        raise InvalidInput("dual signing needs at least one signer", reason="NO_SIGNER")
+    opts = dataclasses.replace(options or SignOptions(), **kwargs)  # type: ignore[arg-type]
+    data = pdf if isinstance(pdf, bytes) else _read_all(pdf)
+    for i, signer in enumerate(signers_):
+        step = opts if i == 0 else dataclasses.replace(opts, certify=None, appearance=None, metadata=None,
+                                                      field_name=None)
+        if i == 0 and opts.field_name is None:
+            step = dataclasses.replace(step, field_name=None)
+        data = sign_pdf(data, signer, step)
+    return data
+
+
+def _read_all(pdf: PdfInput) -> bytes:
+    if isinstance(pdf, (bytearray, memoryview)):
+        return bytes(pdf)
+    pdf.seek(0)  # type: ignore[union-attr]
+    return pdf.read()  # type: ignore[union-attr]
+
+
+def _free_field_name(writer: object, signer: Signer) -> str:
+    """Signature-<ALG>-<n>, not yet used in the document."""
+    used = {name for name, _, _ in fields.enumerate_sig_fields(writer)}  # type: ignore[arg-type]
+    base = f"Signature-{signer.key_type.value.upper()}"
+    n = 1
+    while f"{base}-{n}" in used:
+        n += 1
+    return f"{base}-{n}"
+
+
+def _check_may_sign(writer: object, opts: SignOptions) -> None:
+    """Refuse what would break earlier signatures: certifying a signed document, signing under DocMDP 1."""
+    from pyhanko.sign.validation import pdf_embedded
+
+    reader = writer.prev  # type: ignore[attr-defined]
+    existing = [s for s in reader.embedded_signatures]
+    if existing and opts.certify is not None:
+        raise InvalidInput("the document is already signed: only the first signature may certify",
+                           reason="PDF_ALREADY_SIGNED")
+    try:
+        docmdp = pdf_embedded.read_certification_data(reader)
+    except Exception:
+        docmdp = None
+    if docmdp is not None and docmdp.permission is fields.MDPPerm.NO_CHANGES:
+        raise InvalidInput("the document is certified with DocMDP level 1 (no changes): it cannot be signed again",
+                           reason="DOCMDP_FORBIDS_CHANGES")
