@@ -1,0 +1,130 @@
+"""Audit log: chain, checkpoints, tampering of each kind detected at the right seq, concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from trustsvc.algorithms.signer import SoftwareSigner
+from trustsvc.audit import AuditEvent, AuditLog, verify_log
+from trustsvc.errors import StoreError
+from trustsvc.store.database import Database
+
+
+def _log(url: str, every: int = 4) -> tuple[AuditLog, SoftwareSigner]:
+    signer = SoftwareSigner.generate("sm2")
+    return AuditLog(Database(url), signer, checkpoint_every=every), signer
+
+
+def _fill(log: AuditLog, n: int = 10) -> None:
+    for i in range(n):
+        log.append(AuditEvent("SignData", f"client-{i % 3}", request_id=f"r{i}", ref="soft:k@1",
+                              document_hash=f"{i:064x}", detail={"i": i}))
+
+
+def _sql(log: AuditLog, sql: str, params: tuple = ()) -> None:
+    with log.db.transaction() as tx:
+        tx.execute(sql, params)
+
+
+def test_clean_log_verifies_with_checkpoints(db_url: str) -> None:
+    log, signer = _log(db_url)
+    _fill(log, 10)
+    assert log.checkpoint() is not None
+    report = verify_log(log.db, trusted_keys=[signer.public_key])
+    assert report.ok, report.problems
+    assert report.records == 10 and report.checkpoints == 3 and report.head_seq == 10
+    assert [r.seq for r in log.tail(3)] == [8, 9, 10]
+
+
+@pytest.mark.parametrize("tamper,kind,seq", [
+    ("UPDATE audit_log SET result = 'error' WHERE seq = 5", "EDITED", 5),
+    ("DELETE FROM audit_log WHERE seq = 6", "DELETED", 6),
+    ("DELETE FROM audit_log WHERE seq = 1", "DELETED", 1),
+    ("UPDATE audit_checkpoints SET signature = signature || '00' WHERE seq = 8", "BAD_CHECKPOINT", 8),
+    ("UPDATE audit_checkpoints SET hash = (SELECT hash FROM audit_log WHERE seq = 3) WHERE seq = 4",
+     "BAD_CHECKPOINT", 4),
+])
+def test_tampering_is_detected_where_it_happened(tmp_path, tamper: str, kind: str, seq: int) -> None:
+    log, signer = _log(f"sqlite:///{tmp_path}/a.db")
+    _fill(log, 10)
+    _sql(log, tamper)
+    report = verify_log(log.db, trusted_keys=[signer.public_key])
+    assert not report.ok
+    assert any(p.kind == kind and p.seq == seq for p in report.problems), report.problems
+
+
+def test_reorder_and_insert_detected(tmp_path) -> None:
+    log, _ = _log(f"sqlite:///{tmp_path}/a.db")
+    _fill(log, 10)
+    # swap the contents of 3 and 4 (keeping seq numbers): a reorder
+    _sql(log, "UPDATE audit_log SET seq = -3 WHERE seq = 3")
+    _sql(log, "UPDATE audit_log SET seq = 3 WHERE seq = 4")
+    _sql(log, "UPDATE audit_log SET seq = 4 WHERE seq = -3")
+    report = verify_log(log.db)
+    assert {p.seq for p in report.problems} & {3, 4}
+    # an inserted, self-consistent record at the end that the head does not know about
+    log2, _ = _log(f"sqlite:///{tmp_path}/b.db")
+    _fill(log2, 5)
+    last = log2.tail(1)[0]
+    from trustsvc.audit.log import record_hash
+    body = dict(last.body(), seq=6, prev_hash=last.hash, request_id="forged")
+    _sql(log2, "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         tuple(body[k] for k in ("seq", "time", "request_id", "client", "operation", "ref", "document_hash",
+                                 "result", "detail", "prev_hash")) + (record_hash(last.hash, body),))
+    report = verify_log(log2.db)
+    assert any(p.kind == "INSERTED_OR_REORDERED" and p.seq == 6 for p in report.problems), report.problems
+
+
+def test_truncated_tail_detected(tmp_path) -> None:
+    log, _ = _log(f"sqlite:///{tmp_path}/a.db")
+    _fill(log, 10)
+    _sql(log, "DELETE FROM audit_log WHERE seq > 7")
+    report = verify_log(log.db)
+    assert any(p.kind == "TRUNCATED" and p.seq == 8 for p in report.problems)
+
+
+def test_untrusted_checkpoint_key(tmp_path) -> None:
+    log, _ = _log(f"sqlite:///{tmp_path}/a.db")
+    _fill(log, 4)
+    other = SoftwareSigner.generate("sm2")
+    assert any(p.kind == "UNTRUSTED_CHECKPOINT_KEY" for p in verify_log(log.db, trusted_keys=[other.public_key]).problems)
+
+
+def test_concurrent_appends_keep_one_chain(db_url: str) -> None:
+    log, signer = _log(db_url, every=7)
+
+    def worker(k: int) -> None:
+        for i in range(10):
+            log.append(AuditEvent("SignData", f"c{k}", request_id=f"{k}-{i}"))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report = verify_log(log.db, trusted_keys=[signer.public_key])
+    assert report.ok and report.records == 80
+
+
+class ReadOnlyDatabase(Database):
+    """A real SQLite store switched to query_only: every write fails as on a read-only file (root ignores chmod)."""
+
+    read_only = False
+
+    def transaction(self):  # type: ignore[override]
+        self._connection().execute(f"PRAGMA query_only={'ON' if self.read_only else 'OFF'}")
+        return super().transaction()
+
+
+def test_read_only_store_raises_store_error(tmp_path) -> None:
+    db = ReadOnlyDatabase(f"sqlite:///{tmp_path}/ro.db")
+    log = AuditLog(db, SoftwareSigner.generate("sm2"))
+    _fill(log, 2)
+    db.read_only = True
+    with pytest.raises(StoreError) as err:
+        log.append(AuditEvent("SignData", "c"))
+    assert err.value.reason == "STORE_READ_ONLY"
+    db.read_only = False
+    assert verify_log(db).records == 2

@@ -1,0 +1,221 @@
+"""Append-only, hash-chained audit log with signed checkpoints, stored through trustsvc.store.
+
+Each record's ``hash`` is SM3 over ``prev_hash`` (32 bytes) followed by the canonical JSON of the
+record's other fields; the first record chains from 32 zero bytes. A head row holds the last
+``seq`` and ``hash``: appends lock it (``SELECT ... FOR UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE``
+on SQLite), so concurrent daemons sharing a database keep one chain. Every ``checkpoint_every``
+records, the audit Signer signs ``{"seq", "hash", "time"}`` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from trustsvc.algorithms.signer import Signer
+from trustsvc.algorithms.sm3 import sm3
+from trustsvc.store.database import Database, Transaction
+
+GENESIS = "00" * 32
+UTC = dt.timezone.utc
+
+MIGRATIONS = [
+    """
+    CREATE TABLE audit_log (
+        seq BIGINT PRIMARY KEY, time TEXT NOT NULL, request_id TEXT NOT NULL, client TEXT NOT NULL,
+        operation TEXT NOT NULL, ref TEXT NOT NULL, document_hash TEXT NOT NULL, result TEXT NOT NULL,
+        detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+    CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
+    INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+    CREATE TABLE audit_checkpoints (
+        seq BIGINT PRIMARY KEY, time TEXT NOT NULL, hash TEXT NOT NULL, algorithm TEXT NOT NULL,
+        public_key TEXT NOT NULL, signature TEXT NOT NULL)
+    """,
+]
+
+_FIELDS = ("seq", "time", "request_id", "client", "operation", "ref", "document_hash", "result", "detail",
+           "prev_hash", "hash")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes that are hashed and signed."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEvent:
+    """What the caller records; ``detail`` must hold no keys, PINs or tokens."""
+
+    operation: str
+    client: str
+    request_id: str = ""
+    ref: str = ""  # key or seal reference
+    document_hash: str = ""  # hex digest of what was signed
+    result: str = "ok"
+    detail: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditRecord:
+    seq: int
+    time: str
+    request_id: str
+    client: str
+    operation: str
+    ref: str
+    document_hash: str
+    result: str
+    detail: str  # canonical JSON text
+    prev_hash: str
+    hash: str
+
+    def body(self) -> dict[str, Any]:
+        """The hashed fields (everything but ``hash``)."""
+        return {k: getattr(self, k) for k in _FIELDS if k != "hash"}
+
+    def compute_hash(self) -> str:
+        return record_hash(self.prev_hash, self.body())
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    time: str
+    hash: str
+    algorithm: str
+    public_key: str  # SPKI hex
+    signature: str  # hex
+
+    def message(self) -> bytes:
+        return checkpoint_message(self.seq, self.hash, self.time)
+
+
+def record_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
+    try:
+        prev = bytes.fromhex(prev_hash)
+    except ValueError:
+        prev = prev_hash.encode()
+    return sm3(prev + canonical_json(dict(body))).hex()
+
+
+def checkpoint_message(seq: int, hash_hex: str, time: str) -> bytes:
+    return canonical_json({"hash": hash_hex, "seq": seq, "time": time, "type": "trustsvc-audit-checkpoint"})
+
+
+class AuditLog:
+    """Appends records and checkpoints; safe for threads and for several processes sharing a database."""
+
+    def __init__(self, db: Database, signer: Signer | None = None, *, checkpoint_every: int = 100) -> None:
+        self.db = db
+        self.signer = signer
+        self.checkpoint_every = max(1, checkpoint_every)
+        self._lock = threading.Lock()  # one writer per process: avoids SQLite busy-waits
+        db.migrate("audit", MIGRATIONS)
+
+    # writing ----------------------------------------------------------------------
+    def append(self, event: AuditEvent) -> AuditRecord:
+        """Commit one record (raises StoreError when it cannot be written)."""
+        return self.append_many([event])[-1]
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Commit several records in one transaction, in order."""
+        if not events:
+            return []
+        with self._lock, self.db.transaction() as tx:
+            seq, prev = self._head(tx)
+            out: list[AuditRecord] = []
+            for event in events:
+                seq += 1
+                body = {
+                    "seq": seq, "time": _now(), "request_id": event.request_id, "client": event.client,
+                    "operation": event.operation, "ref": event.ref, "document_hash": event.document_hash,
+                    "result": event.result, "detail": canonical_json(dict(event.detail)).decode(),
+                    "prev_hash": prev,
+                }
+                rec = AuditRecord(**body, hash=record_hash(prev, body))
+                tx.execute("INSERT INTO audit_log (seq, time, request_id, client, operation, ref, document_hash, "
+                           "result, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [getattr(rec, k) for k in _FIELDS])
+                out.append(rec)
+                prev = rec.hash
+                if self.signer is not None and seq % self.checkpoint_every == 0:
+                    self._checkpoint(tx, rec)
+            tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
+            return out
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign the current head now (e.g. at shutdown); None when the log is empty or already there."""
+        if self.signer is None:
+            return None
+        with self._lock, self.db.transaction() as tx:
+            seq, head_hash = self._head(tx)
+            if seq == 0 or tx.execute("SELECT 1 FROM audit_checkpoints WHERE seq = ?", (seq,)).fetchone():
+                return None
+            row = tx.execute("SELECT " + ", ".join(_FIELDS) + " FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+            assert row is not None
+            return self._checkpoint(tx, AuditRecord(*row))
+
+    def _head(self, tx: Transaction) -> tuple[int, str]:
+        lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+        row = tx.execute("SELECT seq, hash FROM audit_head WHERE id = 1" + lock).fetchone()
+        assert row is not None
+        return int(row[0]), str(row[1])
+
+    def _checkpoint(self, tx: Transaction, rec: AuditRecord) -> Checkpoint:
+        assert self.signer is not None
+        now = _now()
+        sig = self.signer.sign(checkpoint_message(rec.seq, rec.hash, now))
+        cp = Checkpoint(rec.seq, now, rec.hash, self.signer.algorithm.value, self.signer.public_key.spki.hex(),
+                        sig.hex())
+        tx.execute("INSERT INTO audit_checkpoints (seq, time, hash, algorithm, public_key, signature) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", dataclasses.astuple(cp))
+        return cp
+
+    # reading ----------------------------------------------------------------------
+    def records(self, after: int = 0, limit: int | None = None) -> list[AuditRecord]:
+        return read_records(self.db, after, limit)
+
+    def tail(self, n: int = 20) -> list[AuditRecord]:
+        with self.db.transaction() as tx:
+            rows = tx.execute("SELECT " + ", ".join(_FIELDS) + " FROM audit_log ORDER BY seq DESC LIMIT ?",
+                              (n,)).fetchall()
+        return [AuditRecord(*r) for r in reversed(rows)]
+
+    def head(self) -> tuple[int, str]:
+        with self.db.transaction() as tx:
+            return self._head(tx)
+
+    def find(self, request_id: str) -> list[AuditRecord]:
+        with self.db.transaction() as tx:
+            rows = tx.execute("SELECT " + ", ".join(_FIELDS) + " FROM audit_log WHERE request_id = ? ORDER BY seq",
+                              (request_id,)).fetchall()
+        return [AuditRecord(*r) for r in rows]
+
+
+def read_records(db: Database, after: int = 0, limit: int | None = None) -> list[AuditRecord]:
+    sql = "SELECT " + ", ".join(_FIELDS) + " FROM audit_log WHERE seq > ? ORDER BY seq"
+    params: list[Any] = [after]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    with db.transaction() as tx:
+        rows = tx.execute(sql, params).fetchall()
+    return [AuditRecord(*(int(r[0]), *r[1:])) for r in rows]
+
+
+def read_checkpoints(db: Database) -> list[Checkpoint]:
+    with db.transaction() as tx:
+        rows = tx.execute("SELECT seq, time, hash, algorithm, public_key, signature FROM audit_checkpoints "
+                          "ORDER BY seq").fetchall()
+    return [Checkpoint(int(r[0]), *r[1:]) for r in rows]
+
+
+def _now() -> str:
+    return dt.datetime.now(UTC).isoformat(timespec="microseconds")
