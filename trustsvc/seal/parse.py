@@ -209,6 +209,11 @@ def _signature_v4(data: bytes) -> ParsedSignature:
 
 def _v1_time(raw: bytes) -> dt.datetime | None:
     text = raw.decode("ascii", "replace").strip("\0 ")
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+    except ValueError:
+        pass
     for fmt in ("%Y%m%d%H%M%SZ", "%y%m%d%H%M%SZ", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"):
         try:
             return dt.datetime.strptime(text, fmt).replace(tzinfo=UTC)
