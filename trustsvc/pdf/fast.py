@@ -1,0 +1,94 @@
+"""Fast path: reserve the /Contents size up front and build each CMS from a prepared template.
+
+Per document the cost is one incremental update written by pyHanko's low-level CMS embedder,
+one hash over the byte ranges and one signature; no dry run and no asn1crypto CMS build.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.sign import fields
+from pyhanko.sign.signers.cms_embedder import PdfCMSEmbedder, SigIOSetup, SigObjSetup
+from pyhanko.sign.signers.pdf_byterange import SignatureObject
+
+from trustsvc.algorithms.signer import Signer
+from trustsvc.errors import DecodeError, InvalidInput
+from trustsvc.pdf.errors import PdfInput, as_stream
+from trustsvc.pdf.pyhanko_sm2 import digest_algorithm, max_signature_size
+from trustsvc.pki.cms import CmsTemplate
+
+UTC = dt.timezone.utc
+_SUBFILTERS = {"ETSI.CAdES.detached": fields.SigSeedSubFilter.PADES,
+               "adbe.pkcs7.detached": fields.SigSeedSubFilter.ADOBE_PKCS7_DETACHED}
+
+
+class PlaceholderTooSmall(InvalidInput):
+    """The CMS did not fit the reserved /Contents; the fast signer retries with more room."""
+
+    reason = "PLACEHOLDER_TOO_SMALL"
+
+
+class FastPdfSigner:
+    """Signs many PDFs with one key: template and reserved size are prepared once."""
+
+    def __init__(self, signer: Signer, *, subfilter: str = "adbe.pkcs7.detached", field_prefix: str = "Signature",
+                 reserve: int | None = None) -> None:
+        if not signer.certificate_chain:
+            raise InvalidInput("a PDF signer needs a certificate: give the signer its chain", reason="NO_CERTIFICATE")
+        if subfilter not in _SUBFILTERS:
+            raise InvalidInput(f"unsupported /SubFilter {subfilter!r}", reason="BAD_SUBFILTER")
+        self.signer = signer
+        self.subfilter = _SUBFILTERS[subfilter]
+        self.field_prefix = field_prefix
+        self.md_algorithm = digest_algorithm(signer.algorithm)
+        self.template = CmsTemplate(signer)
+        probe = self.template.assemble(self.template.signed_attrs(bytes(self._digest_size())),
+                                       bytes(max_signature_size(signer)))
+        self.reserve = reserve if reserve is not None else len(probe) + 32  # DER bytes; hex is twice this
+
+    def _digest_size(self) -> int:
+        return {"sha256": 32, "sm3": 32, "sha384": 48, "sha512": 64}[self.md_algorithm]
+
+    def sign(self, pdf: PdfInput, *, field_name: str | None = None, signing_time: dt.datetime | None = None) -> bytes:
+        """The signed PDF. A too small placeholder is retried once with the exact size needed."""
+        data = pdf if isinstance(pdf, bytes) else as_stream(pdf).read()
+        try:
+            return self._sign_once(data, field_name, signing_time, self.reserve)
+        except PlaceholderTooSmall as exc:
+            needed = int(exc.args[1]) if len(exc.args) > 1 else self.reserve * 2
+            self.reserve = needed + 64
+            return self._sign_once(data, field_name, signing_time, self.reserve)
+
+    def _sign_once(self, data: bytes, field_name: str | None, signing_time: dt.datetime | None,
+                   reserve: int) -> bytes:
+        when = (signing_time or dt.datetime.now(UTC)).replace(microsecond=0)
+        try:
+            writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+        except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
+        if writer.prev.encrypted:
+            raise InvalidInput("PDF is encrypted: decrypt it before signing", reason="PDF_ENCRYPTED")
+        name = field_name or self._free_name(writer)
+        embedder = PdfCMSEmbedder().write_cms(field_name=name, writer=writer)
+        next(embedder)
+        embedder.send(SigObjSetup(sig_placeholder=SignatureObject(
+            timestamp=when, subfilter=self.subfilter, bytes_reserved=2 * reserve)))
+        out = io.BytesIO()
+        prepared, out = embedder.send(SigIOSetup(md_algorithm=self.md_algorithm, in_place=False, output=out))
+        attrs = self.template.signed_attrs(prepared.document_digest, when)
+        cms_der = self.template.assemble(attrs, self.signer.sign(attrs))
+        if len(cms_der) > reserve:
+            raise PlaceholderTooSmall(f"CMS of {len(cms_der)} bytes does not fit {reserve} reserved", len(cms_der))
+        embedder.send(cms_der)
+        return out.getvalue()
+
+    def _free_name(self, writer: IncrementalPdfFileWriter) -> str:
+        used = {n for n, _, _ in fields.enumerate_sig_fields(writer)}
+        n = 1
+        while f"{self.field_prefix}{n}" in used:
+            n += 1
+        return f"{self.field_prefix}{n}"
