@@ -1,0 +1,194 @@
+"""Verification report for every signature in a PDF: named checks per signature, a summary verdict, text and JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from asn1crypto import cms
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+
+import logging
+
+from trustsvc.pdf.errors import PdfInput, open_reader
+from trustsvc.pdf.metadata import read_metadata
+from trustsvc.pdf.pyhanko_sm2 import is_sm2_key, sm2_failure_reason, validation_context
+
+
+logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.CRITICAL)  # failures go into the report
+
+
+@dataclasses.dataclass
+class Check:
+    """One named check: ``ok`` True/False, or None when not applicable; ``detail`` says what was found."""
+
+    name: str
+    ok: bool | None
+    detail: str = ""
+
+
+@dataclasses.dataclass
+class SignatureReport:
+    field_name: str
+    signer: str
+    algorithm: str
+    digest: str
+    subfilter: str
+    signing_time: str | None
+    pades_level: str
+    checks: list[Check]
+
+    @property
+    def valid(self) -> bool:
+        return all(c.ok is not False for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["valid"] = self.valid
+        return d
+
+
+@dataclasses.dataclass
+class PdfReport:
+    signatures: list[SignatureReport]
+    metadata: dict[str, str] | None
+    error: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.signatures) and self.error is None and all(s.valid for s in self.signatures)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": "VALID" if self.valid else "INVALID", "valid": self.valid, "error": self.error,
+                "metadata": self.metadata, "signatures": [s.to_dict() for s in self.signatures]}
+
+    def to_text(self) -> str:
+        lines = [f"verdict: {'VALID' if self.valid else 'INVALID'}"]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        if self.metadata:
+            lines.append("licence metadata:")
+            lines += [f"  {k}: {v}" for k, v in self.metadata.items() if v]
+        if not self.signatures:
+            lines.append("no signatures")
+        for s in self.signatures:
+            lines.append(f"signature {s.field_name}: {'VALID' if s.valid else 'INVALID'} ({s.algorithm}/{s.digest}, "
+                         f"{s.subfilter}, {s.pades_level}) by {s.signer} at {s.signing_time}")
+            for c in s.checks:
+                mark = {True: "ok  ", False: "FAIL", None: "n/a "}[c.ok]
+                lines.append(f"  [{mark}] {c.name}: {c.detail}")
+        return "\n".join(lines)
+
+
+_ALG_NAMES = {"1.2.156.10197.1.501": "sm2-sm3", "1.2.840.10045.4.3.2": "ecdsa-sha256",
+              "1.2.840.113549.1.1.11": "rsa-sha256", "1.2.840.113549.1.1.1": "rsa", "1.2.840.113549.1.1.10": "rsa-pss"}
+
+
+def verify_pdf(pdf: PdfInput, *, trust_roots: Sequence[bytes] = (), crls: Sequence[bytes] = (),
+               other_certs: Sequence[bytes] = (), moment: dt.datetime | None = None) -> PdfReport:
+    """Verify every signature; trusted only if its chain reaches one of ``trust_roots``."""
+    reader = open_reader(pdf)
+    meta = read_metadata(reader)
+    sigs = list(reader.embedded_signatures)
+    reports = [_verify_one(s, trust_roots, crls, other_certs, moment) for s in sigs]
+    return PdfReport(reports, meta.to_dict() if meta else None)
+
+
+def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequence[bytes],
+                other: Sequence[bytes], moment: dt.datetime | None) -> SignatureReport:
+    checks: list[Check] = []
+    vc = validation_context(list(roots), other_certs=list(other), crls=list(crls), moment=moment)
+    sig_alg = sig.signer_info["signature_algorithm"]["algorithm"].dotted
+    subfilter = str(sig.sig_object.get("/SubFilter", ""))
+    try:
+        status = validate_pdf_signature(sig, vc)
+    except Exception as exc:  # pyHanko raises on malformed CMS or byte ranges
+        checks.append(Check("format", False, f"{type(exc).__name__}: {exc}"))
+        return SignatureReport(sig.field_name, _signer_name(sig), _ALG_NAMES.get(sig_alg, sig_alg), "?", subfilter,
+                               None, "none", checks)
+    checks.append(Check("intact", status.intact, "document digest matches the signed messageDigest"
+                        if status.intact else "the covered bytes changed after signing"))
+    valid_detail = "signature value verifies with the signer certificate"
+    if not status.valid:
+        valid_detail = "signature value does not verify"
+        if is_sm2_key(status.signing_cert.public_key) and status.intact:
+            err = sm2_failure_reason(status.signing_cert.public_key, sig.signer_info["signed_attrs"].dump(),
+                                     sig.signer_info["signature"].native)
+            if err is not None:
+                valid_detail = f"{err.reason}: {err.message}"
+    checks.append(Check("signature", status.valid, valid_detail))
+    cov = status.coverage
+    checks.append(Check("byte_range", cov in (SignatureCoverageLevel.ENTIRE_FILE,
+                                              SignatureCoverageLevel.ENTIRE_REVISION),
+                        "covers the whole file except /Contents" if cov is SignatureCoverageLevel.ENTIRE_FILE
+                        else "covers its whole revision except /Contents; later incremental updates follow"
+                        if cov is SignatureCoverageLevel.ENTIRE_REVISION
+                        else f"covers {cov.name.lower() if cov else 'unknown'}"))
+    trusted = status.trusted
+    checks.append(Check("chain_trusted", trusted,
+                        "chain ends at a given trust anchor" if trusted else
+                        f"untrusted: {status.trust_problem_indic or 'no path to a trust anchor'}"))
+    rev = status.revocation_details
+    if rev is not None:
+        checks.append(Check("revocation", False, f"revoked: {rev.revocation_reason} on {rev.revocation_date}"))
+    elif trusted:
+        checks.append(Check("revocation", True, "not revoked at the signing time (given CRLs, soft-fail)"))
+    else:
+        checks.append(Check("revocation", None, "not checked: chain not trusted"))
+    ts = status.timestamp_validity
+    if ts is None:
+        checks.append(Check("timestamp", None, "no signature time stamp"))
+    else:
+        checks.append(Check("timestamp", ts.intact and ts.valid,
+                            f"time stamp at {ts.timestamp} intact={ts.intact} valid={ts.valid} trusted={ts.trusted}"))
+    diff = status.diff_result
+    mod_level = getattr(diff, "modification_level", None)
+    docmdp_ok = status.docmdp_ok
+    checks.append(Check("modifications", docmdp_ok is not False and
+                        (mod_level is None or mod_level.name != "OTHER"),
+                        f"{cov.name.lower() if cov else ''}; modification level "
+                        f"{mod_level.name if mod_level else 'none'}; DocMDP {'respected' if docmdp_ok is not False else 'violated'}"))
+    level = _pades_level(sig, status)
+    signing_time = status.signer_reported_dt.isoformat() if status.signer_reported_dt else None
+    return SignatureReport(sig.field_name, _signer_name(sig), _ALG_NAMES.get(sig_alg, sig_alg),
+                           status.md_algorithm or "?", subfilter, signing_time, level, checks)
+
+
+def _signer_name(sig: EmbeddedPdfSignature) -> str:
+    try:
+        return sig.signer_cert.subject.human_friendly
+    except Exception:
+        return "?"
+
+
+def _pades_level(sig: EmbeddedPdfSignature, status: Any) -> str:
+    """B-B, B-T, B-LT or B-LTA as far as the document shows (not a full ETSI conformance check)."""
+    if sig.sig_object.get("/SubFilter") != "/ETSI.CAdES.detached":
+        return "none (not a PAdES signature)"
+    level = "B-B"
+    if status.timestamp_validity is not None:
+        level = "B-T"
+        root = sig.reader.root
+        if "/DSS" in root:
+            level = "B-LT"
+            try:
+                if any(s.sig_object.get("/Type") == "/DocTimeStamp" for s in sig.reader.embedded_timestamp_signatures):
+                    level = "B-LTA"
+            except Exception:
+                pass
+    return level
+
+
+def signed_bytes(sig: EmbeddedPdfSignature) -> tuple[bytes, bytes]:
+    """(CMS DER from /Contents without padding, the bytes /ByteRange covers) for external tools."""
+    br = [int(x) for x in sig.sig_object["/ByteRange"]]
+    stream = sig.reader.stream
+    stream.seek(br[0])
+    data = stream.read(br[1])
+    stream.seek(br[2])
+    data += stream.read(br[3])
+    return cms.ContentInfo.load(bytes(sig.pkcs7_content)).dump(), data
