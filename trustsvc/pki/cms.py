@@ -125,12 +125,13 @@ def sign_cms(signer: Signer, data: bytes | None = None, *, digest: bytes | None 
              signed_attributes: bool = True, include_chain: bool = True, include_crls: Sequence[bytes] = (),
              content_type: str = "data", extra_signed_attrs: Sequence[cms.CMSAttribute] | Mapping[str, Any] | None = None,
              unsigned_attrs: Sequence[cms.CMSAttribute] | Mapping[str, Any] | None = None,
-             signing_time: dt.datetime | None | bool = None) -> bytes:
+             signing_time: dt.datetime | None | bool = None, include_certificates: bool = True) -> bytes:
     """DER ContentInfo(SignedData) over ``data`` (or a precomputed ``digest``) signed by ``signer``.
 
     ``detached=False`` embeds ``data``. ``signed_attributes=False`` signs the content itself
     (needs ``data``). ``signing_time=False`` omits signingTime; a datetime fixes it.
-    ``include_crls`` are DER CRLs to carry. ``content_type`` is an asn1crypto name or OID.
+    ``include_chain=False`` carries only the signer's certificate, ``include_certificates=False``
+    none (RFC 3161 certReq false). ``include_crls`` are DER CRLs to carry. ``content_type`` is an asn1crypto name or OID.
     """
     if (data is None) == (digest is None):
         raise InvalidInput("give exactly one of data or digest", reason="BAD_ARGUMENTS")
@@ -171,14 +172,15 @@ def sign_cms(signer: Signer, data: bytes | None = None, *, digest: bytes | None 
     chain = signer.certificate_chain if include_chain else signer.certificate_chain[:1]
     encap: dict[str, Any] = {"content_type": content_type}
     if not detached:
-        encap["content"] = data or b""
+        encap["content"] = (data or b"") if content_type == "data" else cms.ParsableOctetString(data or b"")
     signed_data: dict[str, Any] = {
         "version": "v3" if content_type != "data" else "v1",
         "digest_algorithms": [{"algorithm": digest_name}],
         "encap_content_info": encap,
-        "certificates": [x509.Certificate.load(c) for c in chain],
         "signer_infos": [signer_info],
     }
+    if include_certificates:
+        signed_data["certificates"] = [x509.Certificate.load(c) for c in chain]
     if include_crls:
         signed_data["crls"] = [cms.RevocationInfoChoice(name="crl", value=_load_crl(c)) for c in include_crls]
     return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)}).dump()
