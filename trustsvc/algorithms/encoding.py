@@ -83,7 +83,7 @@ def _load_sec1(der: bytes) -> PrivateKey:
     try:
         ec_key = asn1_keys.ECPrivateKey.load(der, strict=True)
         params = ec_key["parameters"]
-        is_sm2 = params.chosen is not None and params.chosen.name == "named" and params.chosen.chosen.native == "sm2"
+        is_sm2 = params.native is not None and params.name == "named" and params.chosen.native == "sm2"
     except (ValueError, TypeError, KeyError, AttributeError):
         raise DecodeError("not a private key in any known encoding", reason="BAD_PRIVATE_KEY") from None
     if is_sm2:

@@ -1,0 +1,164 @@
+"""SM2 engine choice: sign/verify rates of every candidate side by side, plus an OpenSSL cross-check each.
+
+Run: ``python -m benchmarks.sm2_engines [--seconds 0.3 --rounds 5]``. Writes
+benchmarks/results/sm2_engines.json. Candidates: gmalglib (chosen; bare and through our Signer),
+tongsuopy, gmssl_pyx, gmssl_fast, pure-Python gmssl, and ECDSA P-256 (cryptography) as reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import Check, interleaved, report
+from trustsvc.algorithms import sm2
+from trustsvc.algorithms.encoding import private_key_to_pem
+from trustsvc.algorithms.keypair import PrivateKey
+from trustsvc.algorithms.signer import SoftwareSigner, Verifier
+
+MSG = b"x" * 256  # a typical TBS_Sign / token payload size
+ID = sm2.DEFAULT_ID
+
+
+class Candidate:
+    """sign(msg) -> signature (DER or raw r||s) and verify(msg, sig) -> bool, all with the default ID."""
+
+    def __init__(self, name: str, sign: Callable[[bytes], bytes], verify: Callable[[bytes, bytes], bool]) -> None:
+        self.name, self.sign, self.verify = name, sign, verify
+
+
+def candidates(key: PrivateKey) -> list[Candidate]:
+    scalar, point = key.sm2_scalar(), key.public_key.point
+    assert point is not None
+    out: list[Candidate] = []
+
+    import gmalglib.core as gmalg
+
+    ctx = gmalg.SM2(sk=scalar, pk=point, uid=ID)
+    out.append(Candidate("gmalglib", lambda m: bytes(ctx.sign(m)), lambda m, s: bool(ctx.verify(m, sm2.signature_to_rs(s)))))
+    signer, verifier = SoftwareSigner(key), Verifier(key.public_key)
+
+    def ours_verify(m: bytes, s: bytes) -> bool:
+        verifier.verify(m, s)
+        return True
+
+    out.append(Candidate("gmalglib via trustsvc Signer", signer.sign, ours_verify))
+
+    from tongsuopy.crypto import hashes as t_hashes
+    from tongsuopy.crypto.asymciphers import ec as t_ec
+
+    t_key = t_ec.derive_private_key(int.from_bytes(scalar, "big"), t_ec.SM2())
+    t_pub = t_key.public_key()
+
+    def t_verify(m: bytes, s: bytes) -> bool:
+        try:
+            t_pub.verify(s, m, t_ec.ECDSA(t_hashes.SM3()))
+            return True
+        except Exception:
+            return False
+
+    out.append(Candidate("tongsuopy", lambda m: t_key.sign(m, t_ec.ECDSA(t_hashes.SM3())), t_verify))
+
+    import gmssl_pyx
+
+    out.append(Candidate("gmssl_pyx", lambda m: gmssl_pyx.sm2_sign(scalar, point[1:], m, ID),
+                         lambda m, s: bool(gmssl_pyx.sm2_verify(point[1:], m, s, ID))))
+
+    import gmssl_fast
+
+    fast = gmssl_fast.SM2(private_key=scalar.hex(), public_key=point.hex())
+
+    def fast_verify(m: bytes, s: bytes) -> bool:
+        try:
+            return bool(fast.verify(m, sm2.signature_to_rs(s)))
+        except Exception:
+            return False
+
+    out.append(Candidate("gmssl_fast", fast.sign, fast_verify))
+
+    from gmssl import func as g_func
+    from gmssl import sm2 as g_sm2
+
+    pure = g_sm2.CryptSM2(private_key=scalar.hex(), public_key=point[1:].hex())
+
+    def pure_sign(m: bytes) -> bytes:
+        return bytes.fromhex(pure.sign_with_sm3(m, g_func.random_hex(pure.para_len)))
+
+    def pure_verify(m: bytes, s: bytes) -> bool:
+        return bool(pure.verify_with_sm3(sm2.signature_to_rs(s).hex(), m))
+
+    out.append(Candidate("gmssl (pure Python)", pure_sign, pure_verify))
+    return out
+
+
+def openssl_cross_check(key: PrivateKey, cand: Candidate, tmp: Path) -> dict[str, Any]:
+    """One candidate signature verified by OpenSSL, and one OpenSSL signature verified by the candidate."""
+    (tmp / "key.pem").write_bytes(private_key_to_pem(key))
+    (tmp / "pub.pem").write_bytes(key.public_key.to_pem())
+    (tmp / "msg").write_bytes(MSG)
+    result: dict[str, Any] = {}
+    try:
+        sig = cand.sign(MSG)
+        der = sm2.rs_to_der(sig) if len(sig) == 64 and sig[0] != 0x30 else sig
+        (tmp / "sig").write_bytes(der)
+        proc = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp / "pub.pem"), "-rawin",
+                               "-digest", "sm3", "-pkeyopt", "distid:1234567812345678", "-in", str(tmp / "msg"),
+                               "-sigfile", str(tmp / "sig")], capture_output=True)
+        result["output_format"] = "DER" if sig[0] == 0x30 else "raw r||s"
+        result["openssl_verifies_candidate"] = proc.returncode == 0
+        if proc.returncode:
+            reason, _ = sm2.diagnose(key.public_key.point or b"", MSG, sm2.signature_to_rs(der))
+            result["diagnosis"] = reason
+        theirs = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", str(tmp / "key.pem"), "-rawin", "-digest",
+                                 "sm3", "-pkeyopt", "distid:1234567812345678", "-in", str(tmp / "msg")],
+                                capture_output=True, check=True).stdout
+        result["candidate_verifies_openssl"] = bool(cand.verify(MSG, theirs))
+    except Exception as exc:  # record, do not abort the benchmark
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    result["correct"] = bool(result.get("openssl_verifies_candidate") and result.get("candidate_verifies_openssl"))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=0.3)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args(argv)
+
+    key = PrivateKey.generate("sm2")
+    cands = candidates(key)
+    with tempfile.TemporaryDirectory() as tmp:
+        correctness = {c.name: openssl_cross_check(key, c, Path(tmp)) for c in cands}
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    p256_sig = p256.sign(MSG, ec.ECDSA(hashes.SHA256()))
+    jobs: dict[str, Callable[[], object]] = {}
+    for c in cands:
+        sig = c.sign(MSG)
+        assert c.verify(MSG, sig), f"{c.name} does not verify its own signature"
+        jobs[f"{c.name} sign"] = (lambda c=c: c.sign(MSG))  # type: ignore[misc]
+        jobs[f"{c.name} verify"] = (lambda c=c, sig=sig: c.verify(MSG, sig))  # type: ignore[misc]
+    jobs["ECDSA P-256 (cryptography) sign"] = lambda: p256.sign(MSG, ec.ECDSA(hashes.SHA256()))
+    jobs["ECDSA P-256 (cryptography) verify"] = lambda: p256.public_key().verify(p256_sig, MSG,
+                                                                                 ec.ECDSA(hashes.SHA256()))
+    rates = interleaved(jobs, seconds=args.seconds, rounds=args.rounds)
+    chosen = rates["gmalglib via trustsvc Signer sign"].ops_per_s
+    pure = rates["gmssl (pure Python) sign"].ops_per_s
+    checks = [Check("chosen engine sign rate / pure gmssl sign rate", chosen / pure, ">=", 15)]
+    ok = report("sm2_engines", rates, checks, extra={
+        "correctness_vs_openssl": correctness, "cpu_count": os.cpu_count(), "message_bytes": len(MSG)})
+    for name, res in correctness.items():
+        print(f"  openssl cross-check {name:<32} {'OK' if res['correct'] else 'FAIL'} {res}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
