@@ -1,0 +1,247 @@
+"""A bounded pool of PKCS#11 sessions on one token, safe for threads and after fork.
+
+One logged-in "anchor" session holds the login (PKCS#11 login state is per application,
+shared by all its sessions); worker sessions are opened on demand up to ``max_sessions``.
+Dead sessions are replaced; when the token or module goes away the module is re-initialised
+with exponential backoff while callers get ``HsmUnavailable`` (retryable).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import pkcs11
+import pkcs11.exceptions as px
+
+from trustsvc.errors import HsmError, HsmUnavailable
+from trustsvc.keys.pkcs11 import module
+from trustsvc.keys.pkcs11.errors import SESSION_GONE, TOKEN_GONE, translate
+
+T = TypeVar("T")
+
+
+class PooledSession:
+    """A python-pkcs11 session plus the key objects found on it (looked up once per session)."""
+
+    __slots__ = ("session", "keys", "epoch")
+
+    def __init__(self, session: Any, epoch: int) -> None:
+        self.session = session
+        self.keys: dict[tuple[object, ...], Any] = {}
+        self.epoch = epoch
+
+
+class SessionPool:
+    """Sessions on the token named by label or serial of the module at ``module_path``."""
+
+    def __init__(self, module_path: str, *, token_label: str | None = None,
+                 token_serial: str | None = None, pin: Callable[[], str],
+                 max_sessions: int = 8, acquire_timeout: float = 10.0,
+                 backoff: tuple[float, float] = (0.05, 5.0)) -> None:
+        if not token_label and not token_serial:
+            raise HsmError("a token label or serial is required", reason="HSM_CONFIG")
+        self.module_path = module_path
+        self.token_label = token_label
+        self.token_serial = token_serial
+        self._pin = pin
+        self.max_sessions = max(1, max_sessions)
+        self.acquire_timeout = acquire_timeout
+        self._backoff_min, self._backoff_max = backoff
+        self._reset_state()
+        self.lib: Any = None
+        self.token: Any = None
+
+    def _reset_state(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._idle: list[PooledSession] = []
+        self._open = 0
+        self._busy = 0
+        self._epoch = 0
+        self._anchor: Any = None
+        self._connected = False
+        self._delay = self._backoff_min
+        self._next_attempt = 0.0
+        self._last_error = ""
+        self._reinit_needed = False
+
+    def __repr__(self) -> str:
+        return f"SessionPool({self.module_path}, token={self.token_label or self.token_serial})"
+
+    # connection ---------------------------------------------------------------------------
+    def _what(self) -> str:
+        return f"token {self.token_label or self.token_serial!r} of {os.path.basename(self.module_path)}"
+
+    def _connect_locked(self) -> None:
+        """Load the module, find the token and log in; raises HsmError/HsmUnavailable."""
+        now = time.monotonic()
+        if now < self._next_attempt:
+            raise HsmUnavailable(f"{self._what()} unavailable ({self._last_error}); "
+                                 f"next attempt in {self._next_attempt - now:.2f}s", reason="HSM_UNAVAILABLE")
+        try:
+            if self._reinit_needed:
+                # C_Finalize while another thread is inside C_Sign is undefined: wait for them.
+                self._cond.wait_for(lambda: self._busy == 0, timeout=self.acquire_timeout)
+                if self._busy:
+                    raise HsmUnavailable(f"{self._what()}: waiting for in-flight operations "
+                                         "before re-initialising", reason="HSM_UNAVAILABLE")
+                module.reinitialize(self.module_path)
+                self._reinit_needed = False
+            self.lib = module.load(self.module_path)
+            kwargs = {"token_label": self.token_label} if self.token_label else {}
+            if self.token_serial:
+                kwargs["token_serial"] = self.token_serial.encode()
+            try:
+                self.token = self.lib.get_token(**kwargs)
+            except px.NoSuchToken:
+                raise HsmUnavailable(f"{self._what()}: no such token in any slot",
+                                     reason="HSM_TOKEN_NOT_FOUND") from None
+            except px.MultipleTokensReturned:
+                raise HsmError(f"{self._what()}: several tokens match; give the serial",
+                               reason="HSM_CONFIG") from None
+            try:
+                self._anchor = self.token.open(user_pin=self._pin(), rw=True)
+            except px.UserAlreadyLoggedIn:
+                self._anchor = self.token.open(rw=True)
+        except HsmError as exc:
+            self._fail_locked(exc.message, reinit=isinstance(exc, HsmUnavailable))
+            raise
+        except pkcs11.PKCS11Error as exc:
+            err = translate(exc, f"opening {self._what()}")
+            self._fail_locked(err.message, reinit=isinstance(exc, TOKEN_GONE))
+            raise err from None
+        self._epoch += 1
+        self._connected = True
+        self._delay = self._backoff_min
+        self._last_error = ""
+
+    def _fail_locked(self, message: str, *, reinit: bool) -> None:
+        self._last_error = message
+        self._next_attempt = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, self._backoff_max)
+        self._reinit_needed = self._reinit_needed or reinit
+
+    def _disconnect_locked(self, *, reinit: bool) -> None:
+        """Forget every session (handles are dead anyway) and schedule a reconnect."""
+        self._idle.clear()
+        self._open = 0
+        self._anchor = None
+        self._connected = False
+        self._reinit_needed = self._reinit_needed or reinit
+        self._cond.notify_all()
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:  # forked child: parent's sessions and locks are not ours
+            self._reset_state()
+
+    # sessions -----------------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[PooledSession]:
+        """A session for exclusive use; returned to the pool afterwards."""
+        ps = self._acquire()
+        ok = False
+        try:
+            yield ps
+            ok = True
+        finally:
+            self._release(ps, ok)
+
+    def _acquire(self) -> PooledSession:
+        self._check_fork()
+        deadline = time.monotonic() + self.acquire_timeout
+        with self._cond:
+            while True:
+                if not self._connected:
+                    self._connect_locked()
+                if self._idle:
+                    self._busy += 1
+                    return self._idle.pop()
+                if self._open < self.max_sessions:
+                    self._open += 1
+                    try:
+                        session = self.token.open(rw=True)
+                    except pkcs11.PKCS11Error as exc:
+                        self._open -= 1
+                        err = translate(exc, f"opening a session on {self._what()}")
+                        if isinstance(exc, TOKEN_GONE) or isinstance(exc, px.SessionCount):
+                            if not isinstance(exc, px.SessionCount):
+                                self._disconnect_locked(reinit=True)
+                                self._fail_locked(err.message, reinit=True)
+                            if isinstance(exc, px.SessionCount):
+                                self.max_sessions = max(1, self._open)
+                                continue
+                        raise err from None
+                    self._busy += 1
+                    return PooledSession(session, self._epoch)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise HsmUnavailable(f"all {self.max_sessions} sessions of {self._what()} busy",
+                                         reason="HSM_POOL_EXHAUSTED")
+                self._cond.wait(remaining)
+
+    def _release(self, ps: PooledSession, ok: bool) -> None:
+        if os.getpid() != self._pid:
+            return
+        with self._cond:
+            self._busy -= 1
+            self._cond.notify_all()
+            if ps.epoch != self._epoch:
+                return  # from before a reconnect
+            if ok:
+                self._idle.append(ps)
+            else:
+                self._open -= 1
+                _close_quietly(ps.session)
+
+    def run(self, what: str, fn: Callable[[PooledSession], T]) -> T:
+        """``fn(session)``; a dead session is replaced and ``fn`` retried once; a lost token
+        triggers one reconnect (module re-initialised) and, if that fails, ``HsmUnavailable``."""
+        for attempt in (0, 1):
+            epoch = -1
+            try:
+                with self.session() as ps:
+                    epoch = ps.epoch
+                    return fn(ps)
+            except SESSION_GONE as exc:
+                if isinstance(exc, px.UserNotLoggedIn):
+                    self._invalidate(epoch, reinit=False)
+                if attempt:
+                    raise translate(exc, what) from None
+            except TOKEN_GONE as exc:
+                self._invalidate(epoch, reinit=True)
+                if attempt:
+                    raise translate(exc, what) from None
+            except pkcs11.PKCS11Error as exc:
+                raise translate(exc, what) from None
+        raise AssertionError("unreachable")
+
+    def _invalidate(self, epoch: int, *, reinit: bool) -> None:
+        with self._cond:
+            if self._connected and epoch == self._epoch:
+                self._disconnect_locked(reinit=reinit)
+
+    def close(self) -> None:
+        """Close every session and log out."""
+        with self._cond:
+            for ps in self._idle:
+                _close_quietly(ps.session)
+            if self._anchor is not None:
+                _close_quietly(self._anchor)
+            self._disconnect_locked(reinit=False)
+
+    @property
+    def stats(self) -> dict[str, object]:
+        return {"open": self._open, "idle": len(self._idle), "max": self.max_sessions,
+                "connected": self._connected, "epoch": self._epoch, "last_error": self._last_error}
+
+
+def _close_quietly(session: Any) -> None:
+    try:
+        session.close()
+    except Exception:  # noqa: BLE001 - a dead session cannot be closed; nothing to do
+        pass

@@ -1,0 +1,113 @@
+"""Pkcs11Signer: a Signer whose private key stays in a PKCS#11 token."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from pkcs11 import MGF, Mechanism, ObjectClass
+
+from trustsvc.algorithms import sm2
+from trustsvc.algorithms.keypair import PublicKey
+from trustsvc.algorithms.signature_algorithm import KeyType, SignatureAlgorithm
+from trustsvc.algorithms.signer import Signer
+from trustsvc.algorithms.sm3 import sm3
+from trustsvc.errors import HsmError
+from trustsvc.keys.pkcs11 import module
+from trustsvc.keys.pkcs11.pool import PooledSession, SessionPool
+from trustsvc.keys.pkcs11.profiles import InputMode, OutputFormat, SignMode
+
+_PSS = (Mechanism.SHA256, MGF.SHA256, 32)
+
+
+def ecdsa_raw_to_der(raw: bytes) -> bytes:
+    """PKCS#11 CKM_ECDSA output r||s to DER SEQUENCE{r, s}."""
+    half = len(raw) // 2
+    return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
+
+
+def find_private_key(ps: PooledSession, label: str, key_id: bytes) -> Any:
+    """The private key object on this session (found once per session and cached)."""
+    cache_key = ("priv", label, key_id)
+    key = ps.keys.get(cache_key)
+    if key is None:
+        key = ps.keys[cache_key] = ps.session.get_key(
+            object_class=ObjectClass.PRIVATE_KEY, label=label, id=key_id)
+    return key
+
+
+class Pkcs11Signer(Signer):
+    """Signs with a token key through a session pool; the digest or e is computed on the host."""
+
+    def __init__(self, pool: SessionPool, label: str, key_id: bytes, public_key: PublicKey,
+                 algorithm: SignatureAlgorithm | None = None, *, sm2_mode: SignMode | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(public_key, algorithm, **kwargs)
+        self.pool = pool
+        self.label = label
+        self.key_id = key_id
+        if self.key_type is KeyType.SM2 and sm2_mode is None:
+            raise HsmError("no self-tested SM2 mechanism for this token", reason="HSM_NO_SM2")
+        if (sm2_mode is not None and sm2_mode.input is InputMode.MSG_Z_INTERNAL
+                and self.sm2_id != sm2.DEFAULT_ID):
+            raise HsmError("the token computes Z with the default SM2 ID only; another ID needs "
+                           "a host-hashed (E_PREHASHED) mechanism", reason="HSM_SM2_ID_UNSUPPORTED")
+        self.sm2_mode = sm2_mode
+        self._mech, self._param, self._prepare, self._finish = self._plan()
+
+    def _plan(self) -> tuple[Any, Any, Any, Any]:
+        """(mechanism, parameter, message -> token input, token output -> signature)."""
+        alg = self.algorithm
+        ident = _identity
+        if self.key_type is KeyType.EC:
+            h = hashlib.sha256 if alg is SignatureAlgorithm.ECDSA_P256_SHA256 else hashlib.sha384
+            return Mechanism.ECDSA, None, lambda m: h(m).digest(), ecdsa_raw_to_der
+        if alg is SignatureAlgorithm.RSA_PSS_SHA256:
+            return Mechanism.SHA256_RSA_PKCS_PSS, _PSS, ident, ident
+        if self.key_type is KeyType.RSA:
+            return Mechanism.SHA256_RSA_PKCS, None, ident, ident
+        if self.key_type is KeyType.ED25519:
+            return Mechanism.EDDSA, None, ident, ident
+        mode = self.sm2_mode
+        assert mode is not None
+        mech = module.mechanism(mode.mechanism)
+        z = self.public_key.sm2_z(self.sm2_id)
+        if mode.input is InputMode.E_PREHASHED:
+            prep = lambda m: sm3(z + m)  # noqa: E731
+        elif mode.input is InputMode.MSG_NO_Z:
+            if not mode.host_z_prefix:
+                raise HsmError(
+                    f"SM2 mechanism 0x{mode.mechanism:08X} signs SM3(M) without Z: not GM/T 0009, refused "
+                    "for X.509, CMS and seals (declare host_z_prefix to pass Z||M instead)",
+                    reason="HSM_SM2_NO_Z")
+            prep = lambda m: z + m  # noqa: E731
+        elif mode.input is InputMode.MSG_Z_INTERNAL:
+            prep = ident
+        else:
+            raise HsmError("SM2 input mode MSG_ID_PARAM is not implemented", reason="HSM_BAD_PROFILE")
+        fin = (lambda s: sm2.rs_to_der(sm2.signature_to_rs(s))) if mode.output is OutputFormat.DER \
+            else sm2.rs_to_der
+        return mech, None, prep, fin
+
+    def _sign_on(self, ps: PooledSession, messages: Sequence[bytes]) -> list[bytes]:
+        key = find_private_key(ps, self.label, self.key_id)
+        mech, param, prep, fin = self._mech, self._param, self._prepare, self._finish
+        return [fin(key.sign(prep(m), mechanism=mech, mechanism_param=param)) for m in messages]
+
+    def sign(self, message: bytes) -> bytes:
+        return self.pool.run(f"signing with {self.key_ref or self.label}",
+                             lambda ps: self._sign_on(ps, (message,)))[0]
+
+    def sign_batch(self, messages: Sequence[bytes]) -> list[bytes]:
+        """Every message on one session (one pool round trip)."""
+        return self.pool.run(f"signing with {self.key_ref or self.label}",
+                             lambda ps: self._sign_on(ps, messages))
+
+
+def _identity(b: bytes) -> bytes:
+    return b
+
+
+__all__ = ["Pkcs11Signer", "ecdsa_raw_to_der", "find_private_key"]
