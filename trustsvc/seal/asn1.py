@@ -30,6 +30,12 @@ class SealTime(Choice):
     _alternatives = [("general", GeneralizedTime), ("utc", UTCTime)]
 
 
+class TimeStampField(Choice):
+    """timeStamp: ``[0] EXPLICIT BIT STRING`` per the standard, or an untagged BIT STRING as some write it."""
+
+    _alternatives = [("tagged", OctetBitString, {"explicit": 0}), ("untagged", OctetBitString)]
+
+
 class SESHeader(Sequence):
     _fields = [("id", IA5String), ("version", Integer), ("vid", IA5String)]
 
@@ -85,7 +91,7 @@ class SealInfoV1(Sequence):
 
 class SESealV4(Sequence):
     _fields = [("eseal_info", SealInfoV4), ("cert", OctetString), ("sign_alg", ObjectIdentifier),
-               ("signed_value", OctetBitString), ("vendor", Any, {"optional": True})]
+               ("signed_value", OctetBitString), ("time_stamp", TimeStampField, {"optional": True})]
 
 
 class SignInfoV1(Sequence):
@@ -106,7 +112,7 @@ class SESSignatureV4(Sequence):
     """timeStamp is ``[0] EXPLICIT BIT STRING`` in the standard; some files omit the tag."""
 
     _fields = [("to_sign", TBSSignV4), ("cert", OctetString), ("signature_alg", ObjectIdentifier),
-               ("signature", OctetBitString), ("time_stamp", Any, {"optional": True})]
+               ("signature", OctetBitString), ("time_stamp", TimeStampField, {"optional": True})]
 
 
 class TBSSignV1(Sequence):

@@ -182,16 +182,10 @@ def _seal(seal: asn1.SESealV4 | asn1.SESealV1, data: bytes) -> ParsedSeal:
         signed_bytes=signed, seal_info_der=info_der)
 
 
-def _time_stamp(value: core.Asn1Value | core.Void) -> bytes | None:
+def _time_stamp(value: asn1.TimeStampField | core.Void) -> bytes | None:
     if isinstance(value, core.Void):
         return None
-    if value.class_ == 2 and value.tag == 0:  # [0] EXPLICIT BIT STRING (standard)
-        inner = core.load(value.contents, strict=True)
-    else:
-        inner = value
-    if inner.class_ == 0 and inner.tag == 3:
-        return bytes(inner.contents[1:])
-    return inner.dump()  # a token written directly
+    return _bits(value.chosen)
 
 
 def _signature_v4(data: bytes) -> ParsedSignature:
