@@ -207,10 +207,8 @@ def add_unsigned_attribute(cms_der: bytes, name: str, value: Any, *, signer_inde
         sd = info["content"]
         si = sd["signer_infos"][signer_index]
         if isinstance(value, bytes):
-            spec = cms.CMSAttribute._oid_specs.get(name)
-            value = spec.load(value) if spec is not None else core.Any.load(value)
-            if isinstance(value, core.SetOf):  # CMSAttribute values are SET OF spec members
-                value = value[0] if len(value) else value
+            spec = cms.CMSAttribute._oid_specs.get(name)  # a SET OF spec: load one member
+            value = spec._child_spec.load(value) if spec is not None else core.Any.load(value)
         attrs = list(si["unsigned_attrs"]) if si["unsigned_attrs"].native is not None else []
         attrs.append(_attr(name, value))
         si["unsigned_attrs"] = attrs
