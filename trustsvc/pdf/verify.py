@@ -116,7 +116,8 @@ def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequenc
     if not status.valid:
         valid_detail = "signature value does not verify"
         if is_sm2_key(status.signing_cert.public_key) and status.intact:
-            err = sm2_failure_reason(status.signing_cert.public_key, sig.signer_info["signed_attrs"].dump(),
+            signed = b"\x31" + sig.signer_info["signed_attrs"].dump()[1:]  # signed as a SET, stored [0] IMPLICIT
+            err = sm2_failure_reason(status.signing_cert.public_key, signed,
                                      sig.signer_info["signature"].native)
             if err is not None:
                 valid_detail = f"{err.reason}: {err.message}"

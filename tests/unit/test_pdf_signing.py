@@ -1,0 +1,172 @@
+"""PDF signing: SM2/ECDSA/RSA through pyHanko hooks, levels, certification, dual signing, metadata, bad input."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from asn1crypto import keys, x509
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from trustsvc.algorithms import private_key_to_pkcs8
+from trustsvc.algorithms.signer import SoftwareSigner
+from trustsvc.errors import DecodeError, InvalidInput
+from trustsvc.pdf.devkit import dev_identity, licence_pdf
+from trustsvc.pdf.metadata import LicenceMetadata, read_metadata
+from trustsvc.pdf.pyhanko_sm2 import validation_context
+from trustsvc.pdf.signing import dual_sign_pdf, sign_pdf
+from trustsvc.pdf.verify import verify_pdf
+from trustsvc.pki.certificate import CertificateBuilder
+
+META = LicenceMetadata("营业执照", "91110000MA01ABCD1X", "北京某某科技有限公司", "91110000MA01ABCD1X",
+                       "北京市市场监督管理局", "2024-05-01", "2024-05-01", "2044-04-30")
+
+
+@pytest.fixture(scope="module")
+def ids() -> dict:
+    return {k: dev_identity(k) for k in ("sm2", "ecdsa", "rsa")}
+
+
+def _validate(data: bytes, root: bytes, index: int = 0):
+    sig = PdfFileReader(io.BytesIO(data)).embedded_signatures[index]
+    return validate_pdf_signature(sig, validation_context([root]))
+
+
+@pytest.mark.parametrize("kind", ["sm2", "ecdsa", "rsa"])
+def test_sign_validates_with_pyhanko(ids, kind):
+    ident = ids[kind]
+    out = sign_pdf(licence_pdf(), ident.signer, metadata=META)
+    status = _validate(out, ident.root.der)
+    assert status.intact and status.valid and status.trusted
+    assert status.md_algorithm == ("sm3" if kind == "sm2" else "sha256")
+    if kind == "sm2":
+        si = PdfFileReader(io.BytesIO(out)).embedded_signatures[0].signer_info
+        assert si["signature_algorithm"]["algorithm"].dotted == "1.2.156.10197.1.501"
+    assert read_metadata(PdfFileReader(io.BytesIO(out))) == META
+
+
+def test_metadata_shown_by_verifier(ids):
+    out = sign_pdf(licence_pdf(), ids["sm2"].signer, metadata=META)
+    report = verify_pdf(out, trust_roots=[ids["sm2"].root.der])
+    assert report.valid
+    assert report.metadata["holder_name"] == "北京某某科技有限公司"
+    assert "holder_id: 91110000MA01ABCD1X" in report.to_text()
+
+
+def test_dual_signing_keeps_both_valid(ids):
+    out = dual_sign_pdf(licence_pdf(), [ids["sm2"].signer, ids["ecdsa"].signer], certify=2)
+    report = verify_pdf(out, trust_roots=[ids["sm2"].root.der, ids["ecdsa"].root.der])
+    assert [s.algorithm for s in report.signatures] == ["sm2-sm3", "ecdsa-sha256"]
+    assert report.valid, report.to_text()
+
+
+def test_certified_docmdp1_refuses_more_signatures(ids):
+    out = sign_pdf(licence_pdf(), ids["ecdsa"].signer, certify=1)
+    with pytest.raises(InvalidInput) as err:
+        sign_pdf(out, ids["rsa"].signer)
+    assert err.value.reason == "DOCMDP_FORBIDS_CHANGES"
+
+
+def test_only_first_signature_certifies(ids):
+    out = sign_pdf(licence_pdf(), ids["ecdsa"].signer)
+    with pytest.raises(InvalidInput) as err:
+        sign_pdf(out, ids["rsa"].signer, certify=2)
+    assert err.value.reason == "PDF_ALREADY_SIGNED"
+
+
+def _tsa() -> tuple[DummyTimeStamper, bytes]:
+    ident = dev_identity("rsa", "trustsvc test TSA")
+    root_signer = ident.root_signer
+    tsa_signer = SoftwareSigner.generate("rsa-2048")
+    from trustsvc.pki.certificate import Certificate
+    tsa_cert = (CertificateBuilder().subject("trustsvc test TSA").public_key(tsa_signer.public_key)
+                .key_usage({"digital_signature"}).extension("extended_key_usage", ["time_stamping"], True)
+                .sign(root_signer, Certificate(ident.root.der)))
+    return DummyTimeStamper(x509.Certificate.load(tsa_cert.der),
+                            keys.PrivateKeyInfo.load(private_key_to_pkcs8(tsa_signer._key)),
+                            certs_to_embed=SimpleCertificateStore.from_certs([x509.Certificate.load(ident.root.der)])
+                            ), ident.root.der
+
+
+@pytest.mark.parametrize("level", ["B-T", "B-LT", "B-LTA"])
+def test_pades_levels_sm2(ids, level):
+    tsa, tsa_root = _tsa()
+    roots = [ids["sm2"].root.der, tsa_root]
+    out = sign_pdf(licence_pdf(), ids["sm2"].signer, level=level, timestamper=tsa, trust_roots=roots)
+    sig = PdfFileReader(io.BytesIO(out)).embedded_signatures[0]
+    status = validate_pdf_signature(sig, validation_context(roots))
+    assert status.intact and status.valid and status.trusted
+    assert status.timestamp_validity is not None and status.timestamp_validity.intact
+    report = verify_pdf(out, trust_roots=roots)
+    assert report.signatures[0].pades_level == level
+
+
+def test_level_needs_timestamper(ids):
+    with pytest.raises(InvalidInput) as err:
+        sign_pdf(licence_pdf(), ids["sm2"].signer, level="B-T")
+    assert err.value.reason == "NO_TIMESTAMPER"
+
+
+def test_empty_sm2_id_is_named(ids):
+    ident = ids["sm2"]
+    bad = SoftwareSigner(ident.signer._key, sm2_id=b"").with_certificates(ident.signer.certificate_chain)
+    out = sign_pdf(licence_pdf(), bad)
+    report = verify_pdf(out, trust_roots=[ident.root.der])
+    assert not report.valid
+    check = next(c for c in report.signatures[0].checks if c.name == "signature")
+    assert check.ok is False and "SM2_ID_MISMATCH" in check.detail and "user ID" in check.detail
+
+
+def test_update_after_signing_is_reported(ids):
+    out = sign_pdf(licence_pdf(), ids["ecdsa"].signer, certify=1)
+    w = IncrementalPdfFileWriter(io.BytesIO(out))
+    page = w.root["/Pages"]["/Kids"][0].get_object()
+    from pyhanko.pdf_utils import generic
+    page[generic.pdf_name("/Rotate")] = generic.NumberObject(90)
+    w.update_container(page)
+    buf = io.BytesIO()
+    w.write(buf)
+    report = verify_pdf(buf.getvalue(), trust_roots=[ids["ecdsa"].root.der])
+    checks = {c.name: c for c in report.signatures[0].checks}
+    assert checks["intact"].ok and not checks["modifications"].ok
+    assert not report.valid
+
+
+@pytest.mark.parametrize("data,reason", [
+    (b"hello world", "PDF_NOT_PDF"),
+    (None, "PDF_TRUNCATED"),
+    (b"%PDF-1.7\ngarbage garbage\n%%EOF\n", "PDF_MALFORMED"),
+])
+def test_bad_input_errors(ids, data, reason):
+    if data is None:
+        data = licence_pdf()[:-200]
+    with pytest.raises(DecodeError) as err:
+        sign_pdf(data, ids["ecdsa"].signer)
+    assert err.value.reason == reason
+    with pytest.raises(DecodeError):
+        verify_pdf(data)
+
+
+def test_encrypted_pdf_is_refused(ids):
+    from pyhanko.pdf_utils.crypt import StandardSecurityHandler
+    from pyhanko.pdf_utils.writer import copy_into_new_writer
+    w = copy_into_new_writer(PdfFileReader(io.BytesIO(licence_pdf())))
+    w.encrypt = None
+    w._assign_security_handler(StandardSecurityHandler.build_from_pw("secret", "secret"))
+    buf = io.BytesIO()
+    w.write(buf)
+    with pytest.raises(InvalidInput) as err:
+        sign_pdf(buf.getvalue(), ids["ecdsa"].signer)
+    assert err.value.reason == "PDF_ENCRYPTED"
+
+
+def test_stream_input_signs_from_file(ids, tmp_path):
+    path = tmp_path / "big.pdf"
+    path.write_bytes(licence_pdf(2_000_000))
+    with open(path, "rb") as f:
+        out = sign_pdf(f, ids["ecdsa"].signer)
+    assert _validate(out, ids["ecdsa"].root.der).intact
