@@ -1,0 +1,54 @@
+"""The ``trustsvc token`` commands end to end on a temporary home."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+
+
+def run(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str]:
+    code = main(["--home", str(home), "token", *args])
+    return code, capsys.readouterr().out
+
+
+def test_issue_verify_revoke_introspect_jwks(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRUSTSVC_DB", raising=False)
+    code, out = run(capsys, tmp_path, "issue", "--sub", "alice", "--claims", '{"scope":"read"}', "--aud", "app")
+    assert code == 0
+    token = out.strip()
+    code, out = run(capsys, tmp_path, "verify", token, "--aud", "app")
+    result = json.loads(out)
+    assert code == 0 and result["alg"] == "SM2" and result["claims"]["scope"] == "read"
+    code, out = run(capsys, tmp_path, "verify", token, "--aud", "other")
+    assert code == 1 and json.loads(out)["reason"] == "WRONG_AUDIENCE"
+
+    code, out = run(capsys, tmp_path, "jwks")
+    keys = json.loads(out)["keys"]
+    assert code == 0 and keys[0]["crv"] == "SM2" and keys[0]["kid"] == result["kid"]
+
+    code, out = run(capsys, tmp_path, "introspect", token)
+    assert json.loads(out)["active"] is True
+    jti = result["claims"]["jti"]
+    assert run(capsys, tmp_path, "revoke", "--jti", jti)[0] == 0
+    code, out = run(capsys, tmp_path, "introspect", token)
+    assert json.loads(out) == {"active": False}
+    code, out = run(capsys, tmp_path, "verify", token)
+    assert code == 1 and json.loads(out)["reason"] == "REVOKED"
+
+    token2 = run(capsys, tmp_path, "issue", "--sub", "bob")[1].strip()
+    assert run(capsys, tmp_path, "revoke", "--sub", "bob", "--before", "2999-01-01T00:00:00")[0] == 0
+    assert json.loads(run(capsys, tmp_path, "verify", token2)[1])["reason"] == "REVOKED"
+
+
+def test_other_algorithm_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, tmp_path, "issue", "--sub", "x", "--key", "es", "--alg", "ES256")
+    assert code == 0
+    code, out = run(capsys, tmp_path, "verify", out.strip(), "--key", "es")
+    assert code == 0 and json.loads(out)["alg"] == "ES256"
+    assert run(capsys, tmp_path, "issue", "--sub", "x", "--key", "es", "--alg", "SM2")[0] == 2
+    assert run(capsys, tmp_path, "issue", "--sub", "x", "--claims", "[1]")[0] == 2
