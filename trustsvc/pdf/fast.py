@@ -31,6 +31,10 @@ class PlaceholderTooSmall(InvalidInput):
 
     reason = "PLACEHOLDER_TOO_SMALL"
 
+    def __init__(self, message: str, needed: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+
 
 class FastPdfSigner:
     """Signs many PDFs with one key: template and reserved size are prepared once."""
@@ -59,8 +63,7 @@ class FastPdfSigner:
         try:
             return self._sign_once(data, field_name, signing_time, self.reserve)
         except PlaceholderTooSmall as exc:
-            needed = int(exc.args[1]) if len(exc.args) > 1 else self.reserve * 2
-            self.reserve = needed + 64
+            self.reserve = exc.needed + 64
             return self._sign_once(data, field_name, signing_time, self.reserve)
 
     def _sign_once(self, data: bytes, field_name: str | None, signing_time: dt.datetime | None,
