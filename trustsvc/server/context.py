@@ -1,0 +1,54 @@
+"""The current call: who is calling, which RPC, its request id and deadline (set by the interceptor)."""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import time
+
+import grpc
+
+from trustsvc.server.policy import Identity
+
+_CURRENT: contextvars.ContextVar[Call] = contextvars.ContextVar("trustsvc_call")
+
+
+@dataclasses.dataclass
+class Call:
+    identity: Identity
+    request_id: str
+    service: str
+    method: str
+    context: grpc.ServicerContext
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    default_deadline_s: float = 30.0
+
+    @property
+    def operation(self) -> str:
+        return f"{self.service}/{self.method}"
+
+    @property
+    def client(self) -> str:
+        return str(self.identity)
+
+    def time_remaining(self) -> float:
+        remaining = self.context.time_remaining()
+        own = self.default_deadline_s - (time.monotonic() - self.started)
+        return min(own, remaining) if remaining is not None else own
+
+    def check_deadline(self) -> None:
+        """Abort with DEADLINE_EXCEEDED when the client's (or the default) deadline has passed."""
+        if self.time_remaining() <= 0 or not self.context.is_active():
+            self.context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded while serving the request")
+
+
+def current() -> Call:
+    return _CURRENT.get()
+
+
+def set_current(call: Call) -> contextvars.Token[Call]:
+    return _CURRENT.set(call)
+
+
+def reset(token: contextvars.Token[Call]) -> None:
+    _CURRENT.reset(token)

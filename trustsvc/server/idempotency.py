@@ -1,0 +1,96 @@
+"""Idempotency keys for signing RPCs, kept in the store so retries across daemons never sign twice.
+
+A key is scoped to (client, key). The first request reserves it (state "pending"), does the work,
+then stores the serialised response ("done"). The same request again gets the stored response;
+a different request under the same key gets FAILED_PRECONDITION; a retry while the first is still
+running gets ABORTED (retry later). A pending reservation older than ``stale_s`` is taken over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from trustsvc.errors import Conflict
+from trustsvc.store.database import Database
+
+MIGRATIONS = [
+    """
+    CREATE TABLE idempotency (
+        client TEXT NOT NULL, idem_key TEXT NOT NULL, operation TEXT NOT NULL, request_hash TEXT NOT NULL,
+        state TEXT NOT NULL, response TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (client, idem_key))
+    """,
+]
+
+M = TypeVar("M", bound=Message)
+UTC = dt.timezone.utc
+
+
+def request_hash(operation: str, *parts: bytes) -> str:
+    h = hashlib.sha256(operation.encode() + b"\0")
+    for p in parts:
+        h.update(len(p).to_bytes(8, "big") + p)
+    return h.hexdigest()
+
+
+class IdempotencyStore:
+    def __init__(self, db: Database, *, stale_s: float = 300.0) -> None:
+        self.db = db
+        self.stale_s = stale_s
+        db.migrate("idempotency", MIGRATIONS)
+
+    def run(self, client: str, idem_key: str, operation: str, req_hash: str, response_type: type[M],
+            produce: Callable[[], M]) -> M:
+        """``produce()`` once per (client, idem_key); later identical calls get its stored response."""
+        if not idem_key:
+            return produce()
+        if len(idem_key) > 200:
+            from trustsvc.errors import InvalidInput
+
+            raise InvalidInput("idempotency_key is longer than 200 characters", reason="BAD_IDEMPOTENCY_KEY")
+        stored = self._reserve(client, idem_key, operation, req_hash)
+        if stored is not None:
+            return response_type.FromString(stored)
+        try:
+            response = produce()
+        except BaseException:
+            with self.db.transaction() as tx:
+                tx.execute("DELETE FROM idempotency WHERE client = ? AND idem_key = ? AND state = 'pending'",
+                           (client, idem_key))
+            raise
+        with self.db.transaction() as tx:
+            tx.execute("UPDATE idempotency SET state = 'done', response = ? WHERE client = ? AND idem_key = ?",
+                       (response.SerializeToString().hex(), client, idem_key))
+        return response
+
+    def _reserve(self, client: str, idem_key: str, operation: str, req_hash: str) -> bytes | None:
+        now = dt.datetime.now(UTC)
+        with self.db.transaction() as tx:
+            lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+            row = tx.execute("SELECT operation, request_hash, state, response, created FROM idempotency "
+                             "WHERE client = ? AND idem_key = ?" + lock, (client, idem_key)).fetchone()
+            if row is None:
+                try:
+                    tx.execute("INSERT INTO idempotency (client, idem_key, operation, request_hash, state, response, "
+                               "created) VALUES (?, ?, ?, ?, 'pending', '', ?)",
+                               (client, idem_key, operation, req_hash, now.isoformat()))
+                except Conflict:
+                    raise Conflict("the same idempotency key is being used by a request in progress; retry",
+                                   reason="REQUEST_IN_PROGRESS") from None
+                return None
+            op, stored_hash, state, response, created = row
+            if op != operation or stored_hash != req_hash:
+                raise Conflict(f"idempotency key {idem_key!r} was used for a different request",
+                               reason="IDEMPOTENCY_KEY_REUSED")
+            if state == "done":
+                return bytes.fromhex(response)
+            if (now - dt.datetime.fromisoformat(created)).total_seconds() < self.stale_s:
+                raise Conflict("a request with this idempotency key is still in progress; retry",
+                               reason="REQUEST_IN_PROGRESS")
+            tx.execute("UPDATE idempotency SET created = ? WHERE client = ? AND idem_key = ?",
+                       (now.isoformat(), client, idem_key))
+            return None

@@ -1,0 +1,101 @@
+"""Everything a service needs: config, store, keystore, audit log, policy, metrics, idempotency, trust anchors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from trustsvc.algorithms.signer import Signer
+from trustsvc.algorithms.sm3 import sm3
+from trustsvc.audit import AuditEvent, AuditLog, AuditRecord
+from trustsvc.errors import InvalidInput, StoreError
+from trustsvc.keys.base import KeyStore, parse_key_ref
+from trustsvc.pki.certificate import Certificate
+from trustsvc.server import context as ctx
+from trustsvc.server.config import Config
+from trustsvc.server.idempotency import IdempotencyStore
+from trustsvc.server.metrics import Metrics
+from trustsvc.server.policy import Policy
+from trustsvc.store.database import Database
+
+SIGNER_TTL_S = 5.0  # a rotation or disable on another daemon is seen within this time
+
+
+class Runtime:
+    def __init__(self, config: Config, db: Database, keystore: KeyStore, audit: AuditLog, policy: Policy,
+                 metrics: Metrics | None = None, *, trust_anchors: Sequence[Certificate] = (),
+                 ca: Any = None, policy_path: Path | None = None) -> None:
+        self.config = config
+        self.db = db
+        self.keystore = keystore
+        self.audit = audit
+        self._policy = policy
+        self._policy_path = policy_path
+        self._policy_mtime = policy_path.stat().st_mtime if policy_path and policy_path.exists() else 0.0
+        self.metrics = metrics or Metrics()
+        self.idempotency = IdempotencyStore(db)
+        self.trust_anchors = list(trust_anchors)
+        self.ca = ca
+        self._signers: dict[tuple[str, int | None], tuple[float, Signer]] = {}
+        self._lock = threading.Lock()
+        self.extras: dict[str, Any] = {}  # per-library state (token issuer, seal registry ...)
+
+    # policy -----------------------------------------------------------------------
+    def policy(self) -> Policy:
+        """The policy, reloaded when its file changed."""
+        path = self._policy_path
+        if path is not None:
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                return self._policy
+            if mtime != self._policy_mtime:
+                self._policy, self._policy_mtime = Policy.load(path), mtime
+        return self._policy
+
+    # keys -------------------------------------------------------------------------
+    def signer(self, key: str, *, check_policy: bool = True) -> Signer:
+        """A Signer for a key the current caller may use (cached briefly; never looked up per signature)."""
+        if not key:
+            raise InvalidInput("the request names no key", reason="MISSING_KEY")
+        if check_policy:
+            call = ctx.current()
+            self.policy().check_key(call.identity, key)
+        try:
+            name, version = parse_key_ref(key)
+        except ValueError:
+            raise InvalidInput(f"bad key reference {key!r}; use name or name@version", reason="BAD_KEY_REF") from None
+        now = time.monotonic()
+        cached = self._signers.get((name, version))
+        if cached and now - cached[0] < SIGNER_TTL_S:
+            return cached[1]
+        signer = self.keystore.signer(name, version)
+        with self._lock:
+            self._signers[(name, version)] = (now, signer)
+        return signer
+
+    def forget_signers(self) -> None:
+        with self._lock:
+            self._signers.clear()
+
+    # audit ------------------------------------------------------------------------
+    def record(self, *, ref: str = "", data: bytes | None = None, document_hash: str = "",
+               result: str = "ok", detail: dict[str, Any] | None = None, operation: str = "") -> AuditRecord:
+        """Commit an audit record for the current call; raises StoreError (-> UNAVAILABLE) when it cannot."""
+        return self.record_many([(ref, data, document_hash, detail or {})], result=result, operation=operation)[-1]
+
+    def record_many(self, items: Sequence[tuple[str, bytes | None, str, dict[str, Any]]], *, result: str = "ok",
+                    operation: str = "") -> list[AuditRecord]:
+        call = ctx.current()
+        events = [AuditEvent(operation or call.operation, call.client, call.request_id, ref,
+                             doc_hash or (sm3(data).hex() if data is not None else ""), result, detail)
+                  for ref, data, doc_hash, detail in items]
+        try:
+            return self.audit.append_many(events)
+        except StoreError:
+            raise
+        except Exception as exc:  # any failure to record is a refusal
+            raise StoreError(f"the audit record could not be written: {exc}", reason="AUDIT_UNAVAILABLE") from exc

@@ -1,0 +1,56 @@
+"""Helpers shared by the services: generated modules, receipts, verification results, field checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from google.protobuf import timestamp_pb2
+from google.rpc import status_pb2
+
+from trustsvc import codegen
+from trustsvc.audit import AuditRecord
+from trustsvc.errors import InvalidInput, TrustsvcError
+from trustsvc.server import context as ctx
+from trustsvc.server.errors import status_for
+
+common_pb2, _ = codegen.load("common")
+
+
+def receipt(rec: AuditRecord) -> Any:
+    return common_pb2.AuditReceipt(seq=rec.seq, record_hash=rec.hash, request_id=rec.request_id)
+
+
+def require(value: Any, field: str) -> Any:
+    if not value:
+        raise InvalidInput(f"{field} is required", reason="MISSING_FIELD")
+    return value
+
+
+def result(valid: bool, reason: str = "", message: str = "", checks: Iterable[tuple[str, bool, str, str]] = ()) -> Any:
+    return common_pb2.VerificationResult(
+        valid=valid, reason="" if valid else (reason or "INVALID"), message=message,
+        checks=[common_pb2.Check(name=n, passed=p, reason=r, detail=d) for n, p, r, d in checks])
+
+
+def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc))
+    return out
+
+
+def item_error(exc: TrustsvcError) -> status_pb2.Status:
+    return status_for(exc)
+
+
+def unimplemented(library: str) -> Any:
+    """A servicer method that says, truthfully, that its library has not landed yet."""
+    def method(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      f"{ctx.current().operation} is not available: the {library} library is not wired into "
+                      "this daemon yet")
+    return method

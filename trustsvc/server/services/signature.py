@@ -1,0 +1,247 @@
+"""SignatureService: GM/T 0029 data and message signatures, certificates."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+from trustsvc import codegen
+from trustsvc.algorithms.encoding import load_public_key
+from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
+from trustsvc.algorithms.signer import Signer, Verifier
+from trustsvc.algorithms.sm3 import Sm3Hasher
+from trustsvc.errors import InvalidInput, InvalidSignature, TrustsvcError
+from trustsvc.pki.certificate import Certificate
+from trustsvc.server import context as ctx
+from trustsvc.server.idempotency import request_hash
+from trustsvc.server.runtime import Runtime
+from trustsvc.server.services.common import item_error, receipt, require, result, ts
+
+pb, pb_grpc = codegen.load("signature")
+
+
+def _with_id(signer: Signer, sm2_id: bytes) -> Signer:
+    if not sm2_id or sm2_id == signer.sm2_id:
+        return signer
+    if signer.algorithm is not SignatureAlgorithm.SM2_SM3:
+        raise InvalidInput("sm2_id is only meaningful for SM2 keys", reason="SM2_ID_NOT_APPLICABLE")
+    clone = copy.copy(signer)
+    clone.sm2_id = sm2_id
+    return clone
+
+
+def _load_cert(data: bytes) -> Certificate:
+    return Certificate.load(data)
+
+
+class SignatureService(pb_grpc.SignatureServiceServicer):
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    # helpers ------------------------------------------------------------------------
+    def _idem(self, request: Any, response_type: type, produce: Any, *extra: bytes) -> Any:
+        call = ctx.current()
+        req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True), *extra)
+        return self.rt.idempotency.run(call.client, request.idempotency_key, call.operation, req_hash,
+                                       response_type, produce)
+
+    def _sign_data(self, key: str, sm2_id: bytes, data: bytes) -> Any:
+        signer = _with_id(self.rt.signer(key), sm2_id)
+        signature = signer.sign(data)
+        rec = self.rt.record(ref=signer.key_ref, data=data, detail={"algorithm": signer.algorithm.value})
+        self.rt.metrics.signatures.labels(signer.key_ref).inc()
+        return pb.SignDataResponse(signature=signature, algorithm=signer.algorithm.value, key_ref=signer.key_ref,
+                                   certificate=signer.certificate or b"", audit=receipt(rec))
+
+    # RPCs -----------------------------------------------------------------------------
+    def SignData(self, request: Any, context: grpc.ServicerContext) -> Any:
+        require(request.key, "key")
+        return self._idem(request, pb.SignDataResponse,
+                          lambda: self._sign_data(request.key, request.sm2_id, request.data))
+
+    def VerifySignedData(self, request: Any, context: grpc.ServicerContext) -> Any:
+        require(request.signature, "signature")
+        which = request.WhichOneof("signer")
+        if which == "certificate":
+            public_key = _load_cert(request.certificate).public_key
+        elif which == "public_key":
+            public_key = load_public_key(request.public_key)
+        elif which == "key":
+            self.rt.policy().check_key(ctx.current().identity, request.key)
+            from trustsvc.keys.base import parse_key_ref
+
+            name, version = parse_key_ref(request.key)
+            public_key = self.rt.keystore.public_key(name, version)
+        else:
+            raise InvalidInput("give a certificate, public_key or key", reason="MISSING_FIELD")
+        algorithm = SignatureAlgorithm.parse(request.algorithm) if request.algorithm else None
+        kwargs = {"sm2_id": request.sm2_id} if request.sm2_id else {}
+        try:
+            Verifier(public_key, algorithm, **kwargs).verify(request.data, request.signature)
+        except InvalidSignature as exc:
+            return pb.VerifySignedDataResponse(result=result(False, exc.reason, exc.message,
+                                                             [("signature", False, exc.reason, exc.message)]))
+        return pb.VerifySignedDataResponse(result=result(True, checks=[("signature", True, "OK", "")]))
+
+    def _sign_message(self, key: str, data: bytes | None, digest: bytes | None, detached: bool) -> Any:
+        from trustsvc.pki.cms import sign_cms
+
+        signer = self.rt.signer(key)
+        if signer.certificate is None:
+            raise InvalidInput(f"key {key!r} has no certificate; CMS needs one", reason="KEY_HAS_NO_CERTIFICATE")
+        cms_der = sign_cms(signer, data, digest=digest, detached=detached)
+        rec = self.rt.record(ref=signer.key_ref, data=data, document_hash=digest.hex() if digest else "",
+                             detail={"detached": detached})
+        self.rt.metrics.signatures.labels(signer.key_ref).inc()
+        return pb.SignMessageResponse(cms=cms_der, key_ref=signer.key_ref, audit=receipt(rec))
+
+    def SignMessage(self, request: Any, context: grpc.ServicerContext) -> Any:
+        require(request.key, "key")
+        return self._idem(request, pb.SignMessageResponse,
+                          lambda: self._sign_message(request.key, request.data, None, request.detached))
+
+    def VerifySignedMessage(self, request: Any, context: grpc.ServicerContext) -> Any:
+        from trustsvc.pki.cms_verify import verify_cms
+
+        require(request.cms, "cms")
+        res = verify_cms(request.cms, request.data or None, trust_anchors=self.rt.trust_anchors or None)
+        checks = [(c.name, c.ok is not False, c.reason, c.detail)
+                  for c in res.checks + [c for s in res.signers for c in s.checks]]
+        if res.checks and res.checks[0].name == "format" and res.checks[0].ok is False:
+            raise InvalidInput(f"not a CMS SignedData: {res.checks[0].detail}", reason=res.checks[0].reason)
+        cert = res.signers[0].certificate if res.signers and res.signers[0].certificate else None
+        return pb.VerifySignedMessageResponse(result=result(res.ok, res.reason, "", checks),
+                                              content=res.content or b"", signer_certificate=cert.der if cert else b"")
+
+    def _stream(self, request_iterator: Iterator[Any], digest_name: str | None) -> tuple[Any, bytes, bytes]:
+        """Read init then chunks; returns (init, whole data or b'', digest or b'')."""
+        call = ctx.current()
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("part") != "init":
+            raise InvalidInput("the first stream message must be `init`", reason="STREAM_INIT_MISSING")
+        init = first.init
+        require(init.key, "init.key")
+        limit = self.rt.config.max_stream_bytes
+        parts: list[bytes] = []
+        hasher: Any = None
+        if digest_name is not None:
+            hasher = Sm3Hasher() if digest_name == "sm3" else hashlib.new(digest_name)
+        total = 0
+        for msg in request_iterator:
+            call.check_deadline()
+            if msg.WhichOneof("part") != "chunk":
+                raise InvalidInput("only `chunk` may follow `init`", reason="STREAM_OUT_OF_ORDER")
+            total += len(msg.chunk)
+            if hasher is not None:
+                hasher.update(msg.chunk)
+            else:
+                if total > limit:
+                    raise InvalidInput(f"stream exceeds {limit} bytes", reason="STREAM_TOO_LARGE")
+                parts.append(msg.chunk)
+        return init, b"".join(parts), (hasher.digest() if hasher is not None else b"")
+
+    def SignDataStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        # SM2 signs the message (e = SM3(Z || M)), so the data is gathered, up to max_stream_bytes.
+        init, data, _ = self._stream(request_iterator, None)
+        call = ctx.current()
+        req_hash = request_hash(call.operation, init.SerializeToString(deterministic=True),
+                                hashlib.sha256(data).digest())
+        return self.rt.idempotency.run(call.client, init.idempotency_key, call.operation, req_hash,
+                                       pb.SignDataResponse, lambda: self._sign_data(init.key, init.sm2_id, data))
+
+    def SignMessageStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        # Detached CMS: only the digest is kept, memory stays bounded whatever the size.
+        from trustsvc.pki.cms import digest_algorithm_for
+
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("part") != "init":
+            raise InvalidInput("the first stream message must be `init`", reason="STREAM_INIT_MISSING")
+        signer = self.rt.signer(require(first.init.key, "init.key"))
+        init, _, digest = self._stream(_prepend(first, request_iterator), digest_algorithm_for(signer))
+        call = ctx.current()
+        req_hash = request_hash(call.operation, init.SerializeToString(deterministic=True), digest)
+        return self.rt.idempotency.run(call.client, init.idempotency_key, call.operation, req_hash,
+                                       pb.SignMessageResponse,
+                                       lambda: self._sign_message(init.key, None, digest, True))
+
+    def ExportCert(self, request: Any, context: grpc.ServicerContext) -> Any:
+        signer = self.rt.signer(require(request.key, "key"))
+        chain = list(signer.certificate_chain)
+        if not chain:
+            raise InvalidInput(f"key {request.key!r} has no certificate", reason="KEY_HAS_NO_CERTIFICATE")
+        return pb.ExportCertResponse(certificate=chain[0], chain=chain)
+
+    def ParseCert(self, request: Any, context: grpc.ServicerContext) -> Any:
+        cert = _load_cert(require(request.certificate, "certificate"))
+        return pb.ParseCertResponse(
+            subject=cert.subject, issuer=cert.issuer, serial_number=f"{cert.serial_number:x}",
+            not_before=ts(cert.not_before), not_after=ts(cert.not_after),
+            signature_algorithm_oid=cert.signature_algorithm_oid, public_key=cert.public_key.spki,
+            key_usage=sorted(cert.key_usage), extended_key_usage=sorted(cert.extended_key_usage), is_ca=cert.is_ca,
+            fingerprint_sha256=cert.fingerprint_sha256, common_name=cert.common_name)
+
+    def ValidateCert(self, request: Any, context: grpc.ServicerContext) -> Any:
+        from trustsvc.pki.validation import validate
+
+        leaf = _load_cert(require(request.certificate, "certificate"))
+        anchors = [_load_cert(c) for c in request.trust_anchors] or self.rt.trust_anchors
+        if not anchors:
+            raise InvalidInput("no trust anchors given and none configured", reason="NO_TRUST_ANCHOR")
+        at = request.at.ToDatetime(tzinfo=dt.timezone.utc) if request.HasField("at") else None
+        res = validate(leaf, trust_anchors=anchors, intermediates=[_load_cert(c) for c in request.intermediates],
+                       at=at)
+        checks = [(f"{c.name}[{c.depth}]", c.status.value != "fail", c.reason, c.message) for c in res.checks]
+        return pb.ValidateCertResponse(result=result(res.valid, res.reason or "", res.summary(), checks))
+
+    def BatchSignData(self, request: Any, context: grpc.ServicerContext) -> Any:
+        require(request.key, "key")
+        if not request.items:
+            raise InvalidInput("items is empty", reason="MISSING_FIELD")
+        return self._idem(request, pb.BatchSignDataResponse, lambda: self._batch(request))
+
+    def _batch(self, request: Any) -> Any:
+        call = ctx.current()
+        signer = _with_id(self.rt.signer(request.key), request.sm2_id)
+        results: list[Any] = [None] * len(request.items)
+        todo: list[int] = []
+        for i, item in enumerate(request.items):
+            if not item.data:
+                results[i] = pb.BatchSignDataResponse.Result(
+                    id=item.id, error=item_error(InvalidInput("data is empty", reason="EMPTY_DATA")))
+            else:
+                todo.append(i)
+        call.check_deadline()
+        messages = [request.items[i].data for i in todo]
+        try:
+            signatures: list[bytes | TrustsvcError] = list(signer.sign_batch(messages))
+        except TrustsvcError:
+            signatures = []
+            for m in messages:
+                call.check_deadline()
+                try:
+                    signatures.append(signer.sign(m))
+                except TrustsvcError as exc:
+                    signatures.append(exc)
+        call.check_deadline()
+        audited = []
+        for i, sig in zip(todo, signatures):
+            item = request.items[i]
+            if isinstance(sig, TrustsvcError):
+                results[i] = pb.BatchSignDataResponse.Result(id=item.id, error=item_error(sig))
+            else:
+                results[i] = pb.BatchSignDataResponse.Result(id=item.id, signature=sig)
+                audited.append((signer.key_ref, item.data, "", {"item": item.id}))
+        recs = self.rt.record_many(audited) if audited else []
+        self.rt.metrics.signatures.labels(signer.key_ref).inc(len(audited))
+        return pb.BatchSignDataResponse(results=results, algorithm=signer.algorithm.value, key_ref=signer.key_ref,
+                                        audit=receipt(recs[-1]) if recs else None)
+
+
+def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
