@@ -138,7 +138,7 @@ def _when(text: str) -> int:
     except ValueError:
         raise InvalidInput(f"--before {text!r} is neither epoch seconds nor ISO 8601", reason="BAD_TIME") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp())
 
 

@@ -156,7 +156,7 @@ def test_bad_base64(signers: dict[str, SoftwareSigner]) -> None:
 def test_duplicate_json_keys(signers: dict[str, SoftwareSigner]) -> None:
     issuer, verifier = make(signers)
     s = signers["SM2"]
-    raw_header = ('{"alg":"SM2","kid":"%s","kid":"%s"}' % (issuer.kid, issuer.kid)).encode()
+    raw_header = f'{{"alg":"SM2","kid":"{issuer.kid}","kid":"{issuer.kid}"}}'.encode()
     signing_input = b64encode(raw_header) + "." + b64encode(dumps(good_claims()))
     token = signing_input + "." + b64encode(to_jws_signature(s.algorithm, s.sign(signing_input.encode())))
     assert reason(verifier, token) == "DUPLICATE_CLAIM"

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from trustsvc.algorithms import SoftwareSigner
-from trustsvc.token import KeySet, LegalPerson, NaturalPerson, Privacy, TokenInvalid, TokenIssuer, TokenVerifier
-from trustsvc.token import TrustedIssuer
+from trustsvc.token import (
+    KeySet,
+    LegalPerson,
+    NaturalPerson,
+    Privacy,
+    TokenInvalid,
+    TokenIssuer,
+    TokenVerifier,
+    TrustedIssuer,
+)
 from trustsvc.token.errors import TokenConfigError
 from trustsvc.token.identity import (
     USCC_CHARSET,

@@ -6,8 +6,7 @@ import pytest
 
 from trustsvc.algorithms import SoftwareSigner
 from trustsvc.store.database import Database
-from trustsvc.token import KeySet, RevocationStore, TokenInvalid, TokenIssuer, TokenVerifier, TrustedIssuer
-from trustsvc.token import introspect
+from trustsvc.token import KeySet, RevocationStore, TokenInvalid, TokenIssuer, TokenVerifier, TrustedIssuer, introspect
 
 NOW = 1_800_000_000
 

@@ -84,4 +84,5 @@ class TokenIssuer:
         """Sign many ready claim sets with one ``sign_batch`` call (HSMs amortise round trips)."""
         inputs = [self._header_b64 + "." + b64encode(dumps(c)) for c in claim_sets]
         sigs = self.signer.sign_batch([i.encode("ascii") for i in inputs])
-        return [i + "." + b64encode(algs.to_jws_signature(self._algorithm, s)) for i, s in zip(inputs, sigs, strict=True)]
+        return [i + "." + b64encode(algs.to_jws_signature(self._algorithm, s))
+                for i, s in zip(inputs, sigs, strict=True)]

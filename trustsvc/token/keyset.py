@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from trustsvc.algorithms.keypair import PublicKey
-from trustsvc.keys.base import KeyInfo, KeyStore, KeyState
+from trustsvc.keys.base import KeyInfo, KeyState, KeyStore
 from trustsvc.token import algs, jwk
 from trustsvc.token import errors as E
 from trustsvc.token.errors import TokenInvalid
