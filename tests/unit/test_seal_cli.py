@@ -1,0 +1,60 @@
+"""The ``trustsvc seal`` commands: make, lifecycle, export, verify exit codes, render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cli.main import main
+from trustsvc.algorithms.encoding import private_key_to_pem
+
+from .test_seal_support import make_setup
+
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop" / "ses-realworld"
+
+
+def test_make_lifecycle_verify(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    s = make_setup()
+    (tmp_path / "maker.pem").write_bytes(private_key_to_pem(s.maker._key))
+    (tmp_path / "maker.crt").write_bytes(s.maker_cert.to_pem())
+    (tmp_path / "holder.crt").write_bytes(s.holder_cert.to_pem())
+    home = ["--home", str(tmp_path / "home")]
+    seal_file = tmp_path / "seal.esl"
+    assert main([*home, "seal", "make", "--name", "测试合同章", "--type", "contract", "--prefix", "330106",
+                 "--holder-cert", str(tmp_path / "holder.crt"), "--maker-cert", str(tmp_path / "maker.crt"),
+                 "--maker-key", str(tmp_path / "maker.pem"), "-o", str(seal_file)]) == 0
+    es_id = json.loads(capsys.readouterr().out)["es_id"]
+    assert es_id == "33010600000001"
+    assert main([*home, "seal", "verify", str(seal_file), "--trust", str(tmp_path / "maker.crt")]) == 0
+    capsys.readouterr()
+    assert main([*home, "seal", "suspend", es_id, "--actor", "a", "--reason", "r"]) == 0
+    assert main([*home, "seal", "suspend", es_id, "--actor", "a", "--reason", "r"]) == 3  # conflict
+    assert main([*home, "seal", "revoke", es_id, "--actor", "a", "--reason", "r"]) == 0
+    capsys.readouterr()
+    assert main([*home, "seal", "show", es_id]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "revoked" and len(shown["history"]) == 3
+    assert main([*home, "seal", "list", "--type", "contract"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+    out = tmp_path / "exported.esl"
+    assert main([*home, "seal", "export", es_id, "-o", str(out)]) == 0
+    assert out.read_bytes() == seal_file.read_bytes()
+    db = f"sqlite:///{tmp_path / 'home' / 'trustsvc.db'}"
+    capsys.readouterr()
+    assert main([*home, "seal", "verify", str(seal_file), "--db", db, "--json"]) == 1  # revoked
+    assert json.loads(capsys.readouterr().out)["verdict"] == "invalid"
+
+
+def test_verify_exit_codes_real_files(capsys) -> None:  # type: ignore[no-untyped-def]
+    sv = REAL / "ofdrw-sign_src_test_resources_allprotected__Doc_0_Signs_Sign_0_SignedValue.dat"
+    doc = REAL / "ofdrw-sign_src_test_resources_allprotected__Doc_0_Signs_Sign_0_Signature.xml"
+    assert main(["seal", "verify", str(sv), "--doc", str(doc), "--at", "2020-10-23T12:00:00Z"]) == 0
+    assert main(["seal", "verify", str(REAL / "ofdrw-sign_src_test_resources_SESealData.DER")]) == 1
+    assert main(["seal", "verify", str(REAL / "ofdrw-sign_src_test_resources_helloworld.ofd")]) == 2
+
+
+def test_render(tmp_path: Path) -> None:
+    assert main(["seal", "render", "某某市人民政府", "--name", "公章", "-o", str(tmp_path / "s.png"), "--dpi", "100"]) == 0
+    assert (tmp_path / "s.png").read_bytes().startswith(b"\x89PNG")
+    assert main(["seal", "render", "某某市人民政府", "-o", str(tmp_path / "s.svg")]) == 0
+    assert b"<svg" in (tmp_path / "s.svg").read_bytes()
