@@ -47,7 +47,10 @@ class SignatureReport:
         return all(c.ok is not False for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d: dict[str, Any] = {f.name: (str(getattr(self, f.name)) if getattr(self, f.name) is not None else None)
+                             for f in dataclasses.fields(self) if f.name != "checks"}
+        d["checks"] = [{"name": c.name, "ok": None if c.ok is None else bool(c.ok), "detail": str(c.detail)}
+                       for c in self.checks]
         d["valid"] = self.valid
         return d
 
