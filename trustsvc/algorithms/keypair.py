@@ -11,6 +11,7 @@ from typing import Any
 
 from asn1crypto import keys as asn1_keys
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
@@ -78,7 +79,7 @@ class PublicKey:
             return cls.from_sm2_point(bytes(info["public_key"]))
         try:
             key = serialization.load_der_public_key(der)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, _CryptoUnsupported) as exc:
             raise UnsupportedAlgorithm(f"public key not usable: {exc}", reason="UNSUPPORTED_KEY_TYPE") from None
         return cls.from_cryptography(key)
 

@@ -161,6 +161,8 @@ def decrypt(scalar: bytes, point: bytes, ciphertext: bytes) -> bytes:
         if len(h) != 32 or x >= sm2_curve.P or y >= sm2_curve.P or x < 0 or y < 0:
             raise DecodeError("SM2 ciphertext fields out of range", reason="BAD_CIPHERTEXT")
         raw = b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big") + h + c
+    if len(raw) < 98 or not sm2_curve.is_on_curve(raw[:65]):
+        raise DecodeError("SM2 ciphertext too short or C1 not a point on the curve", reason="BAD_CIPHERTEXT")
     try:
         return get_engine().decrypt(scalar, point, raw)
     except (ValueError, RuntimeError) as exc:
