@@ -1,0 +1,237 @@
+"""The daemon over real gRPC with mTLS on loopback: each wired RPC, refusals, errors, deadlines, concurrency."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from trustsvc.algorithms.encoding import private_key_to_pem
+from trustsvc.algorithms.signer import Verifier
+from trustsvc.client import Client, error_reason, signature_pb2
+from trustsvc.pki.certificate import Certificate
+from trustsvc.server.tls import issue_client_cert
+
+from tests.integration.test_daemon_fixtures import Running, start_daemon
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    r = start_daemon(tmp_path_factory.mktemp("daemon"))
+    yield r
+    r.daemon.stop(2)
+
+
+@pytest.fixture(scope="module")
+def client(running: Running) -> Iterator[Client]:
+    with running.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def admin(running: Running) -> Iterator[Client]:
+    with running.client("admin") as c:
+        yield c
+
+
+def _code_reason(exc_info: pytest.ExceptionInfo[grpc.RpcError]) -> tuple[grpc.StatusCode, str | None]:
+    return exc_info.value.code(), error_reason(exc_info.value)
+
+
+# ------------------------------------------------------------------ SignatureService
+def test_health_and_sign_verify_data(client: Client) -> None:
+    assert client.check_health() == "SERVING"
+    assert client.check_health("trustsvc.v1.SignatureService") == "SERVING"
+    resp = client.sign_data("default", b"hello gov")
+    assert resp.algorithm == "sm2-sm3" and resp.key_ref.startswith("soft:default@")
+    cert = Certificate.load(resp.certificate)
+    Verifier(cert.public_key).verify(b"hello gov", resp.signature)
+    assert resp.audit.seq > 0
+    ok = client.verify_signed_data(b"hello gov", resp.signature, certificate=resp.certificate)
+    assert ok.valid
+    bad = client.verify_signed_data(b"hello gow", resp.signature, certificate=resp.certificate)
+    assert not bad.valid and bad.reason
+    by_key = client.verify_signed_data(b"hello gov", resp.signature, key="default")
+    assert by_key.valid
+
+
+def test_sign_message_attached_and_detached(client: Client) -> None:
+    attached = client.sign_message("default", b"licence 42")
+    res = client.verify_signed_message(attached.cms)
+    assert res.result.valid, res.result
+    assert res.content == b"licence 42" and res.signer_certificate
+    detached = client.sign_message("default", b"licence 43", detached=True)
+    assert client.verify_signed_message(detached.cms, b"licence 43").result.valid
+    assert not client.verify_signed_message(detached.cms, b"licence 44").result.valid
+
+
+def test_streams(client: Client) -> None:
+    chunks = [bytes([i]) * 100_000 for i in range(20)]
+    resp = client.sign_data_stream("default", iter(chunks))
+    Verifier(Certificate.load(resp.certificate).public_key).verify(b"".join(chunks), resp.signature)
+    cms = client.sign_message_stream("default", iter(chunks))
+    assert client.verify_signed_message(cms.cms, b"".join(chunks)).result.valid
+
+
+def test_certificates(client: Client) -> None:
+    exported = client.export_cert("default")
+    assert len(exported.chain) == 2
+    parsed = client.parse_cert(exported.certificate)
+    assert parsed.common_name == "trustsvc key default" and parsed.serial_number
+    assert "digital_signature" in parsed.key_usage
+    assert client.validate_cert(exported.certificate).valid
+    other = client.validate_cert(exported.chain[1])  # the root itself: validates as an anchor
+    assert other.valid or other.reason
+
+
+def test_batch_sign_with_per_item_errors(client: Client) -> None:
+    resp = client.batch_sign_data("default", [("a", b"one"), ("b", b""), ("c", b"three")])
+    assert [r.id for r in resp.results] == ["a", "b", "c"]
+    assert resp.results[1].WhichOneof("outcome") == "error"
+    assert resp.results[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    key = Certificate.load(client.export_cert("default").certificate).public_key
+    Verifier(key).verify(b"one", resp.results[0].signature)
+    Verifier(key).verify(b"three", resp.results[2].signature)
+
+
+def test_idempotency(client: Client, running: Running) -> None:
+    first = client.sign_data("default", b"pay 100", idempotency_key="k-1")
+    again = client.sign_data("default", b"pay 100", idempotency_key="k-1")
+    assert again.signature == first.signature and again.audit.seq == first.audit.seq
+    with pytest.raises(grpc.RpcError) as err:
+        client.sign_data("default", b"pay 999", idempotency_key="k-1")
+    assert _code_reason(err) == (grpc.StatusCode.FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED")
+    # another client may use the same key for its own request
+    with running.client("admin") as other:
+        assert other.sign_data("default", b"pay 999", idempotency_key="k-1").signature
+
+
+# ------------------------------------------------------------------ KeyService
+def test_admin_key_lifecycle(admin: Client, client: Client) -> None:
+    created = admin.create_key("demo-rot", "sm2")
+    assert created.version == 1 and created.state == "active" and created.certificate_chain
+    rotated = admin.rotate_key("demo-rot")
+    assert rotated.version == 2
+    states = {k.version: k.state for k in admin.list_keys("demo-rot")}
+    assert states == {1: "passive", 2: "active"}
+    assert client.sign_data("demo-rot", b"x").key_ref.endswith("@2")
+    admin.disable_key("demo-rot")
+    with pytest.raises(grpc.RpcError) as err:
+        client.sign_data("demo-rot", b"x")
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.RpcError) as err:
+        admin.create_key("demo-rot")
+    assert err.value.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION)
+
+
+# ------------------------------------------------------------------ refusals
+def test_no_certificate_refused(running: Running) -> None:
+    ca = (running.home / "tls" / "ca.pem").read_bytes()
+    c = Client(running.target, ca=ca, server_name="localhost", timeout=5, retries=0)
+    with pytest.raises(grpc.RpcError) as err:
+        c.sign_data("default", b"x")
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    c.close()
+
+
+def test_unknown_certificate_refused(running: Running, tmp_path: Path) -> None:
+    from trustsvc.pki.ca import DevelopmentCA
+
+    rogue = DevelopmentCA.init(tmp_path / "rogue", key_type="ec-p256")
+    issued = rogue.issue("client", "admin", key_type="ec-p256")
+    assert issued.private_key is not None
+    c = Client(running.target, ca=(running.home / "tls" / "ca.pem").read_bytes(), cert=issued.certificate.to_pem(),
+               key=private_key_to_pem(issued.private_key), server_name="localhost", timeout=5, retries=0)
+    with pytest.raises(grpc.RpcError) as err:
+        c.sign_data("default", b"x")
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    c.close()
+
+
+def test_outside_policy_refused(running: Running, client: Client) -> None:
+    issue_client_cert(running.home, "stranger")
+    with running.client("stranger") as stranger:
+        with pytest.raises(grpc.RpcError) as err:
+            stranger.sign_data("default", b"x")
+        assert _code_reason(err) == (grpc.StatusCode.PERMISSION_DENIED, "UNKNOWN_CLIENT")
+    with pytest.raises(grpc.RpcError) as err:
+        client.list_keys()
+    assert _code_reason(err) == (grpc.StatusCode.PERMISSION_DENIED, "ADMIN_REQUIRED")
+    with pytest.raises(grpc.RpcError) as err:
+        client.sign_data("audit", b"x")
+    assert _code_reason(err) == (grpc.StatusCode.PERMISSION_DENIED, "KEY_NOT_ALLOWED")
+
+
+# ------------------------------------------------------------------ malformed, deadlines
+def test_malformed_requests(client: Client) -> None:
+    cases = [
+        (client.signature.SignData, signature_pb2.SignDataRequest(data=b"x"), "MISSING_FIELD"),
+        (client.signature.ParseCert, signature_pb2.ParseCertRequest(certificate=b"\x30\x03junk"), None),
+        (client.signature.VerifySignedMessage, signature_pb2.VerifySignedMessageRequest(cms=b"nope"), None),
+        (client.signature.SignData, signature_pb2.SignDataRequest(key="default@x", data=b"x"), "BAD_KEY_REF"),
+        (client.signature.VerifySignedData, signature_pb2.VerifySignedDataRequest(signature=b"s", public_key=b"pk"),
+         None),
+    ]
+    for method, request, reason in cases:
+        with pytest.raises(grpc.RpcError) as err:
+            method(request, timeout=10)
+        code, got = _code_reason(err)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, (request, code, err.value.details())
+        assert got, "ErrorInfo reason missing"
+        if reason:
+            assert got == reason
+
+
+def test_stream_without_init(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        client.signature.SignDataStream(iter([signature_pb2.SignDataStreamRequest(chunk=b"x")]), timeout=10)
+    assert _code_reason(err) == (grpc.StatusCode.INVALID_ARGUMENT, "STREAM_INIT_MISSING")
+
+
+def test_unknown_key_not_found(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        client.sign_data("demo-missing", b"x")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and error_reason(err.value)
+
+
+def test_deadline_honoured(client: Client) -> None:
+    items = [(str(i), b"x" * 64) for i in range(3000)]
+    with pytest.raises(grpc.RpcError) as err:
+        client.batch_sign_data("default", items, timeout=0.005)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert client.check_health() == "SERVING"
+
+
+def test_32_concurrent_clients(running: Running) -> None:
+    key = None
+    with running.client() as c:
+        key = Certificate.load(c.export_cert("default").certificate).public_key
+
+    def work(n: int) -> int:
+        ok = 0
+        with running.client() as c:
+            for i in range(4):
+                msg = f"client {n} message {i}".encode()
+                sig = c.sign_data("default", msg).signature
+                Verifier(key).verify(msg, sig)
+                ok += 1
+        return ok
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        assert sum(pool.map(work, range(32))) == 128
+
+
+def test_unwired_services_say_so(client: Client, running: Running) -> None:
+    unwired = [name for name, wired in running.daemon.wired.items() if not wired]
+    from trustsvc.client import token_pb2
+    if "TokenService" in unwired:
+        with pytest.raises(grpc.RpcError) as err:
+            client.tokens.GetJwks(token_pb2.GetJwksRequest(), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "not" in err.value.details()
+    assert dt.datetime.now()
