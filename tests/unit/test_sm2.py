@@ -126,3 +126,15 @@ def test_point_checks() -> None:
         sm2.check_scalar(sm2_curve.N.to_bytes(32, "big"))
     with pytest.raises(InvalidInput):
         sm2.check_scalar(b"\0" * 32)
+
+
+@pytest.mark.parametrize("r,s", [(1, 1), (0x7F, 0x80), (0xFF, 0x100), (sm2_curve.N - 1, 2**255), (2**248 - 1, 12345)])
+def test_rs_to_der_matches_asn1crypto(r: int, s: int) -> None:
+    from asn1crypto.core import Integer, Sequence
+
+    class RS(Sequence):
+        _fields = [("r", Integer), ("s", Integer)]
+
+    rs = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert sm2.rs_to_der(rs) == RS({"r": r, "s": s}).dump()
+    assert sm2.signature_to_rs(sm2.rs_to_der(rs)) == rs

@@ -43,7 +43,15 @@ def rs_to_der(rs: bytes) -> bytes:
     """64-byte r‖s to DER SEQUENCE{r, s}."""
     if len(rs) != 64:
         raise InvalidInput("raw SM2 signature must be 64 bytes", reason="BAD_SIGNATURE_LENGTH")
-    return _RS({"r": int.from_bytes(rs[:32], "big"), "s": int.from_bytes(rs[32:], "big")}).dump()
+    body = _der_uint(rs[:32]) + _der_uint(rs[32:])
+    return b"\x30" + bytes([len(body)]) + body  # at most 70 bytes: short-form length
+
+
+def _der_uint(value: bytes) -> bytes:
+    """DER INTEGER for a non-negative big-endian value of at most 32 bytes (hand-rolled: hot path)."""
+    n = int.from_bytes(value, "big")
+    content = n.to_bytes(n.bit_length() // 8 + 1, "big")
+    return b"\x02" + bytes([len(content)]) + content
 
 
 def signature_to_rs(signature: bytes) -> bytes:
