@@ -18,7 +18,7 @@ from typing import Any
 import pkcs11
 from pkcs11 import _pkcs11
 
-from trustsvc.errors import HsmError
+from trustsvc.errors import HsmError, HsmUnavailable
 
 CKF_OS_LOCKING_OK = 0x2
 CKR_OK = 0x0
@@ -97,15 +97,46 @@ def load(path: str) -> Any:
         return lib
 
 
-def reinitialize(path: str) -> None:
-    """C_Finalize then C_Initialize: every session and handle of this process becomes invalid."""
-    path = os.path.realpath(path)
-    with _LOCK:
-        raw = _RAWS.get(path)
-        if raw is None:
-            return
-        raw.finalize()
-        rv = raw.initialize()
+_USE = threading.Condition()
+_INFLIGHT: dict[str, int] = {}
+_GENERATION: dict[str, int] = {}
+
+
+def generation(path: str) -> int:
+    """How often ``path`` was re-initialised in this process (sessions from before are dead)."""
+    return _GENERATION.get(path, 0)
+
+
+def enter(path: str) -> None:
+    """A session of ``path`` is in use (C_Finalize must wait)."""
+    with _USE:
+        _INFLIGHT[path] = _INFLIGHT.get(path, 0) + 1
+
+
+def leave(path: str) -> None:
+    with _USE:
+        _INFLIGHT[path] = _INFLIGHT.get(path, 1) - 1
+        _USE.notify_all()
+
+
+def reinitialize(path: str, timeout: float = 10.0) -> None:
+    """C_Finalize then C_Initialize once no session of the module is in use in this process.
+
+    Every session and object handle of this process becomes invalid; other pools on the same
+    module notice (CKR_SESSION_HANDLE_INVALID / CKR_USER_NOT_LOGGED_IN) and reconnect.
+    """
+    with _USE:
+        if not _USE.wait_for(lambda: _INFLIGHT.get(path, 0) <= 0, timeout=timeout):
+            raise HsmUnavailable(f"{os.path.basename(path)}: operations still in flight, "
+                                 "module not re-initialised", reason="HSM_UNAVAILABLE")
+        real = os.path.realpath(path)
+        with _LOCK:
+            raw = _RAWS.get(real)
+            if raw is None:
+                return
+            raw.finalize()
+            rv = raw.initialize()
+            _GENERATION[path] = _GENERATION.get(path, 0) + 1
         if rv not in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED):
             raise HsmError(f"C_Initialize failed: 0x{rv:x}", reason="HSM_INIT_FAILED")
 

@@ -63,6 +63,7 @@ class SessionPool:
         self._open = 0
         self._busy = 0
         self._epoch = 0
+        self._module_generation = -1
         self._anchor: Any = None
         self._connected = False
         self._delay = self._backoff_min
@@ -85,19 +86,19 @@ class SessionPool:
                                  f"next attempt in {self._next_attempt - now:.2f}s", reason="HSM_UNAVAILABLE")
         try:
             if self._reinit_needed:
-                # C_Finalize while another thread is inside C_Sign is undefined: wait for them.
-                self._cond.wait_for(lambda: self._busy == 0, timeout=self.acquire_timeout)
-                if self._busy:
-                    raise HsmUnavailable(f"{self._what()}: waiting for in-flight operations "
-                                         "before re-initialising", reason="HSM_UNAVAILABLE")
-                module.reinitialize(self.module_path)
+                # C_Finalize while another thread is inside C_Sign is undefined: it waits.
+                module.reinitialize(self.module_path, timeout=self.acquire_timeout)
                 self._reinit_needed = False
             self.lib = module.load(self.module_path)
             kwargs = {"token_label": self.token_label} if self.token_label else {}
             if self.token_serial:
                 kwargs["token_serial"] = self.token_serial.encode()
             try:
-                self.token = self.lib.get_token(**kwargs)
+                try:
+                    self.token = self.lib.get_token(**kwargs)
+                except px.NoSuchToken:  # modules may scan slots only at C_Initialize
+                    module.reinitialize(self.module_path, timeout=self.acquire_timeout)
+                    self.token = self.lib.get_token(**kwargs)
             except px.NoSuchToken:
                 raise HsmUnavailable(f"{self._what()}: no such token in any slot",
                                      reason="HSM_TOKEN_NOT_FOUND") from None
@@ -116,6 +117,7 @@ class SessionPool:
             self._fail_locked(err.message, reinit=isinstance(exc, TOKEN_GONE))
             raise err from None
         self._epoch += 1
+        self._module_generation = module.generation(self.module_path)
         self._connected = True
         self._delay = self._backoff_min
         self._last_error = ""
@@ -156,10 +158,13 @@ class SessionPool:
         deadline = time.monotonic() + self.acquire_timeout
         with self._cond:
             while True:
+                if self._connected and self._module_generation != module.generation(self.module_path):
+                    self._disconnect_locked(reinit=False)  # another pool re-initialised the module
                 if not self._connected:
                     self._connect_locked()
                 if self._idle:
                     self._busy += 1
+                    module.enter(self.module_path)
                     return self._idle.pop()
                 if self._open < self.max_sessions:
                     self._open += 1
@@ -177,6 +182,7 @@ class SessionPool:
                                 continue
                         raise err from None
                     self._busy += 1
+                    module.enter(self.module_path)
                     return PooledSession(session, self._epoch)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -187,6 +193,7 @@ class SessionPool:
     def _release(self, ps: PooledSession, ok: bool) -> None:
         if os.getpid() != self._pid:
             return
+        module.leave(self.module_path)
         with self._cond:
             self._busy -= 1
             self._cond.notify_all()
