@@ -112,6 +112,35 @@ def test_idempotency(client: Client, running: Running) -> None:
         assert other.sign_data("default", b"pay 999", idempotency_key="k-1").signature
 
 
+# ------------------------------------------------------------------ TokenService
+def test_token_lifecycle(client: Client) -> None:
+    import json
+
+    from trustsvc.client import token_pb2
+
+    issued = client.call(client.tokens.IssueToken, token_pb2.IssueTokenRequest(
+        subject="110101199001011234", audience=["portal"], scopes=["licence.read"], ttl_seconds=300,
+        idempotency_key="tok-1"))
+    assert issued.token.count(".") == 2 and issued.token_id and issued.audit.seq
+    again = client.call(client.tokens.IssueToken, token_pb2.IssueTokenRequest(
+        subject="110101199001011234", audience=["portal"], scopes=["licence.read"], ttl_seconds=300,
+        idempotency_key="tok-1"))
+    assert again.token == issued.token
+    ok = client.call(client.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=issued.token, audience="portal"))
+    assert ok.result.valid and ok.claims["sub"] == "110101199001011234"
+    wrong = client.call(client.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=issued.token, audience="x"))
+    assert not wrong.result.valid and wrong.result.reason == "WRONG_AUDIENCE"
+    intro = client.call(client.tokens.IntrospectToken, token_pb2.IntrospectTokenRequest(token=issued.token))
+    assert intro.active and intro.claims["scope"] == "licence.read"
+    jwks = json.loads(client.call(client.tokens.GetJwks, token_pb2.GetJwksRequest()).jwks_json)
+    assert jwks["keys"]
+    client.call(client.tokens.RevokeToken, token_pb2.RevokeTokenRequest(token=issued.token, reason="test"))
+    after = client.call(client.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=issued.token))
+    assert after.result.reason == "REVOKED"
+    assert not client.call(client.tokens.IntrospectToken,
+                           token_pb2.IntrospectTokenRequest(token=issued.token)).active
+
+
 # ------------------------------------------------------------------ KeyService
 def test_admin_key_lifecycle(admin: Client, client: Client) -> None:
     created = admin.create_key("demo-rot", "sm2")

@@ -44,6 +44,8 @@ class Config:
     audit_checkpoint_every: int = 100
     audit_key: str = "audit"
     token_key: str = "token"
+    token_issuer: str = "https://trustsvc.local"
+    token_ttl_s: int = 900
     tsa_key: str = "tsa"
     grace_s: float = 10.0
     log_level: str = "INFO"
