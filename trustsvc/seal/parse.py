@@ -50,6 +50,15 @@ def _tlvs(data: bytes) -> list[tuple[int, int, int, bytes, bytes]]:
 
 def sniff(data: bytes) -> str:
     """One of 'seal-v4', 'seal-v1', 'signature-v4', 'signature-v1'; raises NotASeal or DecodeError."""
+    try:
+        return _sniff(data)
+    except DecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hostile nesting
+        raise DecodeError(f"not DER: {exc}", reason="BAD_DER") from None
+
+
+def _sniff(data: bytes) -> str:
     if data[:4] == b"PK\x03\x04":
         raise NotASeal("a ZIP archive (an OFD document?), not a seal structure: extract "
                        "Doc_N/Signs/Sign_N/SignedValue.dat", kind="ofd-zip", reason="NOT_SES_OFD")

@@ -69,12 +69,12 @@ def verify_seal(seal: ParsedSeal, *, at: dt.datetime | None = None, trust: Seque
     if maker is None:
         report.add("seal.maker_signature", Status.FAIL, "NO_MAKER_CERT", "cannot verify without the maker certificate")
     else:
-        _sm2_check(report, "seal.maker_signature", maker, seal.signed_bytes, seal.signature, seal.sign_alg)
-        _chain(report, "seal.maker_chain", maker, trust)
-        _validity(report, "seal.maker_cert_validity", maker, when)
-        _usage(report, "seal.maker_key_usage", maker)
-    _window(report, "seal.validity", seal, when)
-    _picture(report, seal)
+        _safe(_sm2_check, report, "seal.maker_signature", maker, seal.signed_bytes, seal.signature, seal.sign_alg)
+        _safe(_chain, report, "seal.maker_chain", maker, trust)
+        _safe(_validity, report, "seal.maker_cert_validity", maker, when)
+        _safe(_usage, report, "seal.maker_key_usage", maker)
+    _safe(_window, report, "seal.validity", seal, when)
+    _safe(lambda r, _n: _picture(r, seal), report, "seal.picture")
     _registry(report, seal.es_id, registry)
     return report
 
@@ -97,20 +97,31 @@ def verify_signature(sig: ParsedSignature, *, document: bytes | None = None, doc
     if signer is None:
         report.add("signature.signer_signature", Status.FAIL, "NO_SIGNER_CERT", "no usable signer certificate")
     else:
-        _sm2_check(report, "signature.signer_signature", signer, sig.tbs_bytes, sig.signature, sig.signature_alg,
+        _safe(_sm2_check, report, "signature.signer_signature", signer, sig.tbs_bytes, sig.signature, sig.signature_alg,
                    data_hash=sig.data_hash)
-        _chain(report, "signature.signer_chain", signer, trust)
-        _validity(report, "signature.signer_cert_validity", signer, when)
-        _usage(report, "signature.signer_key_usage", signer)
-    _time_in_seal(report, sig)
-    _data_hash(report, sig, document, document_hash)
-    _cert_in_list(report, sig)
-    _timestamp(report, sig, timestamp_verifier)
-    _validity_now(report, sig, signer, at)
+        _safe(_chain, report, "signature.signer_chain", signer, trust)
+        _safe(_validity, report, "signature.signer_cert_validity", signer, when)
+        _safe(_usage, report, "signature.signer_key_usage", signer)
+    _safe(_time_in_seal, report, "signature.time_in_seal", sig)
+    _safe(_data_hash, report, "signature.data_hash", sig, document, document_hash)
+    _safe(_cert_in_list, report, "signature.cert_in_list", sig)
+    _safe(_timestamp, report, "signature.timestamp", sig, timestamp_verifier)
+    _safe(_validity_now, report, "signature.validity_now", sig, signer, at)
     return report
 
 
 # steps ------------------------------------------------------------------------------
+def _safe(step: Callable[..., None], report: Report, name: str, *args: object, **kwargs: object) -> None:
+    """Run a step; an unexpected error in hostile input fails that step instead of escaping."""
+    try:
+        if step in (_time_in_seal, _data_hash, _cert_in_list, _timestamp, _validity_now):
+            step(report, *args, **kwargs)
+        else:
+            step(report, name, *args, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        report.add(name, Status.FAIL, "STEP_ERROR", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
 def _aware(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
