@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import json.encoder
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,17 @@ from trustsvc.token.errors import TokenInvalid
 
 MAX_TOKEN_BYTES = 16 * 1024
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _not_json(obj: object) -> Any:
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+# One C encoder built once (JSONEncoder.encode builds one per call): compact, UTF-8, no NaN.
+_C_ENCODER = (json.encoder.c_make_encoder(None, _not_json, json.encoder.encode_basestring, None, ":", ",",
+                                          False, False, False)
+              if json.encoder.c_make_encoder is not None else None)
+_PY_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def b64encode(data: bytes) -> str:
@@ -41,7 +52,9 @@ def b64decode(text: str, what: str = "segment") -> bytes:
 
 def dumps(obj: Any) -> bytes:
     """Compact JSON, UTF-8."""
-    return _DUMPS(obj).encode("utf-8")
+    if _C_ENCODER is not None and isinstance(obj, dict):
+        return "".join(_C_ENCODER(obj, 0)).encode("utf-8")
+    return _PY_ENCODER.encode(obj).encode("utf-8")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

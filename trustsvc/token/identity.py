@@ -7,6 +7,7 @@ HMAC-SM3, per :class:`Privacy`.
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,7 @@ def validate_resident_id(number: str) -> str:
     """18-digit resident ID number with its ISO 7064 MOD 11-2 check (GB 11643)."""
     if len(number) != 18 or not number[:17].isdigit() or number[17] not in "0123456789X":
         raise TokenInvalid("resident ID number must be 17 digits and a check character", reason=E.BAD_CLAIM)
-    total = sum(int(c) * w for c, w in zip(number[:17], _ID_WEIGHTS, strict=True))
+    total = sum(map(operator.mul, map(int, number[:17]), _ID_WEIGHTS))
     if "10X98765432"[total % 11] != number[17]:
         raise TokenInvalid("resident ID number check character is wrong", reason=E.BAD_CLAIM)
     return number
