@@ -212,3 +212,24 @@ def test_factory_soft_with_dev_key_file_and_env(tmp_path: Path, monkeypatch: pyt
         open_keystore("soft", tmp_path / "other", passphrase=b"nope")
     with pytest.raises(InvalidInput):
         open_keystore("cloud", tmp_path)
+
+
+def test_cli_key_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    monkeypatch.delenv("TRUSTSVC_KEYSTORE_PASSPHRASE", raising=False)
+    h = ["--home", str(tmp_path)]
+    assert main([*h, "key", "create", "tok", "--type", "ec-p256", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ref"] == "soft:tok@1"
+    assert main([*h, "key", "rotate", "tok"]) == 0
+    assert main([*h, "key", "disable", "tok@1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["state"] == "disabled"
+    assert main([*h, "key", "list", "--json"]) == 0
+    assert [k["state"] for k in json.loads(capsys.readouterr().out)] == ["disabled", "active"]
+    assert main([*h, "key", "show", "tok", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["version"] == 2 and shown["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
+    assert main([*h, "key", "export-public", "tok@2"]) == 0
+    assert capsys.readouterr().out.strip() == shown["public_key_pem"].strip()
+    assert main([*h, "key", "show", "missing"]) == 3
+    assert "KEY_NOT_FOUND" in capsys.readouterr().err
