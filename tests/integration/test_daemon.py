@@ -141,6 +141,27 @@ def test_token_lifecycle(client: Client) -> None:
                            token_pb2.IntrospectTokenRequest(token=issued.token)).active
 
 
+# ------------------------------------------------------------------ TimeStampService
+def test_timestamps(client: Client) -> None:
+    import hashlib
+
+    from trustsvc.client import timestamp_pb2
+    from trustsvc.tsa import make_request
+
+    created = client.call(client.timestamps.CreateTimeStamp, timestamp_pb2.CreateTimeStampRequest(data=b"doc"))
+    assert created.timestamp_token and created.serial_number and created.audit.seq
+    ok = client.call(client.timestamps.VerifyTimeStamp, timestamp_pb2.VerifyTimeStampRequest(
+        timestamp_token=created.timestamp_token, data=b"doc"))
+    assert ok.result.valid, ok.result
+    bad = client.call(client.timestamps.VerifyTimeStamp, timestamp_pb2.VerifyTimeStampRequest(
+        timestamp_token=created.timestamp_token, data=b"dog"))
+    assert not bad.result.valid
+    req = make_request(digest=hashlib.sha256(b"doc").digest(), hash_alg="sha256")
+    from_req = client.call(client.timestamps.CreateTimeStamp, timestamp_pb2.CreateTimeStampRequest(
+        timestamp_request=req.der))
+    assert from_req.timestamp_response and from_req.timestamp_token
+
+
 # ------------------------------------------------------------------ KeyService
 def test_admin_key_lifecycle(admin: Client, client: Client) -> None:
     created = admin.create_key("demo-rot", "sm2")
