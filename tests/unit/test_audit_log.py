@@ -128,3 +128,22 @@ def test_read_only_store_raises_store_error(tmp_path) -> None:
     assert err.value.reason == "STORE_READ_ONLY"
     db.read_only = False
     assert verify_log(db).records == 2
+
+
+def test_cli_audit_verify_and_tail(tmp_path, capsys) -> None:
+    import json
+
+    from cli.main import main
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    log, signer = _log(url)
+    _fill(log, 6)
+    key = tmp_path / "audit.pub.pem"
+    key.write_bytes(signer.public_key.to_pem())
+    assert main(["audit", "verify", "--db", url, "--audit-key", str(key), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert main(["audit", "tail", "--db", url, "-n", "2", "--json"]) == 0
+    assert [json.loads(line)["seq"] for line in capsys.readouterr().out.splitlines()] == [5, 6]
+    _sql(log, "DELETE FROM audit_log WHERE seq = 2")
+    assert main(["audit", "verify", "--db", url]) == 1
+    assert "seq 2: DELETED" in capsys.readouterr().out
