@@ -84,7 +84,8 @@ class TokenVerifier:
                                reason=E.UNSUPPORTED_HEADER)
         if "crit" in header:
             crit = header["crit"]
-            if not isinstance(crit, list) or not crit or any(c not in UNDERSTOOD_CRIT for c in crit):
+            if (not isinstance(crit, list) or not crit
+                    or any(not isinstance(c, str) or c not in UNDERSTOOD_CRIT for c in crit)):
                 raise TokenInvalid("header crit names extensions not understood", reason=E.UNKNOWN_CRIT)
         if "b64" in header:
             raise TokenInvalid("unencoded payload (b64) is not supported", reason=E.UNSUPPORTED_HEADER)
