@@ -95,20 +95,23 @@ def sign_pdf(pdf: PdfInput, signer: Signer, options: SignOptions | None = None, 
             list(opts.trust_roots) or [signer.certificate_chain[-1]], other_certs=list(signer.certificate_chain),
             crls=list(opts.crls))
     meta = signers.PdfSignatureMetadata(
-        field_name=opts.field_name or _free_field_name(writer, signer),
+        field_name=opts.field_name or (opts.appearance.field if opts.appearance is not None else None)
+        or _free_field_name(writer, signer),
         md_algorithm=digest_algorithm(signer.algorithm), subfilter=subfilter,
         certify=opts.certify is not None, docmdp_permissions=_MDP.get(opts.certify or 2, fields.MDPPerm.FILL_FORMS),
         reason=opts.reason, location=opts.location, contact_info=opts.contact,
         embed_validation_info=vc is not None, validation_context=vc, use_pades_lta=level is PadesLevel.B_LTA)
-    stamp_style, field_spec = None, None
+    stamp_style, field_spec, text_params = None, None, None
     if opts.appearance is not None:
         stamp_style, field_spec = opts.appearance.pyhanko_style(writer, signer, meta.field_name)
+        text_params = opts.appearance.text_params(signer)
     pdf_signer = signers.PdfSigner(meta, signer=TrustsvcPdfSigner(signer),
                                    timestamper=opts.timestamper if level is not PadesLevel.B_B else None,
                                    stamp_style=stamp_style, new_field_spec=field_spec)
     out = io.BytesIO()
     try:
-        pdf_signer.sign_pdf(writer, output=out, bytes_reserved=opts.bytes_reserved)
+        pdf_signer.sign_pdf(writer, output=out, bytes_reserved=opts.bytes_reserved,
+                            appearance_text_params=text_params)
     except TrustsvcError:
         raise
     except SigningError as exc:
