@@ -40,7 +40,8 @@ def candidates(key: PrivateKey) -> list[Candidate]:
     import gmalglib.core as gmalg
 
     ctx = gmalg.SM2(sk=scalar, pk=point, uid=ID)
-    out.append(Candidate("gmalglib", lambda m: bytes(ctx.sign(m)), lambda m, s: bool(ctx.verify(m, sm2.signature_to_rs(s)))))
+    out.append(Candidate("gmalglib", lambda m: bytes(ctx.sign(m)),
+                         lambda m, s: bool(ctx.verify(m, sm2.signature_to_rs(s)))))
     signer, verifier = SoftwareSigner(key), Verifier(key.public_key)
 
     def ours_verify(m: bytes, s: bytes) -> bool:

@@ -205,7 +205,7 @@ class SoftwareKeyStore(KeyStore):
             "version": version,
             "spec": spec,
             "state": KeyState.ACTIVE.value,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "created": dt.datetime.now(dt.UTC).isoformat(),
             "public_key": _b64(key.public_key.spki),
             "certificate_chain": [],
             "private_key": self._seal(name, version, key),
