@@ -226,9 +226,22 @@ def _algorithm(sig_oid: str, sig_name: str | None, digest_name: str, cert: Certi
                "UNSUPPORTED_ALGORITHM")
 
 
+_PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError)
+
+
 def _verify_signer(si: Any, result: CmsVerification, content: bytes | None, digest: bytes | None,
                    anchors: list[Certificate] | None, at: dt.datetime | None) -> SignerCheck:
     out = SignerCheck()
+    try:
+        return _verify_signer_inner(out, si, result, content, digest, anchors, at)
+    except _PARSE_ERRORS as exc:  # asn1crypto parses lazily: damage may surface late
+        out._add("format", False, "BAD_SIGNER_INFO", f"SignerInfo unreadable: {exc}")
+        return out
+
+
+def _verify_signer_inner(out: SignerCheck, si: Any, result: CmsVerification, content: bytes | None,
+                         digest: bytes | None, anchors: list[Certificate] | None,
+                         at: dt.datetime | None) -> SignerCheck:
     try:
         digest_name = si["digest_algorithm"]["algorithm"].native
         sig_alg = si["signature_algorithm"]

@@ -79,6 +79,17 @@ def verify_timestamp_token(token_der: bytes, data: bytes | None = None, *, diges
                            trust_anchors: Sequence[Certificate | bytes] | None = None, at: dt.datetime | None = None,
                            extra_certificates: Sequence[Certificate | bytes] = ()) -> TimestampVerification:
     """Verify a TimeStampToken (DER ContentInfo); give ``data`` or ``digest`` to check the imprint."""
+    try:
+        return _verify(token_der, data, digest, trust_anchors, at, extra_certificates)
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError) as exc:
+        out = TimestampVerification(CmsVerification())
+        out._add("format", False, "BAD_TIMESTAMP_TOKEN", f"token unreadable: {exc}")
+        return out
+
+
+def _verify(token_der: bytes, data: bytes | None, digest: bytes | None,
+            trust_anchors: Sequence[Certificate | bytes] | None, at: dt.datetime | None,
+            extra_certificates: Sequence[Certificate | bytes]) -> TimestampVerification:
     cms_result = verify_cms(token_der, trust_anchors=trust_anchors, at=at, extra_certificates=extra_certificates)
     out = TimestampVerification(cms_result)
     if cms_result.check("format") is None or not cms_result.check("format").ok:  # type: ignore[union-attr]
