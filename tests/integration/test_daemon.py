@@ -162,6 +162,41 @@ def test_timestamps(client: Client) -> None:
     assert from_req.timestamp_response and from_req.timestamp_token
 
 
+# ------------------------------------------------------------------ SealService
+def test_seal_lifecycle_and_signing(client: Client, admin: Client) -> None:
+    from trustsvc.client import seal_pb2
+
+    listed = client.call(client.seals.ListSeals, seal_pb2.ListSealsRequest()).seals
+    assert listed, "the embedded default makes a demo seal"
+    made = admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name="测试合同专用章", type=4, valid_days=30))
+    seal_id = made.seal.seal_id
+    assert made.seal.state == "active" and made.seal.seal_der
+    got = client.call(client.seals.GetSeal, seal_pb2.GetSealRequest(seal_id=seal_id))
+    assert got.seal.name == "测试合同专用章"
+    signed = client.call(client.seals.SignWithSeal, seal_pb2.SignWithSealRequest(
+        seal_id=seal_id, data=b"contract text", property_info="contract-7"))
+    ok = client.call(client.seals.VerifySealSignature, seal_pb2.VerifySealSignatureRequest(
+        ses_signature=signed.ses_signature, data=b"contract text"))
+    assert ok.result.valid, ok.result
+    assert ok.seal_id == seal_id
+    bad = client.call(client.seals.VerifySealSignature, seal_pb2.VerifySealSignatureRequest(
+        ses_signature=signed.ses_signature, data=b"contract text!"))
+    assert not bad.result.valid and bad.result.reason
+    with pytest.raises(grpc.RpcError) as err:  # lifecycle is for admins under the default policy
+        client.call(client.seals.SuspendSeal, seal_pb2.SuspendSealRequest(seal_id=seal_id))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    admin.call(admin.seals.SuspendSeal, seal_pb2.SuspendSealRequest(seal_id=seal_id, reason="audit"))
+    with pytest.raises(grpc.RpcError) as err:
+        client.call(client.seals.SignWithSeal, seal_pb2.SignWithSealRequest(seal_id=seal_id, data=b"x"))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(err.value) == "SEAL_NOT_ACTIVE"
+    admin.call(admin.seals.ResumeSeal, seal_pb2.ResumeSealRequest(seal_id=seal_id))
+    assert client.call(client.seals.SignWithSeal, seal_pb2.SignWithSealRequest(seal_id=seal_id, data=b"x"))
+    admin.call(admin.seals.RevokeSeal, seal_pb2.RevokeSealRequest(seal_id=seal_id, reason="done"))
+    after = client.call(client.seals.VerifySealSignature, seal_pb2.VerifySealSignatureRequest(
+        ses_signature=signed.ses_signature, data=b"contract text"))
+    assert not after.result.valid
+
+
 # ------------------------------------------------------------------ KeyService
 def test_admin_key_lifecycle(admin: Client, client: Client) -> None:
     created = admin.create_key("demo-rot", "sm2")

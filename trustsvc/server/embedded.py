@@ -28,7 +28,7 @@ seals = ["*"]
 
 # name -> (spec, CA profile)
 DEFAULT_KEYS = {"default": ("sm2", "seal-holder"), "audit": ("sm2", "seal-holder"),
-                "token": ("sm2", "token-issuer"), "tsa": ("sm2", "tsa")}
+                "token": ("sm2", "token-issuer"), "tsa": ("sm2", "tsa"), "seal-maker": ("sm2", "seal-maker")}
 
 
 def open_sm2_ca(home: Path) -> Any:

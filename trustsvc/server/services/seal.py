@@ -1,0 +1,175 @@
+"""SealService: GB/T 38540 seals — make, registry lifecycle, sign, verify (trustsvc.seal)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+import grpc
+
+from trustsvc import codegen
+from trustsvc.errors import InvalidInput, NotFound
+from trustsvc.seal.make import Picture, SealSpec, SealType, make_seal
+from trustsvc.seal.picture import check_upload, render_png
+from trustsvc.seal.registry import SealRecord, SealRegistry
+from trustsvc.seal.sign import SealSigner
+from trustsvc.seal.verify import verify
+from trustsvc.server import context as ctx
+from trustsvc.server.idempotency import request_hash
+from trustsvc.server.runtime import Runtime
+from trustsvc.server.services.common import receipt, require, result, ts
+
+pb, pb_grpc = codegen.load("seal")
+UTC = dt.timezone.utc
+ES_ID_PREFIX = "TS"
+DEMO_SEAL_NAME = "trustsvc 演示单位公章"
+
+
+def seal_message(rec: SealRecord, holder_cert: bytes = b"") -> Any:
+    return pb.Seal(seal_id=rec.es_id, name=rec.name, type=rec.seal_type, state=rec.status,
+                   valid_start=ts(rec.valid_start), valid_end=ts(rec.valid_end), seal_der=rec.der,
+                   maker_key=rec.maker, holder_key=rec.holder, holder_certificate=holder_cert)
+
+
+class SealService(pb_grpc.SealServiceServicer):
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.registry = SealRegistry(rt.db)
+        self._signers: dict[tuple[str, int], SealSigner] = {}
+        self._lock = threading.Lock()
+        if rt.ca is not None and not self.registry.query():
+            self.make(DEMO_SEAL_NAME, 1, b"", "", 0, 0, 3650, "seal-maker", "default", b"", actor="bootstrap")
+
+    # library calls -----------------------------------------------------------------------
+    def make(self, name: str, seal_type: int, picture: bytes, picture_type: str, width: int, height: int,
+             valid_days: int, maker_key: str, holder_key: str, holder_cert: bytes, *, actor: str) -> SealRecord:
+        maker = self.rt.signer(maker_key, check_policy=False)
+        if maker.certificate is None:
+            raise InvalidInput(f"maker key {maker_key!r} has no certificate", reason="NO_MAKER_CERT")
+        holder = self.rt.signer(holder_key, check_policy=False)
+        holder_cert = holder_cert or holder.certificate or b""
+        if not holder_cert:
+            raise InvalidInput(f"holder key {holder_key!r} has no certificate", reason="NO_HOLDER_CERT")
+        if picture:
+            kind = picture_type.upper() or check_upload(picture)
+        else:
+            picture, kind = render_png(name), "PNG"
+        now = dt.datetime.now(UTC).replace(microsecond=0)
+        spec = SealSpec(self.registry.next_es_id(ES_ID_PREFIX), SealType.parse(seal_type or 1), name, [holder_cert],
+                        now - dt.timedelta(minutes=5), now + dt.timedelta(days=valid_days or 365),
+                        Picture(kind, picture, width or 42, height or 42))
+        der = make_seal(spec, maker, maker.certificate)
+        return self.registry.register(der, actor=actor, holder=holder_key)
+
+    def _seal_signer(self, rec: SealRecord) -> SealSigner:
+        signer = self.rt.signer(rec.holder, check_policy=False)  # the seal policy grants the holder key
+        key = (rec.es_id, id(signer))
+        cached = self._signers.get(key)
+        if cached is None:
+            timestamper = None
+            cached = SealSigner(rec.der, signer, status=self.registry.status, timestamper=timestamper)
+            with self._lock:
+                self._signers = {k: v for k, v in self._signers.items() if k[0] != rec.es_id}
+                self._signers[key] = cached
+        return cached
+
+    # RPCs ----------------------------------------------------------------------------------
+    def MakeSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
+        require(request.name, "name")
+        call = ctx.current()
+        req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
+
+        def produce() -> Any:
+            rec = self.make(request.name, request.type, request.picture, request.picture_type, request.width_mm,
+                            request.height_mm, request.valid_days, request.maker_key or "seal-maker",
+                            request.holder_key or "default", request.holder_certificate, actor=call.client)
+            audit = self.rt.record(ref=f"seal:{rec.es_id}", data=rec.der, detail={"name": rec.name})
+            return pb.MakeSealResponse(seal=seal_message(rec), audit=receipt(audit))
+        return self.rt.idempotency.run(call.client, request.idempotency_key, call.operation, req_hash,
+                                       pb.MakeSealResponse, produce)
+
+    def GetSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
+        seal_id = require(request.seal_id, "seal_id")
+        self.rt.policy().check_seal(ctx.current().identity, seal_id)
+        return pb.GetSealResponse(seal=seal_message(self.registry.get(seal_id)))
+
+    def ListSeals(self, request: Any, context: grpc.ServicerContext) -> Any:
+        identity = ctx.current().identity
+        policy = self.rt.policy()
+        records = self.registry.query(status=request.state or None)
+        visible = []
+        for rec in records:
+            try:
+                policy.check_seal(identity, rec.es_id)
+            except Exception:  # noqa: BLE001 - not listed for this caller
+                continue
+            visible.append(rec)
+        start = int(request.page_token) if request.page_token.isdigit() else 0
+        size = min(request.page_size or 100, 1000)
+        page = visible[start:start + size]
+        nxt = str(start + size) if start + size < len(visible) else ""
+        return pb.ListSealsResponse(seals=[seal_message(r) for r in page], next_page_token=nxt)
+
+    def _change(self, action: str, seal_id: str, reason: str) -> tuple[SealRecord, Any]:
+        call = ctx.current()
+        self.rt.policy().check_seal(call.identity, seal_id)
+        rec = getattr(self.registry, action)(seal_id, actor=call.client, reason=reason or action)
+        with self._lock:
+            self._signers = {k: v for k, v in self._signers.items() if k[0] != seal_id}
+        return rec, receipt(self.rt.record(ref=f"seal:{seal_id}", detail={"reason": reason}))
+
+    def SuspendSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
+        rec, audit = self._change("suspend", require(request.seal_id, "seal_id"), request.reason)
+        return pb.SuspendSealResponse(seal=seal_message(rec), audit=audit)
+
+    def ResumeSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
+        rec, audit = self._change("resume", require(request.seal_id, "seal_id"), "")
+        return pb.ResumeSealResponse(seal=seal_message(rec), audit=audit)
+
+    def RevokeSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
+        rec, audit = self._change("revoke", require(request.seal_id, "seal_id"), request.reason)
+        return pb.RevokeSealResponse(seal=seal_message(rec), audit=audit)
+
+    def SignWithSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
+        seal_id = require(request.seal_id, "seal_id")
+        call = ctx.current()
+        self.rt.policy().check_seal(call.identity, seal_id)
+        if request.WhichOneof("content") is None:
+            raise InvalidInput("give data or sm3_digest", reason="MISSING_FIELD")
+        req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
+        return self.rt.idempotency.run(call.client, request.idempotency_key, call.operation, req_hash,
+                                       pb.SignWithSealResponse, lambda: self._sign(request))
+
+    def _sign(self, request: Any) -> Any:
+        try:
+            rec = self.registry.get(request.seal_id)
+        except NotFound:
+            raise
+        signer = self._seal_signer(rec)
+        prop = request.property_info or "trustsvc"
+        if request.WhichOneof("content") == "data":
+            from trustsvc.algorithms.sm3 import sm3
+
+            digest = sm3(request.data)
+        else:
+            digest = request.sm3_digest
+        ses = signer.sign_hash(digest, prop)
+        audit = self.rt.record(ref=f"seal:{rec.es_id}", document_hash=digest.hex(),
+                               detail={"key": signer.signer.key_ref, "property": prop})
+        self.rt.metrics.signatures.labels(signer.signer.key_ref).inc()
+        return pb.SignWithSealResponse(ses_signature=ses, audit=receipt(audit))
+
+    def VerifySealSignature(self, request: Any, context: grpc.ServicerContext) -> Any:
+        require(request.ses_signature, "ses_signature")
+        which = request.WhichOneof("content")
+        report = verify(request.ses_signature, document=request.data if which == "data" else None,
+                        document_hash=request.sm3_digest if which == "sm3_digest" else None,
+                        trust=self.rt.trust_anchors, registry=self.registry)
+        if report.kind == "not-ses":
+            raise InvalidInput("not a GB/T 38540 seal signature", reason="NOT_SES")
+        failed = report.failed
+        checks = [(c.name, c.status.value != "fail", c.reason, c.detail) for c in report.checks]
+        return pb.VerifySealSignatureResponse(
+            result=result(report.valid, failed[0].reason if failed else "", report.verdict.value, checks),
+            seal_id=report.es_id)
