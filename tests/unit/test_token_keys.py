@@ -75,3 +75,26 @@ def test_known_thumbprint() -> None:
         "nYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIq"
         "bw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw")}
     assert thumbprint(from_jwk(doc)) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+
+def test_store_key_source_follows_rotation(tmp_path: object) -> None:
+    from trustsvc.token.local import StoreKeySource
+
+    store = open_keystore("soft", tmp_path)  # type: ignore[arg-type]
+    ensure_key(store)
+    clock = [0.0]
+    source = StoreKeySource(store, ttl=60, min_refresh=5, clock=lambda: clock[0])
+    verifier = TokenVerifier([TrustedIssuer("iss", source)])
+    old_token = issuer_from_keystore(store, "iss").issue("u")
+    assert verifier.verify(old_token)
+    store.rotate("token-issuer")
+    new_token = issuer_from_keystore(store, "iss").issue("u")
+    with pytest.raises(TokenInvalid):
+        verifier.verify(new_token)  # reloaded at most every 5 s
+    clock[0] = 6.0
+    assert verifier.verify(new_token) and verifier.verify(old_token)
+    store.disable("token-issuer", 1)
+    clock[0] = 70.0
+    with pytest.raises(TokenInvalid) as info:
+        verifier.verify(old_token)
+    assert info.value.reason == "UNKNOWN_KID" and len(source.jwks()["keys"]) == 1
