@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import logging
 import os
 import re
 import shutil
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from trustsvc.algorithms.signer import Signer
 
 Box = tuple[float, float, float, float]  # x, y (lower left), width, height, in PDF points
+
+logging.getLogger("fontTools.subset").setLevel(logging.ERROR)  # "BDF/FFTM not subset" notes for WenQuanYi
 
 DEFAULT_TEXT = "%(signer)s\n%(ts)s"
 FONT_NAME = "WenQuanYi Zen Hei"
