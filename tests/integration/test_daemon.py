@@ -197,6 +197,42 @@ def test_seal_lifecycle_and_signing(client: Client, admin: Client) -> None:
     assert not after.result.valid
 
 
+# ------------------------------------------------------------------ DocumentService
+def test_pdf_sign_verify_stream_batch(client: Client) -> None:
+    from trustsvc.client import document_pb2
+    from trustsvc.pdf.devkit import licence_pdf
+
+    pdf = licence_pdf()
+    opts = document_pb2.PdfSignOptions(key="default", reason="licence issued", location="Beijing")
+    signed = client.call(client.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=pdf))
+    assert signed.pdf.startswith(b"%PDF") and len(signed.pdf) > len(pdf) and signed.audit.seq
+    report = client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=signed.pdf))
+    assert report.result.valid, report.report_json
+    tampered = bytearray(signed.pdf)
+    tampered[len(pdf) // 2] ^= 1
+    assert not client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=bytes(tampered))).result.valid
+
+    def gen():
+        yield document_pb2.SignPdfStreamRequest(options=opts)
+        for i in range(0, len(pdf), 4096):
+            yield document_pb2.SignPdfStreamRequest(chunk=pdf[i:i + 4096])
+    parts = list(client.documents.SignPdfStream(gen(), timeout=60))
+    streamed = b"".join(p.chunk for p in parts[:-1])
+    assert parts[-1].summary.document_sha256 and not parts[-1].summary.pdf
+    assert client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=streamed)).result.valid
+
+    batch = client.call(client.documents.BatchSignPdf, document_pb2.BatchSignPdfRequest(
+        options=document_pb2.PdfSignOptions(key="default"),
+        items=[document_pb2.BatchSignPdfRequest.Item(id="a", pdf=pdf),
+               document_pb2.BatchSignPdfRequest.Item(id="b", pdf=b"not a pdf"),
+               document_pb2.BatchSignPdfRequest.Item(id="c", pdf=licence_pdf(text="second"))]))
+    outcomes = {r.id: r.WhichOneof("outcome") for r in batch.results}
+    assert outcomes == {"a": "pdf", "b": "error", "c": "pdf"}
+    for r in batch.results:
+        if r.WhichOneof("outcome") == "pdf":
+            assert client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=r.pdf)).result.valid
+
+
 # ------------------------------------------------------------------ KeyService
 def test_admin_key_lifecycle(admin: Client, client: Client) -> None:
     created = admin.create_key("demo-rot", "sm2")
