@@ -34,6 +34,9 @@ class Certificate:
             cert = x509.Certificate.load(der, strict=True)
             _ = cert["tbs_certificate"]["validity"].native  # force a parse of the core fields
             _ = cert.subject.native, cert.issuer.native, cert.serial_number
+            _ = cert.native, bytes(cert["signature_value"]), cert.critical_extensions  # parse everything now
+            _ = cert.key_usage_value, cert.extended_key_usage_value, cert.basic_constraints_value
+            _ = cert.self_signed, cert.max_path_length
             self.public_key = PublicKey.from_spki(cert["tbs_certificate"]["subject_public_key_info"].dump())
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
             raise DecodeError(f"not a DER X.509 certificate: {exc}", reason="BAD_CERTIFICATE") from None
