@@ -92,7 +92,7 @@ def test_sign_needs_certificate() -> None:
 def test_wrong_anchor_and_no_cert() -> None:
     pki, other = make_pki("sm2"), make_pki("sm2")
     der = sign_cms(pki.signer, DATA)
-    assert verify_cms(der, DATA, trust_anchors=[other.root]).check("chain").reason == "NO_PATH_TO_TRUST_ANCHOR"
+    assert verify_cms(der, DATA, trust_anchors=[other.root]).check("chain").reason == "UNTRUSTED_ROOT"
     bare = sign_cms(pki.signer, DATA, include_certificates=False)
     result = verify_cms(bare, DATA)
     assert not result.ok and result.reason == "SIGNER_CERT_NOT_FOUND"
@@ -155,3 +155,16 @@ def test_add_unsigned_attribute_keeps_signature(pki) -> None:  # type: ignore[no
     result = verify_cms(stamped, DATA)
     assert result.ok
     assert result.signers[0].unsigned_attrs is not None
+
+
+def test_chain_uses_path_validation_and_crls() -> None:
+    from trustsvc.pki import RevocationReason, RevokedEntry, build_crl
+
+    pki = make_pki("sm2")
+    der = sign_cms(pki.signer, DATA)
+    result = verify_cms(der, DATA, trust_anchors=[pki.root])
+    assert result.ok and result.signers[0].path_validation is not None
+    crl = build_crl(pki.root_signer, pki.root, [RevokedEntry(pki.leaf.serial_number,
+                    dt.datetime.now(UTC) - dt.timedelta(minutes=1), RevocationReason.KEY_COMPROMISE)], crl_number=1)
+    revoked = verify_cms(der, DATA, trust_anchors=[pki.root], crls=[crl.der], at=dt.datetime.now(UTC))
+    assert not revoked.ok and revoked.check("chain").ok is False

@@ -5,7 +5,8 @@ the failed check. Top-level checks: ``format``, ``content-type``; each SignerInf
 (``.signers``) has ``message-digest``, ``signer-cert-found``, ``signature``, ``chain`` and
 ``signing-time``. A check's ``ok`` is True, False, or None when it did not apply.
 
-Accepts standard PKCS#7 and GM/T 0010 content types (1.2.156.10197.6.1.4.2.x), SM3 with NULL
+With ``trust_anchors`` the chain is validated by ``trustsvc.pki.validation`` (its result is on
+``SignerCheck.path_validation``). Accepts standard PKCS#7 and GM/T 0010 content types (1.2.156.10197.6.1.4.2.x), SM3 with NULL
 parameters, SM2 signatures as DER or raw r||s, signatureAlgorithm sm2-with-sm3 or SM2-1,
 ecdsa-with-SHA*, rsaEncryption / sha256WithRSA. Signatures are checked over the received
 bytes of the signed attributes (tag changed to SET) or of the content.
@@ -70,6 +71,7 @@ class SignerCheck(_Checks):
     signature: bytes = b""
     signed_attrs: Any = None
     unsigned_attrs: Any = None
+    path_validation: Any = None  # trustsvc.pki.validation.PathValidationResult, when a chain was checked
 
     @property
     def ok(self) -> bool:
@@ -120,8 +122,12 @@ class CmsVerification(_Checks):
 
 def verify_cms(cms_der: bytes, data: bytes | None = None, *, digest: bytes | None = None,
                trust_anchors: Sequence[Certificate | bytes] | None = None, at: dt.datetime | None = None,
-               extra_certificates: Sequence[Certificate | bytes] = ()) -> CmsVerification:
-    """Verify DER ContentInfo(SignedData), attached or detached (then give ``data`` or ``digest``)."""
+               extra_certificates: Sequence[Certificate | bytes] = (), crls: Sequence[Any] = ()) -> CmsVerification:
+    """Verify DER ContentInfo(SignedData), attached or detached (then give ``data`` or ``digest``).
+
+    ``trust_anchors`` turn on the ``chain`` check (trustsvc.pki.validation, at ``at`` or the
+    signingTime); ``crls`` (DER or CertificateRevocationList) feed its revocation check.
+    """
     result = CmsVerification()
     try:
         sd, ctype = _parse(cms_der)
@@ -148,7 +154,7 @@ def verify_cms(cms_der: bytes, data: bytes | None = None, *, digest: bytes | Non
         result._add("signers", False, "NO_SIGNERS", "SignedData has no SignerInfo")
     anchors = [_cert(a) for a in trust_anchors] if trust_anchors is not None else None
     for si in signer_infos:
-        result.signers.append(_verify_signer(si, result, content_bytes, digest, anchors, at))
+        result.signers.append(_verify_signer(si, result, content_bytes, digest, anchors, at, crls))
     return result
 
 
@@ -230,10 +236,10 @@ _PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError,
 
 
 def _verify_signer(si: Any, result: CmsVerification, content: bytes | None, digest: bytes | None,
-                   anchors: list[Certificate] | None, at: dt.datetime | None) -> SignerCheck:
+                   anchors: list[Certificate] | None, at: dt.datetime | None, crls: Sequence[Any]) -> SignerCheck:
     out = SignerCheck()
     try:
-        return _verify_signer_inner(out, si, result, content, digest, anchors, at)
+        return _verify_signer_inner(out, si, result, content, digest, anchors, at, crls)
     except _PARSE_ERRORS as exc:  # asn1crypto parses lazily: damage may surface late
         out._add("format", False, "BAD_SIGNER_INFO", f"SignerInfo unreadable: {exc}")
         return out
@@ -241,7 +247,7 @@ def _verify_signer(si: Any, result: CmsVerification, content: bytes | None, dige
 
 def _verify_signer_inner(out: SignerCheck, si: Any, result: CmsVerification, content: bytes | None,
                          digest: bytes | None, anchors: list[Certificate] | None,
-                         at: dt.datetime | None) -> SignerCheck:
+                         at: dt.datetime | None, crls: Sequence[Any]) -> SignerCheck:
     try:
         digest_name = si["digest_algorithm"]["algorithm"].native
         sig_alg = si["signature_algorithm"]
@@ -330,7 +336,7 @@ def _verify_signer_inner(out: SignerCheck, si: Any, result: CmsVerification, con
     elif cert is None:
         out._add("chain", False, "SIGNER_CERT_NOT_FOUND", "no signer certificate")
     else:
-        reason, detail = build_chain(cert, result.certificates, anchors, when)
+        reason, detail = _chain(out, cert, result.certificates, anchors, when, crls)
         out._add("chain", reason == "OK", reason, detail)
 
     # signing time -------------------------------------------------------------------------
@@ -360,6 +366,28 @@ def _attr_map(attrs: Any) -> dict[str, Any]:
             raise ValueError(f"signed attribute {name} must have one value")
         out[name] = values[0] if len(values) else None
     return out
+
+
+def _chain(out: SignerCheck, cert: Certificate, pool: Sequence[Certificate], anchors: Sequence[Certificate],
+           when: dt.datetime, crls: Sequence[Any]) -> tuple[str, str]:
+    """RFC 5280 validation through trustsvc.pki.validation when present, else ``build_chain``."""
+    try:
+        from trustsvc.pki import validation
+    except ImportError:
+        return build_chain(cert, pool, anchors, when)
+    from trustsvc.pki.crl import CertificateRevocationList
+
+    try:
+        crl_objs = [c if isinstance(c, CertificateRevocationList) else CertificateRevocationList(c) for c in crls]
+        path = validation.validate(cert, trust_anchors=list(anchors), intermediates=list(pool), at=when,
+                                   crls=crl_objs)
+    except TrustsvcError as exc:
+        return exc.reason, exc.message
+    out.path_validation = path
+    if path.valid:
+        return "OK", " <- ".join(c.subject for c in path.path)
+    first = path.failures[0] if path.failures else None
+    return (path.reason or "PATH_VALIDATION_FAILED"), (first.message if first else "")
 
 
 def build_chain(cert: Certificate, pool: Sequence[Certificate], anchors: Sequence[Certificate],
