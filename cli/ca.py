@@ -35,7 +35,7 @@ def parse_time(text: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(f"bad time {text!r}: use ISO 8601, e.g. 2030-01-01T00:00:00Z", reason="BAD_TIME") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def parse_serial(text: str) -> int:

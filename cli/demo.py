@@ -71,7 +71,7 @@ def run_demo(home_dir: Path) -> dict[str, Any]:
     report["files"] = {k: str(v) for k, v in files.items()}
     report["ok"] = (report["verify_trustsvc"] == "ok" and result.valid and ok is not False)
     report["seconds"] = round(time.perf_counter() - started, 3)
-    report["at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    report["at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return report
 
 

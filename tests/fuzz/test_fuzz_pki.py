@@ -12,8 +12,17 @@ from hypothesis import strategies as st
 
 from trustsvc.algorithms import SoftwareSigner
 from trustsvc.errors import TrustsvcError
-from trustsvc.pki import (Certificate, CertificateBuilder, CertificateRequest, CertificateRevocationList,
-                          RevocationReason, RevokedEntry, build_crl, build_csr, validate)
+from trustsvc.pki import (
+    Certificate,
+    CertificateBuilder,
+    CertificateRequest,
+    CertificateRevocationList,
+    RevocationReason,
+    RevokedEntry,
+    build_crl,
+    build_csr,
+    validate,
+)
 
 _ROOT = SoftwareSigner.generate("sm2")
 _ROOT_CERT = (CertificateBuilder().subject({"common_name": "Fuzz Root", "organization_name": "trustsvc"})
@@ -23,7 +32,7 @@ _LEAF_KEY = SoftwareSigner.generate("sm2")
 _LEAF = (CertificateBuilder().subject("Fuzz Leaf").public_key(_LEAF_KEY.public_key).basic_constraints(False)
          .key_usage({"digital_signature"}).extended_key_usage(["time_stamping"])
          .subject_alt_names(dns=["fuzz.example"]).sign(_ROOT, _ROOT_CERT))
-_CRL = build_crl(_ROOT, _ROOT_CERT, [RevokedEntry(7, dt.datetime.now(dt.timezone.utc), RevocationReason.SUPERSEDED)],
+_CRL = build_crl(_ROOT, _ROOT_CERT, [RevokedEntry(7, dt.datetime.now(dt.UTC), RevocationReason.SUPERSEDED)],
                  crl_number=3)
 _CSR = build_csr(_LEAF_KEY, "Fuzz Leaf", dns=["fuzz.example"], ips=["10.0.0.1"])
 _SAMPLES = {"cert": _LEAF.der, "crl": _CRL.der, "csr": _CSR.der}

@@ -73,8 +73,9 @@ def test_our_sm2_certificate_and_crl_verify_with_bouncycastle(tmp_path: Path) ->
     for name, data in (("root.pem", ca.certificate.to_pem()), ("leaf.pem", issued.certificate.to_pem()),
                        ("crl.pem", crl.to_pem())):
         (tmp_path / name).write_bytes(data)
-    assert bc.run("Sm2Tool", "verify-cert", str(tmp_path / "leaf.pem"), str(tmp_path / "root.pem")).stdout.startswith("OK")
-    assert bc.run("Sm2Tool", "verify-cert", str(tmp_path / "root.pem"), str(tmp_path / "root.pem")).stdout.startswith("OK")
+    for subject in ("leaf.pem", "root.pem"):
+        proc = bc.run("Sm2Tool", "verify-cert", str(tmp_path / subject), str(tmp_path / "root.pem"))
+        assert proc.stdout.startswith("OK"), proc.stdout + proc.stderr
     out = bc.run("CertTool", "verify-crl", str(tmp_path / "crl.pem"), str(tmp_path / "root.pem")).stdout
     assert out.startswith("OK") and str(issued.serial) in out
 

@@ -8,10 +8,17 @@ import pytest
 
 from trustsvc.algorithms import SoftwareSigner
 from trustsvc.errors import CertificateError, DecodeError, InvalidSignature
-from trustsvc.pki import (CertificateBuilder, CertificateRequest, CertificateRevocationList, RevocationReason,
-                          RevokedEntry, build_crl, build_csr)
+from trustsvc.pki import (
+    CertificateBuilder,
+    CertificateRequest,
+    CertificateRevocationList,
+    RevocationReason,
+    RevokedEntry,
+    build_crl,
+    build_csr,
+)
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.mark.parametrize("spec", ["sm2", "ec-p256", "rsa-2048"])
@@ -96,7 +103,8 @@ def test_crl_builder_refuses_wrong_key(issuer) -> None:
 
 @pytest.mark.parametrize("text,expected", [("keyCompromise", RevocationReason.KEY_COMPROMISE),
                                            ("superseded", RevocationReason.SUPERSEDED),
-                                           ("1", RevocationReason.KEY_COMPROMISE), ("8", RevocationReason.REMOVE_FROM_CRL),
+                                           ("1", RevocationReason.KEY_COMPROMISE),
+                                           ("8", RevocationReason.REMOVE_FROM_CRL),
                                            ("9", RevocationReason.PRIVILEGE_WITHDRAWN),
                                            ("CESSATION_OF_OPERATION", RevocationReason.CESSATION_OF_OPERATION)])
 def test_reason_codes(text: str, expected: RevocationReason) -> None:

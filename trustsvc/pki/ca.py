@@ -34,7 +34,7 @@ from trustsvc.pki.crl import CertificateRevocationList, RevocationReason, Revoke
 from trustsvc.pki.csr import CertificateRequest
 from trustsvc.pki.validation import PathValidationResult, validate
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DEFAULT_NAME = "trustsvc development root CA"
 CA_KEY_SPECS = ("sm2", "ec-p256", "ec-p384", "rsa-2048", "rsa-3072")
 
@@ -82,7 +82,8 @@ def profile(name: str) -> Profile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise InvalidInput(f"unknown profile {name!r}; known: {', '.join(PROFILES)}", reason="UNKNOWN_PROFILE") from None
+        raise InvalidInput(f"unknown profile {name!r}; known: {', '.join(PROFILES)}",
+                           reason="UNKNOWN_PROFILE") from None
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -190,7 +191,8 @@ class DevelopmentCA:
         if public_key is None:
             spec = key_type or self._state()["key_type"]
             if spec not in KEY_SPECS:
-                raise InvalidInput(f"unknown key type {spec!r}; known: {', '.join(KEY_SPECS)}", reason="UNKNOWN_KEY_SPEC")
+                raise InvalidInput(f"unknown key type {spec!r}; known: {', '.join(KEY_SPECS)}",
+                                   reason="UNKNOWN_KEY_SPEC")
             private_key = PrivateKey.generate(spec)
             public_key = private_key.public_key
         if prof.name == "server" and not (dns or ips):

@@ -24,10 +24,10 @@ from trustsvc.pki.certificate import Certificate
 
 asn1_registry.register()
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
-class RevocationReason(str, enum.Enum):
+class RevocationReason(enum.StrEnum):
     """CRLReason (RFC 5280 §5.3.1); values are asn1crypto's names."""
 
     UNSPECIFIED = "unspecified"

@@ -24,7 +24,7 @@ from trustsvc.errors import InvalidSignature, PathValidationError, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.pki.crl import CertificateRevocationList
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MAX_PATH = 10
 
 #: Extensions this validator understands (may be critical).
@@ -42,7 +42,7 @@ KU_ALIASES = {"digitalSignature": "digital_signature", "nonRepudiation": "non_re
               "keyCertSign": "key_cert_sign", "cRLSign": "crl_sign"}
 
 
-class CheckStatus(str, enum.Enum):
+class CheckStatus(enum.StrEnum):
     PASS = "pass"
     FAIL = "fail"
     WARNING = "warning"
@@ -235,7 +235,8 @@ def _check_validity(add: Any, depth: int, cert: Certificate, at: dt.datetime) ->
     elif at > cert.not_after:
         add("validity", CheckStatus.FAIL, depth, "EXPIRED", f"expired at {cert.not_after.isoformat()}")
     else:
-        add("validity", CheckStatus.PASS, depth, message=f"{cert.not_before.isoformat()} .. {cert.not_after.isoformat()}")
+        window = f"{cert.not_before.isoformat()} .. {cert.not_after.isoformat()}"
+        add("validity", CheckStatus.PASS, depth, message=window)
 
 
 def _check_critical(add: Any, depth: int, cert: Certificate) -> None:
