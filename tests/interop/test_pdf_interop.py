@@ -49,3 +49,66 @@ def test_bouncycastle_verifies_sm2_cms(tmp_path):
         (tmp_path / "d.bin").write_bytes(covered)
         proc = bouncycastle.run("PdfCmsTool", "verify", str(tmp_path / "c.der"), str(tmp_path / "d.bin"))
         assert proc.returncode == 0 and "VALID 1.2.156.10197.1.501" in proc.stdout, (name, proc.stdout, proc.stderr)
+
+
+def _embed_external_cms(pdf: bytes, make_cms, reserve: int = 8192) -> bytes:
+    """A signature placeholder (pyHanko's CMS embedder, as the fast path uses) filled with ``make_cms(covered)``."""
+    import datetime as dt
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields
+    from pyhanko.sign.signers.cms_embedder import PdfCMSEmbedder, SigIOSetup, SigObjSetup
+    from pyhanko.sign.signers.pdf_byterange import SignatureObject
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    embedder = PdfCMSEmbedder().write_cms(field_name="BCSignature", writer=writer)
+    next(embedder)
+    embedder.send(SigObjSetup(sig_placeholder=SignatureObject(
+        timestamp=dt.datetime.now(dt.timezone.utc), subfilter=fields.SigSeedSubFilter.ADOBE_PKCS7_DETACHED,
+        bytes_reserved=2 * reserve)))
+    prepared, out = embedder.send(SigIOSetup(md_algorithm="sm3", in_place=False, output=io.BytesIO()))
+    buf = out.getvalue()
+    covered = buf[:prepared.reserved_region_start] + buf[prepared.reserved_region_end:]
+    embedder.send(make_cms(covered))
+    return out.getvalue()
+
+
+def _bc_signed_pdf(tmp_path, sm2_id: str | None):
+    from trustsvc.algorithms import private_key_to_pkcs8
+
+    ident = dev_identity("sm2")
+    (tmp_path / "k.p8").write_bytes(private_key_to_pkcs8(ident.signer._key))
+    (tmp_path / "c.der").write_bytes(ident.signer.certificate_chain[0])
+
+    def bc_cms(covered: bytes) -> bytes:
+        (tmp_path / "d.bin").write_bytes(covered)
+        args = [str(tmp_path / n) for n in ("k.p8", "c.der", "d.bin", "cms.der")]
+        proc = bouncycastle.run("PdfCmsTool", "sign", *args, *([sm2_id] if sm2_id is not None else []))
+        assert proc.returncode == 0 and "SIGNED" in proc.stdout, (proc.stdout, proc.stderr)
+        return (tmp_path / "cms.der").read_bytes()
+
+    return _embed_external_cms(licence_pdf(), bc_cms), ident
+
+
+def test_we_verify_bouncycastle_sm2_cms(tmp_path):
+    from trustsvc.pdf.verify import verify_pdf
+
+    require_tool("java")
+    data, ident = _bc_signed_pdf(tmp_path, None)
+    report = verify_pdf(data, trust_roots=[ident.root.der])
+    assert report.valid, report.to_text()
+    assert report.signatures[0].algorithm == "sm2-sm3" and report.signatures[0].digest == "sm3"
+    status = validate_pdf_signature(PdfFileReader(io.BytesIO(data)).embedded_signatures[0],
+                                    validation_context([ident.root.der]))
+    assert status.intact and status.valid and status.trusted
+
+
+def test_bouncycastle_sm2_cms_with_empty_id_fails_naming_the_id(tmp_path):
+    from trustsvc.pdf.verify import verify_pdf
+
+    require_tool("java")
+    data, ident = _bc_signed_pdf(tmp_path, "-")
+    report = verify_pdf(data, trust_roots=[ident.root.der])
+    assert not report.valid
+    sig_check = next(c for c in report.signatures[0].checks if c.name == "signature")
+    assert sig_check.ok is False and "SM2_ID" in sig_check.detail and "ID" in sig_check.detail, report.to_text()
