@@ -117,6 +117,9 @@ class AuditLog:
         self.signer = signer
         self.checkpoint_every = max(1, checkpoint_every)
         self._lock = threading.Lock()  # one writer per process: avoids SQLite busy-waits
+        self._cv = threading.Condition(self._lock)
+        self._queue: list[_Pending] = []
+        self._writing = False
         db.migrate("audit", MIGRATIONS)
 
     # writing ----------------------------------------------------------------------
@@ -125,36 +128,80 @@ class AuditLog:
         return self.append_many([event])[-1]
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        """Commit several records in one transaction, in order."""
+        """Commit several records in one transaction, in order.
+
+        Group commit: concurrent callers queue their events; one of them (the leader) writes every
+        queued batch in a single transaction and wakes the rest. If that transaction fails, every
+        caller in it gets the error, so no caller ever believes an uncommitted record was written.
+        """
         if not events:
             return []
-        with self._lock, self.db.transaction() as tx:
-            seq, prev = self._head(tx)
-            out: list[AuditRecord] = []
-            for event in events:
-                seq += 1
-                body = {
-                    "seq": seq, "time": _now(), "request_id": event.request_id, "client": event.client,
-                    "operation": event.operation, "ref": event.ref, "document_hash": event.document_hash,
-                    "result": event.result, "detail": canonical_json(dict(event.detail)).decode(),
-                    "prev_hash": prev,
-                }
-                rec = AuditRecord(**body, hash=record_hash(prev, body))
-                tx.execute("INSERT INTO audit_log (seq, time, request_id, client, operation, ref, document_hash, "
-                           "result, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           [getattr(rec, k) for k in _FIELDS])
-                out.append(rec)
-                prev = rec.hash
-                if self.signer is not None and seq % self.checkpoint_every == 0:
-                    self._checkpoint(tx, rec)
-            tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
-            return out
+        mine = _Pending(list(events))
+        with self._cv:
+            self._queue.append(mine)
+            while not mine.done and self._writing:
+                self._cv.wait()
+            if mine.done:
+                return mine.result()
+            self._writing = True
+            batch, self._queue = self._queue, []
+        try:
+            self._write(batch)
+        finally:
+            with self._cv:
+                self._writing = False
+                self._cv.notify_all()
+        return mine.result()
+
+    def _write(self, batch: list[_Pending]) -> None:
+        try:
+            with self.db.transaction() as tx:
+                seq, prev = self._head(tx)
+                results: list[list[AuditRecord]] = []
+                for pending in batch:
+                    out: list[AuditRecord] = []
+                    for event in pending.events:
+                        seq += 1
+                        body = {
+                            "seq": seq, "time": _now(), "request_id": event.request_id, "client": event.client,
+                            "operation": event.operation, "ref": event.ref, "document_hash": event.document_hash,
+                            "result": event.result, "detail": canonical_json(dict(event.detail)).decode(),
+                            "prev_hash": prev,
+                        }
+                        rec = AuditRecord(**body, hash=record_hash(prev, body))
+                        tx.execute("INSERT INTO audit_log (seq, time, request_id, client, operation, ref, "
+                                   "document_hash, result, detail, prev_hash, hash) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [getattr(rec, k) for k in _FIELDS])
+                        out.append(rec)
+                        prev = rec.hash
+                        if self.signer is not None and seq % self.checkpoint_every == 0:
+                            self._checkpoint(tx, rec)
+                    results.append(out)
+                tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
+        except BaseException as exc:
+            for pending in batch:
+                pending.fail(exc)
+            return
+        for pending, out in zip(batch, results):
+            pending.succeed(out)
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now (e.g. at shutdown); None when the log is empty or already there."""
         if self.signer is None:
             return None
-        with self._lock, self.db.transaction() as tx:
+        with self._cv:
+            while self._writing:
+                self._cv.wait()
+            self._writing = True
+        try:
+            return self._checkpoint_now()
+        finally:
+            with self._cv:
+                self._writing = False
+                self._cv.notify_all()
+
+    def _checkpoint_now(self) -> Checkpoint | None:
+        with self.db.transaction() as tx:
             seq, head_hash = self._head(tx)
             if seq == 0 or tx.execute("SELECT 1 FROM audit_checkpoints WHERE seq = ?", (seq,)).fetchone():
                 return None
@@ -197,6 +244,27 @@ class AuditLog:
             rows = tx.execute("SELECT " + ", ".join(_FIELDS) + " FROM audit_log WHERE request_id = ? ORDER BY seq",
                               (request_id,)).fetchall()
         return [AuditRecord(*r) for r in rows]
+
+
+class _Pending:
+    """One caller's events waiting for the group commit."""
+
+    def __init__(self, events: list[AuditEvent]) -> None:
+        self.events = events
+        self.done = False
+        self._records: list[AuditRecord] = []
+        self._error: BaseException | None = None
+
+    def succeed(self, records: list[AuditRecord]) -> None:
+        self._records, self.done = records, True
+
+    def fail(self, exc: BaseException) -> None:
+        self._error, self.done = exc, True
+
+    def result(self) -> list[AuditRecord]:
+        if self._error is not None:
+            raise self._error
+        return self._records
 
 
 def read_records(db: Database, after: int = 0, limit: int | None = None) -> list[AuditRecord]:
