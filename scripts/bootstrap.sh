@@ -35,9 +35,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.trustsvc-installed
 extras="."; [ $want_test = 1 ] && extras=".[test]"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! grep -qx "$extras" "$stamp" 2>/dev/null; then
+installed=$(cat "$stamp" 2>/dev/null || true)
+if [ -z "$installed" ] || [ pyproject.toml -nt "$stamp" ] || { [ "$extras" = ".[test]" ] && [ "$installed" != ".[test]" ]; }; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -e "$extras" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install -q -e "$extras" >"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" >&2; rm -f "$log"
+    echo "bootstrap: pip install failed" >&2; exit 1
+  fi
+  rm -f "$log"
   .venv/bin/python -c "import trustsvc, gmalglib" >/dev/null
   echo "$extras" >"$stamp"
 fi
