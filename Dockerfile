@@ -1,0 +1,29 @@
+# trustsvc daemon: multi-stage build, non-root, SoftHSM2 inside for the demo, grpc.health.v1 health check.
+FROM python:3.11-slim AS build
+WORKDIR /src
+RUN pip install --no-cache-dir --upgrade pip wheel grpcio-tools
+COPY pyproject.toml README.md ./
+COPY trustsvc ./trustsvc
+COPY cli ./cli
+COPY proto ./proto
+# generate trustsvc/_generated from proto/ at build time (never checked in)
+RUN python -m trustsvc.codegen && pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends softhsm2 opensc \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/trustsvc --create-home trustsvc
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY --from=build /src/trustsvc/_generated /usr/local/lib/python3.11/site-packages/trustsvc/_generated
+COPY deploy/trustsvc.toml /etc/trustsvc/trustsvc.toml
+USER trustsvc
+ENV TRUSTSVC_HOME=/var/lib/trustsvc \
+    SOFTHSM2_CONF=/var/lib/trustsvc/softhsm2.conf
+VOLUME ["/var/lib/trustsvc"]
+EXPOSE 50051 9464
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD python -c "\
+import sys; from trustsvc.client import Client; \
+c = Client.from_home('/var/lib/trustsvc', '127.0.0.1:50051', 'admin', server_name='localhost', timeout=4, retries=0); \
+sys.exit(0 if c.check_health() == 'SERVING' else 1)"
+ENTRYPOINT ["trustsvc", "serve", "--config", "/etc/trustsvc/trustsvc.toml"]
