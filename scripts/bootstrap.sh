@@ -9,7 +9,7 @@ want_test=0
 [ "${1:-}" = "--with-test-deps" ] && want_test=1
 
 runtime_pkgs=(openssl gcc python3-dev)
-test_pkgs=(default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java softhsm2 libssl-dev
+test_pkgs=(default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java softhsm2 libssl-dev libp11-kit-dev
            poppler-utils qpdf fonts-wqy-zenhei postgresql postgresql-client)
 
 missing=()

@@ -24,7 +24,7 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from asn1crypto.core import OctetString
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pkcs11 import Attribute, CertificateType, Mechanism, ObjectClass
+from pkcs11 import Attribute, CertificateType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import KeyType as CKK
 from pkcs11.util.ec import encode_named_curve_parameters
 
@@ -224,9 +224,11 @@ class Pkcs11KeyStore(KeyStore):
         else:
             raise UnsupportedAlgorithm(f"unknown key spec {spec!r}; known: {', '.join(KEY_SPECS)}",
                                        reason="UNKNOWN_KEY_SPEC")
+        # python-pkcs11 has no default capabilities for vendor key types (ArgumentsBad): say them.
+        caps = MechanismFlag.SIGN | MechanismFlag.VERIFY if spec == "sm2" else None
         pub, priv = ps.session.generate_keypair(ktype, length, id=kid, label=label, store=token,
-                                                mechanism=mech, public_template=public,
-                                                private_template=private)
+                                                capabilities=caps, mechanism=mech,
+                                                public_template=public, private_template=private)
         for attr in (Attribute.NEVER_EXTRACTABLE, Attribute.ALWAYS_SENSITIVE, Attribute.LOCAL):
             try:
                 ok = bool(priv[attr])
