@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import io
+import os
+import tempfile
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
+from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator.context import ValidationContext
 
 from trustsvc.algorithms.signer import Signer
-from trustsvc.errors import InvalidInput, TrustsvcError
+from trustsvc.errors import DecodeError, InvalidInput, TrustsvcError
 from trustsvc.pdf.errors import PdfInput, open_writer
 from trustsvc.pdf.metadata import LicenceMetadata, write_metadata
 from trustsvc.pdf.pyhanko_sm2 import TrustsvcPdfSigner, digest_algorithm, validation_context
@@ -76,7 +80,69 @@ def sign_pdf(pdf: PdfInput, signer: Signer, options: SignOptions | None = None, 
 
     Options come as a SignOptions or as its fields by keyword (``level="B-T", timestamper=...``).
     """
+    out = io.BytesIO()
+    sign_pdf_to(pdf, out, signer, options, **kwargs)
+    return out.getvalue()
+
+
+def sign_pdf_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], signer: Signer,
+                  options: SignOptions | None = None, **kwargs: object) -> None:
+    """Sign file ``src`` into ``dst`` streaming (the document is never held in memory whole).
+
+    Written to a temporary name beside ``dst``, fsynced and renamed: ``dst`` is never left half-written.
+    """
+    dst_dir = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(prefix=".signing-", suffix=".pdf", dir=dst_dir)
+    try:
+        with open(src, "rb") as inp, os.fdopen(fd, "w+b") as out:
+            sign_pdf_to(inp, out, signer, options, **kwargs)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def sign_pdf_to(pdf: PdfInput, output: BinaryIO, signer: Signer, options: SignOptions | None = None,
+                **kwargs: object) -> None:
+    """Sign ``pdf`` writing the signed PDF to the seekable ``output`` (from its current start, truncated).
+
+    A ``bytes_reserved`` too small for the CMS is retried once with pyHanko's own sizing, never a broken file.
+    """
     opts = dataclasses.replace(options or SignOptions(), **kwargs)  # type: ignore[arg-type]
+    start = output.tell()
+    try:
+        _sign_once(pdf, output, signer, opts)
+    except PlaceholderTooSmall:
+        output.seek(start)
+        output.truncate()
+        _sign_once(pdf, output, signer, dataclasses.replace(opts, bytes_reserved=None))
+
+
+class PlaceholderTooSmall(SigningFailed):
+    """The reserved /Contents was too small for the CMS (sign_pdf retries larger)."""
+
+    reason = "PLACEHOLDER_TOO_SMALL"
+
+
+def _sign_once(pdf: PdfInput, output: BinaryIO, signer: Signer, opts: SignOptions) -> None:
+    try:
+        _sign_into(pdf, output, signer, opts)
+    except TrustsvcError:
+        raise
+    except SigningError as exc:
+        if "larger than expected" in str(exc):
+            raise PlaceholderTooSmall(f"reserved signature space too small: {exc}") from None
+        raise SigningFailed(f"pyHanko could not sign: {exc}") from None
+    except PdfError as exc:
+        raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
+    except Exception as exc:  # pyHanko raises many kinds (PdfWriteError, ValueError ...) on odd input
+        raise SigningFailed(f"signing failed: {type(exc).__name__}: {exc}") from None
+
+
+def _sign_into(pdf: PdfInput, output: BinaryIO, signer: Signer, opts: SignOptions) -> None:
     level = PadesLevel.parse(opts.level)
     if level is not PadesLevel.B_B and opts.timestamper is None:
         raise InvalidInput(f"PAdES {level.value} needs a time stamper", reason="NO_TIMESTAMPER")
@@ -108,17 +174,8 @@ def sign_pdf(pdf: PdfInput, signer: Signer, options: SignOptions | None = None, 
     pdf_signer = signers.PdfSigner(meta, signer=TrustsvcPdfSigner(signer),
                                    timestamper=opts.timestamper if level is not PadesLevel.B_B else None,
                                    stamp_style=stamp_style, new_field_spec=field_spec)
-    out = io.BytesIO()
-    try:
-        pdf_signer.sign_pdf(writer, output=out, bytes_reserved=opts.bytes_reserved,
-                            appearance_text_params=text_params)
-    except TrustsvcError:
-        raise
-    except SigningError as exc:
-        raise SigningFailed(f"pyHanko could not sign: {exc}") from None
-    except Exception as exc:  # pyHanko raises many kinds (PdfWriteError, ValueError ...) on odd input
-        raise SigningFailed(f"signing failed: {type(exc).__name__}: {exc}") from None
-    return out.getvalue()
+    pdf_signer.sign_pdf(writer, output=output, bytes_reserved=opts.bytes_reserved,
+                        appearance_text_params=text_params)
 
 
 def dual_sign_pdf(pdf: PdfInput, signers_: Sequence[Signer], options: SignOptions | None = None,
