@@ -3,7 +3,8 @@
 //   SealCheck seal FILE        -> SESeal: maker signature over the exact SES_SealInfo bytes
 //   SealCheck signature FILE   -> SES_Signature: signer signature over the exact TBS_Sign bytes, then the
 //                                 embedded seal's maker signature
-// Prints "OK <steps>" or "FAIL <step>: <why>" (exit 0 / 1). Nothing here is shared with trustsvc's parser.
+// Several KIND FILE pairs may follow each other (one JVM). Prints per file "OK <steps>" or
+// "FAIL <step>: <why>" (exit 0 / 1). Nothing here is shared with trustsvc's parser.
 import java.io.*;
 import java.math.BigInteger;
 import java.nio.file.*;
@@ -160,9 +161,7 @@ public class SealCheck {
         checkSeal(sealBytes);
     }
 
-    public static void main(String[] a) throws Exception {
-        Security.addProvider(new BouncyCastleProvider());
-        byte[] der = Files.readAllBytes(Paths.get(a[1]));
+    static String check(String kind, byte[] der) throws Exception {
         try {
             try (ASN1InputStream in = new ASN1InputStream(der)) {
                 if (in.readObject() == null || in.readObject() != null)
@@ -171,20 +170,27 @@ public class SealCheck {
                 throw new Fail("format", "not DER: " + ex.getMessage());
             }
             if (tlv(der, 0)[1] != der.length) throw new Fail("format", "trailing bytes");
-            switch (a[0]) {
-                case "seal": checkSeal(der); System.out.println("OK seal.maker_signature"); break;
-                case "signature":
-                    checkSignature(der);
-                    System.out.println("OK signature.signer_signature seal.maker_signature");
-                    break;
-                default: System.out.println("FAIL usage: seal|signature FILE"); System.exit(2);
+            switch (kind) {
+                case "seal": checkSeal(der); return "OK seal.maker_signature";
+                case "signature": checkSignature(der); return "OK signature.signer_signature seal.maker_signature";
+                default: return "FAIL usage: seal|signature FILE";
             }
         } catch (Fail f) {
-            System.out.println("FAIL " + f.getMessage());
-            System.exit(1);
+            return "FAIL " + f.getMessage();
         } catch (IOException | RuntimeException ex) {
-            System.out.println("FAIL format: " + ex);
-            System.exit(1);
+            return "FAIL format: " + ex;
         }
+    }
+
+    /** SealCheck KIND FILE [KIND FILE ...]: one result line per file, in order; exit 1 if any failed. */
+    public static void main(String[] a) throws Exception {
+        Security.addProvider(new BouncyCastleProvider());
+        boolean allOk = true;
+        for (int i = 0; i + 1 < a.length; i += 2) {
+            String line = check(a[i], Files.readAllBytes(Paths.get(a[i + 1])));
+            allOk &= line.startsWith("OK");
+            System.out.println(line);
+        }
+        System.exit(allOk && a.length >= 2 ? 0 : 1);
     }
 }
