@@ -106,7 +106,8 @@ ess_cert_id_chain = no
 ess_cert_id_alg = sha256
 """)
     query, reply = tmp_path / "req.tsq", tmp_path / "resp.tsr"
-    assert _run(openssl, "ts", "-query", "-data", str(f["data"]), "-sha256", "-cert", "-out", str(query)).returncode == 0
+    proc = _run(openssl, "ts", "-query", "-data", str(f["data"]), "-sha256", "-cert", "-out", str(query))
+    assert proc.returncode == 0, proc.stderr
     proc = _run(openssl, "ts", "-reply", "-config", str(conf), "-queryfile", str(query), "-out", str(reply))
     assert proc.returncode == 0, proc.stderr
     status, token, _ = parse_response(reply.read_bytes())

@@ -15,7 +15,7 @@ from trustsvc.errors import InvalidInput
 from trustsvc.pki.cms import CmsTemplate, add_unsigned_attribute, sign_cms, verify_cms
 
 DATA = b"e-licence \xe7\x94\xb5\xe5\xad\x90\xe8\xaf\x81\xe7\x85\xa7 payload"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture(scope="module", params=["sm2", "ec-p256", "rsa-2048"])

@@ -8,7 +8,7 @@ import datetime as dt
 from trustsvc.algorithms.signer import SoftwareSigner
 from trustsvc.pki.certificate import Certificate, CertificateBuilder
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @dataclasses.dataclass

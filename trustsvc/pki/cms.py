@@ -18,11 +18,12 @@ Verification lives in ``trustsvc.pki.cms_verify`` (``verify_cms``), re-exported 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from asn1crypto import algos, cms, core, tsp, x509
+from asn1crypto import algos, cms, core, tsp, x509  # noqa: F401 (tsp registers ESS attributes)
 
 from trustsvc.algorithms import asn1_registry
 from trustsvc.algorithms.signature_algorithm import KeyType, SignatureAlgorithm
@@ -31,7 +32,7 @@ from trustsvc.errors import DecodeError, InvalidInput, UnsupportedAlgorithm
 
 asn1_registry.register()
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DIGEST_SIZES = {"sm3": 32, "sha1": 20, "sha224": 28, "sha256": 32, "sha384": 48, "sha512": 64}
 
 
@@ -66,13 +67,16 @@ def _signer_cert(signer: Signer) -> x509.Certificate:
     return x509.Certificate.load(signer.certificate)
 
 
-def _ess_attr(cert: x509.Certificate, digest_name: str) -> cms.CMSAttribute:
-    cert_id = {"cert_hash": hash_data(digest_name, cert.dump()),
-               "issuer_serial": {"issuer": [x509.GeneralName(name="directory_name", value=cert.issuer)],
-                                 "serial_number": cert.serial_number}}
-    if digest_name != "sha256":
-        cert_id["hash_algorithm"] = {"algorithm": digest_name}
-    return _attr("signing_certificate_v2", tsp.SigningCertificateV2({"certs": [cert_id]}))
+@functools.lru_cache(maxsize=64)
+def _ess_attr_der(cert_der: bytes, digest_name: str) -> bytes:
+    """DER signingCertificateV2 attribute (RFC 5035) for a certificate, built from its bytes."""
+    cert = x509.Certificate.load(cert_der)
+    tbs = cert["tbs_certificate"]
+    issuer_serial = tlv(0x30, tlv(0x30, tlv(0xA4, tbs["issuer"].dump())) + tbs["serial_number"].dump())
+    hash_alg = b"" if digest_name == "sha256" else algos.DigestAlgorithm({"algorithm": digest_name}).dump()
+    cert_id = tlv(0x30, hash_alg + tlv(0x04, hash_data(digest_name, cert_der)) + issuer_serial)
+    value = tlv(0x30, tlv(0x30, cert_id))
+    return tlv(0x30, core.ObjectIdentifier("1.2.840.113549.1.9.16.2.47").dump() + tlv(0x31, value))
 
 
 def _time(value: dt.datetime) -> cms.Time:
@@ -104,13 +108,15 @@ def build_signed_attrs(signer: Signer, message_digest: bytes, *, content_type: s
                        extra: Sequence[cms.CMSAttribute] | Mapping[str, Any] | None = None) -> bytes:
     """DER SET OF signed attributes (tag 0x31, sorted): the bytes the signature covers."""
     digest_name = digest_algorithm_for(signer)
-    attrs = [_attr("content_type", content_type), _attr("message_digest", message_digest),
-             _ess_attr(_signer_cert(signer), digest_name)]
+    if signer.certificate is None:
+        raise InvalidInput("CMS signing needs a signer with a certificate", reason="NO_SIGNER_CERTIFICATE")
+    attrs = [_attr("content_type", content_type).dump(), _attr("message_digest", message_digest).dump(),
+             _ess_attr_der(signer.certificate, digest_name)]
     if signing_time is not False:
         when = signing_time if isinstance(signing_time, dt.datetime) else dt.datetime.now(UTC)
-        attrs.append(_attr("signing_time", _time(when)))
-    attrs.extend(_extra_attrs(extra))
-    return der_set_of(a.dump() for a in attrs)
+        attrs.append(_attr("signing_time", _time(when)).dump())
+    attrs.extend(a.dump() for a in _extra_attrs(extra))
+    return der_set_of(attrs)
 
 
 def _extra_attrs(extra: Sequence[cms.CMSAttribute] | Mapping[str, Any] | None) -> list[cms.CMSAttribute]:
@@ -123,7 +129,8 @@ def _extra_attrs(extra: Sequence[cms.CMSAttribute] | Mapping[str, Any] | None) -
 
 def sign_cms(signer: Signer, data: bytes | None = None, *, digest: bytes | None = None, detached: bool = True,
              signed_attributes: bool = True, include_chain: bool = True, include_crls: Sequence[bytes] = (),
-             content_type: str = "data", extra_signed_attrs: Sequence[cms.CMSAttribute] | Mapping[str, Any] | None = None,
+             content_type: str = "data",
+             extra_signed_attrs: Sequence[cms.CMSAttribute] | Mapping[str, Any] | None = None,
              unsigned_attrs: Sequence[cms.CMSAttribute] | Mapping[str, Any] | None = None,
              signing_time: dt.datetime | None | bool = None, include_certificates: bool = True) -> bytes:
     """DER ContentInfo(SignedData) over ``data`` (or a precomputed ``digest``) signed by ``signer``.
@@ -131,7 +138,8 @@ def sign_cms(signer: Signer, data: bytes | None = None, *, digest: bytes | None 
     ``detached=False`` embeds ``data``. ``signed_attributes=False`` signs the content itself
     (needs ``data``). ``signing_time=False`` omits signingTime; a datetime fixes it.
     ``include_chain=False`` carries only the signer's certificate, ``include_certificates=False``
-    none (RFC 3161 certReq false). ``include_crls`` are DER CRLs to carry. ``content_type`` is an asn1crypto name or OID.
+    none (RFC 3161 certReq false). ``include_crls`` are DER CRLs to carry. ``content_type`` is an
+    asn1crypto name or OID.
     """
     if (data is None) == (digest is None):
         raise InvalidInput("give exactly one of data or digest", reason="BAD_ARGUMENTS")
@@ -290,7 +298,7 @@ class CmsTemplate:
     def sign_batch(self, digests: Sequence[bytes], signing_time: dt.datetime | None = None) -> list[bytes]:
         """Detached CMS for many precomputed digests through ``signer.sign_batch``."""
         attrs = [self.signed_attrs(d, signing_time) for d in digests]
-        return [self.assemble(a, s) for a, s in zip(attrs, self.signer.sign_batch(attrs))]
+        return [self.assemble(a, s) for a, s in zip(attrs, self.signer.sign_batch(attrs), strict=True)]
 
 
 class _FixedSigner(Signer):

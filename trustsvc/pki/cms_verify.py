@@ -6,10 +6,11 @@ the failed check. Top-level checks: ``format``, ``content-type``; each SignerInf
 ``signing-time``. A check's ``ok`` is True, False, or None when it did not apply.
 
 With ``trust_anchors`` the chain is validated by ``trustsvc.pki.validation`` (its result is on
-``SignerCheck.path_validation``). Accepts standard PKCS#7 and GM/T 0010 content types (1.2.156.10197.6.1.4.2.x), SM3 with NULL
-parameters, SM2 signatures as DER or raw r||s, signatureAlgorithm sm2-with-sm3 or SM2-1,
-ecdsa-with-SHA*, rsaEncryption / sha256WithRSA. Signatures are checked over the received
-bytes of the signed attributes (tag changed to SET) or of the content.
+``SignerCheck.path_validation``). Accepts standard PKCS#7 and GM/T 0010 content types
+(1.2.156.10197.6.1.4.2.x), SM3 with NULL parameters, SM2 signatures as DER or raw r||s,
+signatureAlgorithm sm2-with-sm3 or SM2-1, ecdsa-with-SHA*, rsaEncryption / sha256WithRSA.
+Signatures are checked over the received bytes of the signed attributes (tag changed to SET)
+or of the content.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from trustsvc.pki.certificate import Certificate
 
 asn1_registry.register()
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _DIGESTS = {"sm3", "sha1", "sha224", "sha256", "sha384", "sha512"}
 _SIGNED_DATA_TYPES = {"signed_data", "gm_signed_data"}
 
@@ -50,8 +51,12 @@ class Check:
 class _Checks:
     checks: list[Check]
 
-    def check(self, name: str) -> Check | None:
+    def find(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)
+
+    def check(self, name: str) -> Check:
+        """The named check; one with ok None and reason NOT_RUN when it was not run."""
+        return self.find(name) or Check(name, None, "NOT_RUN")
 
     def _add(self, name: str, ok: bool | None, reason: str = "", detail: str = "") -> Check:
         c = Check(name, ok, reason or ("OK" if ok else "NOT_APPLICABLE" if ok is None else "FAILED"), detail)
@@ -98,11 +103,11 @@ class CmsVerification(_Checks):
     def ok(self) -> bool:
         return bool(self.signers) and all(c.ok is not False for c in self.checks) and all(s.ok for s in self.signers)
 
-    def check(self, name: str) -> Check | None:
+    def find(self, name: str) -> Check | None:
         """A top-level check, else the first signer's check of that name."""
-        found = super().check(name)
+        found = super().find(name)
         if found is None and self.signers:
-            found = self.signers[0].check(name)
+            found = self.signers[0].find(name)
         return found
 
     @property
@@ -186,7 +191,7 @@ def _parse(der: bytes) -> tuple[Any, str]:
 
 
 def _certificates(sd: Any) -> list[Certificate]:
-    out = []
+    out: list[Certificate] = []
     certs = sd["certificates"]
     if certs.native is None:
         return out
@@ -274,10 +279,7 @@ def _verify_signer_inner(out: SignerCheck, si: Any, result: CmsVerification, con
             out._add("content-type", False, "CONTENT_TYPE_MISMATCH",
                      "signed contentType attribute missing or differs from eContentType")
         md_attr = attrs.get("message_digest")
-        if content is not None:
-            actual = hashlib.new(digest_name, content).digest()
-        else:
-            actual = digest
+        actual = hashlib.new(digest_name, content).digest() if content is not None else digest
         if md_attr is None:
             out._add("message-digest", False, "NO_MESSAGE_DIGEST", "signed attributes lack messageDigest")
         elif actual is None:
@@ -340,7 +342,7 @@ def _verify_signer_inner(out: SignerCheck, si: Any, result: CmsVerification, con
         out._add("chain", reason == "OK", reason, detail)
 
     # signing time -------------------------------------------------------------------------
-    if out.check("signing-time") is None:
+    if out.find("signing-time") is None:
         if out.signing_time is None:
             out._add("signing-time", None, "NO_SIGNING_TIME", "no signingTime attribute")
         elif cert is not None and not cert.valid_at(out.signing_time):

@@ -22,7 +22,7 @@ from trustsvc.errors import InvalidInput
 from trustsvc.pki.certificate import Certificate
 from trustsvc.pki.cms import DIGEST_SIZES, hash_data, sign_cms, tlv
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DEFAULT_POLICY = "1.2.156.112562.1.3.1"  # local development policy OID; configure a real one
 HASH_ALGS = ("sm3", "sha256", "sha384", "sha512")
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 from asn1crypto import cms, core, tsp
 
 from trustsvc.errors import TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.pki.cms_verify import Check, CmsVerification, verify_cms
+
 
 class TimeStampResp(core.Sequence):
     """RFC 3161 TimeStampResp with the token OPTIONAL (asn1crypto's requires it)."""
@@ -59,8 +60,9 @@ class TimestampVerification:
         fails = [c for c in self.all_checks if c.ok is False]
         return fails[0].reason if fails else ("OK" if self.ok else self.cms.reason)
 
-    def check(self, name: str) -> Check | None:
-        return next((c for c in self.all_checks if c.name == name), None)
+    def check(self, name: str) -> Check:
+        """The named check; one with ok None and reason NOT_RUN when it was not run."""
+        return next((c for c in self.all_checks if c.name == name), Check(name, None, "NOT_RUN"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "reason": self.reason,
@@ -92,7 +94,7 @@ def _verify(token_der: bytes, data: bytes | None, digest: bytes | None,
             extra_certificates: Sequence[Certificate | bytes]) -> TimestampVerification:
     cms_result = verify_cms(token_der, trust_anchors=trust_anchors, at=at, extra_certificates=extra_certificates)
     out = TimestampVerification(cms_result)
-    if cms_result.check("format") is None or not cms_result.check("format").ok:  # type: ignore[union-attr]
+    if not cms_result.check("format").ok:
         return out
     if cms_result.content_type != "tst_info" or cms_result.content is None:
         out._add("tst-info", False, "NOT_A_TIMESTAMP_TOKEN", f"eContentType is {cms_result.content_type}")
