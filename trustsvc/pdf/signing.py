@@ -98,6 +98,9 @@ def sign_pdf_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], sign
             sign_pdf_to(inp, out, signer, options, **kwargs)
             out.flush()
             os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -1,0 +1,168 @@
+"""Bad and awkward input for PDF signing: signed documents, later updates, huge files, small placeholders."""
+
+from __future__ import annotations
+
+import io
+import os
+import tracemalloc
+
+import pytest
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+
+from trustsvc.errors import DecodeError, InvalidInput, TrustsvcError
+from trustsvc.pdf.devkit import dev_identity, licence_pdf
+from trustsvc.pdf.fast import FastPdfSigner
+from trustsvc.pdf.pyhanko_sm2 import validation_context
+from trustsvc.pdf.signing import sign_pdf, sign_pdf_file
+from trustsvc.pdf.verify import verify_pdf
+
+
+@pytest.fixture(scope="module")
+def ids() -> dict:
+    return {k: dev_identity(k) for k in ("sm2", "ecdsa")}
+
+
+def _roots(ids: dict) -> list[bytes]:
+    return [i.root.der for i in ids.values()]
+
+
+def _check(report, name: str):
+    return next(c for s in report.signatures for c in s.checks if c.name == name)
+
+
+def test_signed_pdf_signed_again_keeps_earlier_signature(ids):
+    first = sign_pdf(licence_pdf(), ids["sm2"].signer)
+    second = sign_pdf(first, ids["ecdsa"].signer)
+    assert second.startswith(first)  # an incremental update: the first revision is untouched
+    report = verify_pdf(second, trust_roots=_roots(ids))
+    assert len(report.signatures) == 2 and report.valid, report.to_text()
+    sigs = PdfFileReader(io.BytesIO(second)).embedded_signatures
+    for sig in sigs:
+        status = validate_pdf_signature(sig, validation_context(_roots(ids)))
+        assert status.intact and status.valid
+    assert sigs[0].field_name != sigs[1].field_name
+
+
+def test_certify_on_signed_pdf_refused(ids):
+    first = sign_pdf(licence_pdf(), ids["sm2"].signer)
+    with pytest.raises(InvalidInput) as err:
+        sign_pdf(first, ids["ecdsa"].signer, certify=2)
+    assert err.value.reason == "PDF_ALREADY_SIGNED"
+
+
+def test_incremental_update_after_signing_detected(ids):
+    signed = sign_pdf(licence_pdf(), ids["sm2"].signer)
+    w = IncrementalPdfFileWriter(io.BytesIO(signed))
+    page_ref, _ = w.find_page_for_modification(0)
+    page = page_ref.get_object()
+    page["/Contents"] = w.add_object(generic.StreamObject(  # replace the page text
+        stream_data=b"BT /F1 24 Tf 72 720 Td (Forged licence) Tj ET\n"))
+    w.update_container(page)
+    buf = io.BytesIO()
+    w.write(buf)
+    report = verify_pdf(buf.getvalue(), trust_roots=_roots(ids))
+    assert not report.valid, report.to_text()
+    assert _check(report, "intact").ok  # the signed revision itself is untouched ...
+    assert "later incremental updates" in _check(report, "byte_range").detail  # ... but something follows it
+    assert _check(report, "modifications").ok is False
+
+
+def test_truncated_and_garbage_rejected(ids):
+    signed = sign_pdf(licence_pdf(), ids["sm2"].signer)
+    with pytest.raises(DecodeError) as err:
+        verify_pdf(signed[: len(signed) // 2])
+    assert err.value.reason == "PDF_TRUNCATED"
+    with pytest.raises(DecodeError) as err:
+        sign_pdf(b"hello, not a pdf", ids["sm2"].signer)
+    assert err.value.reason == "PDF_NOT_PDF"
+
+
+def _huge_pdf(path: str, size: int) -> None:
+    """A valid one-page PDF of about ``size`` bytes, written in 1 MB chunks (never whole in memory)."""
+    offsets = []
+    with open(path, "wb") as f:
+        f.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+        content = b"BT /F1 24 Tf 72 720 Td (Huge licence) Tj ET\n"
+        objs = [b"<< /Type /Catalog /Pages 2 0 R /TrustsvcPadding 6 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+                b"/Resources << /Font << /F1 5 0 R >> >> >>",
+                b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+        for i, body in enumerate(objs, 1):
+            offsets.append(f.tell())
+            f.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
+        offsets.append(f.tell())
+        pad = max(size - 2048, 0)
+        f.write(b"6 0 obj\n<< /Length %d >>\nstream\n" % pad)
+        chunk = os.urandom(1 << 20)
+        left = pad
+        while left:
+            n = min(left, len(chunk))
+            f.write(chunk[:n])
+            left -= n
+        f.write(b"\nendstream\nendobj\n")
+        xref = f.tell()
+        f.write(b"xref\n0 7\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets))
+        f.write(b"trailer\n<< /Size 7 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref)
+
+
+def test_huge_pdf_signed_with_bounded_memory(ids, tmp_path):
+    size = 50 << 20
+    src, dst = str(tmp_path / "huge.pdf"), str(tmp_path / "huge-signed.pdf")
+    _huge_pdf(src, size)
+    tracemalloc.start()
+    try:
+        sign_pdf_file(src, dst, ids["ecdsa"].signer)
+        sign_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        with open(dst, "rb") as f:
+            report = verify_pdf(f, trust_roots=_roots(ids))
+        verify_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert os.path.getsize(dst) > size
+    assert report.valid, report.to_text()
+    assert sign_peak < size // 10, f"signing peaked at {sign_peak} bytes for a {size} byte file"
+    assert verify_peak < size // 10, f"verifying peaked at {verify_peak} bytes for a {size} byte file"
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".signing-")] == []
+
+
+def test_sign_pdf_file_never_leaves_half_written_output(ids, tmp_path):
+    src, dst = tmp_path / "bad.pdf", tmp_path / "out.pdf"
+    src.write_bytes(licence_pdf()[:-200])  # truncated
+    with pytest.raises(TrustsvcError):
+        sign_pdf_file(src, dst, ids["sm2"].signer)
+    assert not dst.exists() and list(tmp_path.iterdir()) == [src]
+
+
+@pytest.mark.parametrize("kind", ["sm2", "ecdsa"])
+def test_placeholder_too_small_retried_larger(ids, kind):
+    ident = ids[kind]
+    out = sign_pdf(licence_pdf(), ident.signer, bytes_reserved=64)
+    report = verify_pdf(out, trust_roots=_roots(ids))
+    assert report.valid, report.to_text()
+    assert len(PdfFileReader(io.BytesIO(out)).embedded_signatures) == 1
+    fast = FastPdfSigner(ident.signer, reserve=32)
+    out = fast.sign(licence_pdf())
+    assert fast.reserve > 32
+    report = verify_pdf(out, trust_roots=_roots(ids))
+    assert report.valid, report.to_text()
+    assert len(PdfFileReader(io.BytesIO(out)).embedded_signatures) == 1
+
+
+def test_encrypted_pdf_rejected(ids):
+    from pyhanko.pdf_utils.crypt import StandardSecurityHandler
+    from pyhanko.pdf_utils.writer import copy_into_new_writer
+
+    w = copy_into_new_writer(PdfFileReader(io.BytesIO(licence_pdf())))
+    w.security_handler = StandardSecurityHandler.build_from_pw("secret")
+    w._encrypt = w.add_object(w.security_handler.as_pdf_object())
+    buf = io.BytesIO()
+    w.write(buf)
+    with pytest.raises(InvalidInput) as err:
+        sign_pdf(buf.getvalue(), ids["sm2"].signer)
+    assert err.value.reason == "PDF_ENCRYPTED"
