@@ -29,3 +29,21 @@ def build_testtoken() -> Path:
     """Build the SM2 test emulator with make (no-op when up to date)."""
     subprocess.run(["make", "-s", "-C", str(TESTTOKEN_DIR)], check=True, capture_output=True, text=True)
     return TESTTOKEN_MODULE
+
+
+# The SM2 test emulator (hsm/testtoken, TEST ONLY): its token label and user PIN.
+TESTTOKEN_LABEL = "trustsvc-test"
+TESTTOKEN_PIN = "1234"
+SM2_DEFAULT_ID = "1234567812345678"
+
+
+def openssl_sm2_verify(openssl: str, directory: Path, public_pem: bytes, message: bytes,
+                       signature_der: bytes) -> subprocess.CompletedProcess[str]:
+    """``openssl pkeyutl -verify`` of an SM2 signature with SM3 and the default ID (distid)."""
+    (directory / "pub.pem").write_bytes(public_pem)
+    (directory / "msg").write_bytes(message)
+    (directory / "sig").write_bytes(signature_der)
+    return subprocess.run([openssl, "pkeyutl", "-verify", "-pubin", "-inkey", str(directory / "pub.pem"),
+                           "-rawin", "-digest", "sm3", "-pkeyopt", f"distid:{SM2_DEFAULT_ID}",
+                           "-in", str(directory / "msg"), "-sigfile", str(directory / "sig")],
+                          capture_output=True, text=True)
