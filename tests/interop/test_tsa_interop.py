@@ -116,3 +116,43 @@ ess_cert_id_alg = sha256
     assert result.ok, result.to_dict()
     assert result.policy == "1.2.3.4.1" and result.serial_number in (1, 2)
     assert not verify_timestamp_token(token, DATA + b"x").ok
+
+
+def test_pyhanko_pades_bt_with_local_tsa() -> None:
+    """pyHanko signs a PDF with our authority as its time stamper and validates the token as trusted."""
+    import io
+
+    from asn1crypto import keys, x509
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.writer import PdfFileWriter
+    from pyhanko.sign import signers
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    from trustsvc.algorithms.encoding import private_key_to_pkcs8
+    from trustsvc.tsa.pyhanko_adapter import LocalTsaTimeStamper
+
+    signer_pki, tsa_pki = make_pki("ec-p256"), make_pki("ec-p256", tsa=True)
+    writer = PdfFileWriter()
+    writer.insert_page(generic.DictionaryObject({
+        generic.NameObject("/Type"): generic.NameObject("/Page"),
+        generic.NameObject("/MediaBox"): generic.ArrayObject([generic.NumberObject(v) for v in (0, 0, 100, 100)])}))
+    buf = io.BytesIO()
+    writer.write(buf)
+    buf.seek(0)
+    cms_signer = signers.SimpleSigner(
+        signing_cert=x509.Certificate.load(signer_pki.leaf.der),
+        signing_key=keys.PrivateKeyInfo.load(private_key_to_pkcs8(signer_pki.signer._key)),
+        cert_registry=SimpleCertificateStore.from_certs([x509.Certificate.load(signer_pki.root.der)]))
+    out = signers.sign_pdf(IncrementalPdfFileWriter(buf), signers.PdfSignatureMetadata(field_name="Sig1"),
+                           signer=cms_signer, timestamper=LocalTsaTimeStamper(LocalTsa(tsa_pki.signer)))
+    sig = PdfFileReader(out).embedded_signatures[0]
+    roots = [x509.Certificate.load(signer_pki.root.der), x509.Certificate.load(tsa_pki.root.der)]
+    status = validate_pdf_signature(sig, ValidationContext(trust_roots=roots))
+    assert status.bottom_line, status.summary()
+    assert status.timestamp_validity is not None and status.timestamp_validity.trusted
+    token = sig.signer_info["unsigned_attrs"][0]["values"][0].dump()
+    assert verify_timestamp_token(token, trust_anchors=[tsa_pki.root]).ok
