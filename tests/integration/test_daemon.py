@@ -348,11 +348,27 @@ def test_32_concurrent_clients(running: Running) -> None:
         assert sum(pool.map(work, range(32))) == 128
 
 
-def test_unwired_services_say_so(client: Client, running: Running) -> None:
-    unwired = [name for name, wired in running.daemon.wired.items() if not wired]
+def test_service_without_library_says_unimplemented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from trustsvc.client import token_pb2
-    if "TokenService" in unwired:
-        with pytest.raises(grpc.RpcError) as err:
-            client.tokens.GetJwks(token_pb2.GetJwksRequest(), timeout=10)
-        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "not" in err.value.details()
-    assert dt.datetime.now()
+    from trustsvc.server import app
+
+    patched = [(p, s, "trustsvc.server.services.not_landed:X" if s == "TokenService" else i, lib)
+               for p, s, i, lib in app.SERVICES]
+    monkeypatch.setattr(app, "SERVICES", patched)
+    r = start_daemon(tmp_path / "home")
+    try:
+        assert r.daemon.wired["TokenService"] is False and r.daemon.wired["SignatureService"] is True
+        with r.client() as c:
+            with pytest.raises(grpc.RpcError) as err:
+                c.tokens.GetJwks(token_pb2.GetJwksRequest(), timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert "trustsvc.token" in err.value.details()
+            assert c.check_health("trustsvc.v1.TokenService") == "NOT_SERVING"
+    finally:
+        r.daemon.stop(1)
+
+
+def test_large_message_stream(client: Client) -> None:
+    chunk = bytes(range(256)) * 4096  # 1 MiB
+    cms = client.sign_message_stream("default", (chunk for _ in range(50)), timeout=120)  # 50 MiB, digest only
+    assert client.verify_signed_message(cms.cms, chunk * 50, timeout=120).result.valid
