@@ -243,13 +243,33 @@ class PrivateKey:
         return self._crypto.sign(message)
 
     def _sign_sm2(self, message: bytes, sm2_id: bytes) -> bytes:
-        from trustsvc.algorithms.sm2_engine import get_engine
         from trustsvc.algorithms.sm3 import sm3
+
+        e = sm3(self.public_key.sm2_z(sm2_id) + message)
+        return self._sign_sm2_e(e)
+
+    def sm2_hash_state(self, prefix: bytes, *, sm2_id: bytes = sm2.DEFAULT_ID) -> Any:
+        """An SM3 state that has absorbed Z || ``prefix``: ``copy()`` it, feed the rest, then ``sign_sm2_state``."""
+        if self.key_type is not KeyType.SM2:
+            raise UnsupportedAlgorithm("not an SM2 key", reason="ALGORITHM_KEY_MISMATCH")
+        state = hashes.Hash(hashes.SM3())
+        state.update(self.public_key.sm2_z(sm2_id))
+        state.update(prefix)
+        return state
+
+    def sign_sm2_state(self, state: Any, suffix: bytes) -> bytes:
+        """DER SM2 signature over prefix || ``suffix``, from a state made by ``sm2_hash_state`` (left untouched)."""
+        h = state.copy()
+        h.update(suffix)
+        return self._sign_sm2_e(h.finalize())
+
+    def _sign_sm2_e(self, e: bytes) -> bytes:
+        """DER SM2 signature for the digest e = SM3(Z || M)."""
+        from trustsvc.algorithms.sm2_engine import get_engine
 
         engine = get_engine()
         point = self.public_key.point
         assert point is not None and self._scalar is not None
-        e = sm3(self.public_key.sm2_z(sm2_id) + message)
         if self._ctx is None and hasattr(engine, "context"):
             self._ctx = engine.context(self._scalar, point)
         if self._ctx is not None:

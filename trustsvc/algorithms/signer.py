@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from typing import Any
 
 from trustsvc.algorithms import sm2
 from trustsvc.algorithms.keypair import PrivateKey, PublicKey
@@ -28,6 +29,21 @@ class Verifier:
     def verify(self, message: bytes, signature: bytes) -> None:
         """Raise InvalidSignature (with a reason) unless valid."""
         self.public_key.verify(self.algorithm, message, signature, sm2_id=self.sm2_id)
+
+
+class PreparedPrefix:
+    """The fixed first part of messages signed many times (see ``Signer.prepare_prefix``).
+
+    ``data`` is the prefix itself; ``state`` is whatever the signer that made it precomputed (an SM3 state
+    over Z || data for software SM2 keys), or None. Only the signer that prepared it uses ``state``.
+    """
+
+    __slots__ = ("data", "owner", "state")
+
+    def __init__(self, data: bytes, owner: object = None, state: Any = None) -> None:
+        self.data = bytes(data)
+        self.owner = owner
+        self.state = state
 
 
 class Signer(abc.ABC):
@@ -59,6 +75,14 @@ class Signer(abc.ABC):
     def sign_batch(self, messages: Sequence[bytes]) -> list[bytes]:
         """Sign many messages; backends override this to amortise round trips."""
         return [self.sign(m) for m in messages]
+
+    def prepare_prefix(self, prefix: bytes) -> PreparedPrefix:
+        """Prepare ``prefix`` once for many ``sign_with_prefix`` calls (default: nothing precomputed)."""
+        return PreparedPrefix(prefix)
+
+    def sign_with_prefix(self, prefix: PreparedPrefix, suffix: bytes) -> bytes:
+        """Signature over ``prefix.data + suffix``; the same bytes as ``sign`` would make it over."""
+        return self.sign(prefix.data + suffix)
 
     def verifier(self) -> Verifier:
         return Verifier(self.public_key, self.algorithm, sm2_id=self.sm2_id)
@@ -92,3 +116,15 @@ class SoftwareSigner(Signer):
 
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(self.algorithm, message, sm2_id=self.sm2_id)
+
+    def prepare_prefix(self, prefix: bytes) -> PreparedPrefix:
+        """For SM2-with-SM3, absorb Z || prefix into an SM3 state once; each signature then hashes only its suffix."""
+        if self.algorithm is SignatureAlgorithm.SM2_SM3:
+            state = self._key.sm2_hash_state(prefix, sm2_id=self.sm2_id)
+            return PreparedPrefix(prefix, (self._key, self.sm2_id), state)
+        return PreparedPrefix(prefix)
+
+    def sign_with_prefix(self, prefix: PreparedPrefix, suffix: bytes) -> bytes:
+        if prefix.state is not None and prefix.owner == (self._key, self.sm2_id):
+            return self._key.sign_sm2_state(prefix.state, suffix)
+        return self.sign(prefix.data + suffix)

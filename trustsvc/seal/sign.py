@@ -1,7 +1,11 @@
 """Seal a document: SES_Signature v4 over DER(TBS_Sign), with an optional RFC 3161 time stamp.
 
 The seal's DER is fixed, so TBS_Sign is assembled from prepared DER pieces: per signature only the
-time, dataHash and propertyInfo are encoded, then one SM2 signature is made.
+time, dataHash and propertyInfo are encoded, then one SM2 signature is made. TBS_Sign is
+``30 len || version || seal || timeInfo || dataHash || propertyInfo``: everything up to timeInfo is a
+prefix fixed per total length (the seal, with its picture, is most of the bytes), so the signer
+absorbs SM3(Z || prefix) once (``Signer.prepare_prefix``) and hashes only the ~100-byte suffix per
+signature. Signers without that fast path (HSMs) just sign prefix || suffix.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from asn1crypto import core
 
 from trustsvc.algorithms import oids
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
-from trustsvc.algorithms.signer import Signer
+from trustsvc.algorithms.signer import PreparedPrefix, Signer
 from trustsvc.algorithms.sm3 import sm3
 from trustsvc.errors import Conflict, InvalidInput, KeyMismatch
 from trustsvc.pki.certificate import Certificate
@@ -22,6 +26,7 @@ from trustsvc.seal.parse import parse_seal
 UTC = dt.timezone.utc
 Timestamper = Callable[[bytes], bytes]  # signature value -> DER TimeStampToken
 StatusLookup = Callable[[str], "str | None"]
+PREFIX_CACHE = 8  # prepared TBS_Sign prefixes kept per SealSigner (one per distinct TBS_Sign length)
 
 
 def der_length(n: int) -> bytes:
@@ -63,7 +68,19 @@ class SealSigner:
         self._cert_window = (cert.not_before, cert.not_after)
         self._status, self._timestamper = status, timestamper
         self._head = tlv(0x02, b"\x04") + self.seal.der  # version 4, eseal (as received)
+        self._prefixes: dict[int, PreparedPrefix] = {}
         self._tail = tlv(0x04, cert.der) + core.ObjectIdentifier(oids.SM2_WITH_SM3).dump()
+
+    def _prefix(self, content_length: int) -> PreparedPrefix:
+        """TBS_Sign's bytes up to timeInfo: its SEQUENCE header (which encodes the total length, so it is
+        keyed by that length: only propertyInfo varies it), version and the seal, prepared once per length."""
+        prepared = self._prefixes.get(content_length)
+        if prepared is None:
+            if len(self._prefixes) >= PREFIX_CACHE:
+                self._prefixes.pop(next(iter(self._prefixes)))
+            header = b"\x30" + der_length(content_length)
+            prepared = self._prefixes[content_length] = self.signer.prepare_prefix(header + self._head)
+        return prepared
 
     def check_usable(self, when: dt.datetime) -> None:
         """Refuse a seal that is not active or not within its (and the certificate's) validity."""
@@ -90,9 +107,11 @@ class SealSigner:
             raise InvalidInput("propertyInfo is an IA5String (ASCII)", reason="BAD_PROPERTY_INFO")
         when = (at or dt.datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
         self.check_usable(when)
-        tbs = tlv(0x30, self._head + tlv(0x18, when.strftime("%Y%m%d%H%M%SZ").encode())
-                  + bit_string(data_hash) + tlv(0x16, property_info.encode()))
-        signature = self.signer.sign(tbs)
+        suffix = (tlv(0x18, when.strftime("%Y%m%d%H%M%SZ").encode()) + bit_string(data_hash)
+                  + tlv(0x16, property_info.encode()))
+        prefix = self._prefix(len(self._head) + len(suffix))
+        signature = self.signer.sign_with_prefix(prefix, suffix)
+        tbs = prefix.data + suffix
         body = tbs + self._tail + bit_string(signature)
         if self._timestamper is not None:
             body += tlv(0xA0, bit_string(self._timestamper(signature)))
