@@ -49,9 +49,9 @@ def is_up_to_date() -> bool:
 
 def generate(out: Path = OUT) -> None:
     """Run grpc_tools.protoc over every proto into ``out`` (atomically replaced)."""
-    from grpc_tools import protoc
-    import grpc_tools
     import google.rpc.status_pb2 as status_pb2
+    import grpc_tools
+    from grpc_tools import protoc
 
     include_grpc = Path(grpc_tools.__file__).parent / "_proto"
     include_rpc = Path(status_pb2.__file__).parent.parent.parent  # site-packages holding google/rpc/*.proto

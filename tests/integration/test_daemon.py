@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import concurrent.futures
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
+from tests.integration.test_daemon_fixtures import Running, start_daemon
 from trustsvc.algorithms.encoding import private_key_to_pem
 from trustsvc.algorithms.signer import Verifier
 from trustsvc.client import Client, error_reason, signature_pb2
 from trustsvc.pki.certificate import Certificate
 from trustsvc.server.tls import issue_client_cert
-
-from tests.integration.test_daemon_fixtures import Running, start_daemon
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from tests.integration.test_daemon_fixtures import Running, start_daemon
 from trustsvc.audit import verify_log
 from trustsvc.client import error_reason, signature_pb2, timestamp_pb2, token_pb2
-
-from tests.integration.test_daemon_fixtures import Running, start_daemon
 
 pytestmark = pytest.mark.integration
 

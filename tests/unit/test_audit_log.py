@@ -89,7 +89,8 @@ def test_untrusted_checkpoint_key(tmp_path) -> None:
     log, _ = _log(f"sqlite:///{tmp_path}/a.db")
     _fill(log, 4)
     other = SoftwareSigner.generate("sm2")
-    assert any(p.kind == "UNTRUSTED_CHECKPOINT_KEY" for p in verify_log(log.db, trusted_keys=[other.public_key]).problems)
+    problems = verify_log(log.db, trusted_keys=[other.public_key]).problems
+    assert any(p.kind == "UNTRUSTED_CHECKPOINT_KEY" for p in problems)
 
 
 def test_concurrent_appends_keep_one_chain(db_url: str) -> None:

@@ -21,7 +21,7 @@ from trustsvc.algorithms.sm3 import sm3
 from trustsvc.store.database import Database, Transaction
 
 GENESIS = "00" * 32
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 MIGRATIONS = [
     """
@@ -30,7 +30,8 @@ MIGRATIONS = [
         operation TEXT NOT NULL, ref TEXT NOT NULL, document_hash TEXT NOT NULL, result TEXT NOT NULL,
         detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
     CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
-    INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+    INSERT INTO audit_head (id, seq, hash)
+        VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
     CREATE TABLE audit_checkpoints (
         seq BIGINT PRIMARY KEY, time TEXT NOT NULL, hash TEXT NOT NULL, algorithm TEXT NOT NULL,
         public_key TEXT NOT NULL, signature TEXT NOT NULL)
@@ -182,7 +183,7 @@ class AuditLog:
             for pending in batch:
                 pending.fail(exc)
             return
-        for pending, out in zip(batch, results):
+        for pending, out in zip(batch, results, strict=True):
             pending.succeed(out)
 
     def checkpoint(self) -> Checkpoint | None:

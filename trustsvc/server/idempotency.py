@@ -27,7 +27,7 @@ MIGRATIONS = [
 ]
 
 M = TypeVar("M", bound=Message)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def request_hash(operation: str, *parts: bytes) -> str:

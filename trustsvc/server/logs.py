@@ -14,7 +14,7 @@ LOGGER = logging.getLogger("trustsvc.server")
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {"time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(),
+        out: dict[str, Any] = {"time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
                                "level": record.levelname, "msg": record.getMessage()}
         for key, value in getattr(record, "fields", {}).items():
             out[key] = "[redacted]" if any(w in key.lower() for w in _REDACT) else value

@@ -39,7 +39,7 @@ def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
     out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc))
+    out.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
     return out
 
 

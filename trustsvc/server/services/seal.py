@@ -21,7 +21,7 @@ from trustsvc.server.runtime import Runtime
 from trustsvc.server.services.common import receipt, require, result, ts
 
 pb, pb_grpc = codegen.load("seal")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ES_ID_PREFIX = "TS"
 DEMO_SEAL_NAME = "trustsvc 演示单位公章"
 

@@ -192,7 +192,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):
         anchors = [_load_cert(c) for c in request.trust_anchors] or self.rt.trust_anchors
         if not anchors:
             raise InvalidInput("no trust anchors given and none configured", reason="NO_TRUST_ANCHOR")
-        at = request.at.ToDatetime(tzinfo=dt.timezone.utc) if request.HasField("at") else None
+        at = request.at.ToDatetime(tzinfo=dt.UTC) if request.HasField("at") else None
         res = validate(leaf, trust_anchors=anchors, intermediates=[_load_cert(c) for c in request.intermediates],
                        at=at)
         checks = [(f"{c.name}[{c.depth}]", c.status.value != "fail", c.reason, c.message) for c in res.checks]
@@ -229,7 +229,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):
                     signatures.append(exc)
         call.check_deadline()
         audited = []
-        for i, sig in zip(todo, signatures):
+        for i, sig in zip(todo, signatures, strict=True):
             item = request.items[i]
             if isinstance(sig, TrustsvcError):
                 results[i] = pb.BatchSignDataResponse.Result(id=item.id, error=item_error(sig))

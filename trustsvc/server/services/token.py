@@ -84,7 +84,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
         import datetime as dt
 
         return pb.IssueTokenResponse(token=token, token_id=claims["jti"],
-                                     expires_at=ts(dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)),
+                                     expires_at=ts(dt.datetime.fromtimestamp(claims["exp"], dt.UTC)),
                                      audit=receipt(rec))
 
     def VerifyToken(self, request: Any, context: grpc.ServicerContext) -> Any:
