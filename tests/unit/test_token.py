@@ -232,3 +232,11 @@ def test_reserved_claims_cannot_be_overridden(signers: dict[str, SoftwareSigner]
     with pytest.raises(Exception) as info:
         issuer.issue("u", {"iss": "someone-else"})
     assert getattr(info.value, "reason", "") == "RESERVED_CLAIM"
+
+
+def test_non_finite_extra_claims_refused(signers: dict[str, SoftwareSigner]) -> None:
+    issuer, _ = make(signers)
+    for bad in ({"x": float("nan")}, {"x": [1, {"y": float("inf")}]}):
+        with pytest.raises(Exception) as info:
+            issuer.issue("u", bad)
+        assert getattr(info.value, "reason", "") == "BAD_CLAIMS"

@@ -25,10 +25,15 @@ def _not_json(obj: object) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-# One C encoder built once (JSONEncoder.encode builds one per call): compact, UTF-8, no NaN.
-_C_ENCODER = (json.encoder.c_make_encoder(None, _not_json, json.encoder.encode_basestring, None, ":", ",",
-                                          False, False, False)
-              if json.encoder.c_make_encoder is not None else None)
+try:  # orjson is about ten times faster than the stdlib encoder; same compact UTF-8 output
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib path stays correct
+    _orjson = None
+
+# Else one C encoder built once (JSONEncoder.encode builds one per call): compact, UTF-8, no NaN.
+_MAKE = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODER = (_MAKE(None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+              if _MAKE is not None else None)
 _PY_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -51,10 +56,27 @@ def b64decode(text: str, what: str = "segment") -> bytes:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact JSON, UTF-8."""
+    """Compact JSON, UTF-8. Callers refuse non-finite floats first (:func:`check_finite`)."""
+    if _orjson is not None:
+        return _orjson.dumps(obj)
     if _C_ENCODER is not None and isinstance(obj, dict):
         return "".join(_C_ENCODER(obj, 0)).encode("utf-8")
     return _PY_ENCODER.encode(obj).encode("utf-8")
+
+
+def check_finite(obj: Any, depth: int = 0) -> None:
+    """Raise ValueError on NaN/Infinity or nesting deeper than 32 anywhere in ``obj``."""
+    if depth > 32:
+        raise ValueError("JSON nested too deeply")
+    if isinstance(obj, float):
+        if obj != obj or obj in (float("inf"), float("-inf")):
+            raise ValueError("NaN and Infinity are not JSON")
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            check_finite(value, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            check_finite(value, depth + 1)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -94,37 +94,47 @@ class Privacy:
 
 @dataclass(frozen=True)
 class NaturalPerson:
+    """A natural person, checked once on construction (raises TokenInvalid BAD_CLAIM)."""
+
     user_code: str
     name: str
     id_type: str
-    id_number: str
+    id_number: str = field(repr=False)
     real_name_verified: bool = False
 
-    def claims(self, privacy: Privacy) -> dict[str, Any]:
+    def __post_init__(self) -> None:
         _text(self.user_code, "user_code", 20)
         _text(self.name, "name", 100)
-        if not _CODE.fullmatch(self.id_type):
+        if not isinstance(self.id_type, str) or not _CODE.fullmatch(self.id_type):
             raise TokenInvalid("id_type must be a short code", reason=E.BAD_CLAIM)
+        _text(self.id_number, "id_number", 64)
         number = self.id_number.strip().upper()
         if self.id_type == RESIDENT_ID_CARD:
             validate_resident_id(number)
-        _text(number, "id_number", 64)
+        object.__setattr__(self, "id_number", number)
+
+    def claims(self, privacy: Privacy) -> dict[str, Any]:
         return {"person_type": NATURAL, "user_code": self.user_code, "name": self.name, "id_type": self.id_type,
-                **privacy.protect(self.id_type, number), "real_name_verified": bool(self.real_name_verified)}
+                **privacy.protect(self.id_type, self.id_number), "real_name_verified": bool(self.real_name_verified)}
 
 
 @dataclass(frozen=True)
 class LegalPerson:
+    """A legal person, checked once on construction (raises TokenInvalid BAD_CLAIM)."""
+
     uscc: str
     name: str
     legal_representative: str
     real_name_verified: bool = False
 
-    def claims(self, privacy: Privacy) -> dict[str, Any]:
-        del privacy  # nothing personal to hide: the credit code is public
+    def __post_init__(self) -> None:
+        validate_uscc(self.uscc)
         _text(self.name, "name", 200)
         _text(self.legal_representative, "legal_representative", 100)
-        return {"person_type": LEGAL, "uscc": validate_uscc(self.uscc), "name": self.name,
+
+    def claims(self, privacy: Privacy) -> dict[str, Any]:
+        del privacy  # nothing personal to hide: the credit code is public
+        return {"person_type": LEGAL, "uscc": self.uscc, "name": self.name,
                 "legal_representative": self.legal_representative,
                 "real_name_verified": bool(self.real_name_verified)}
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from trustsvc.algorithms.signer import Signer
 from trustsvc.token import algs, identity
-from trustsvc.token.codec import b64encode, dumps
+from trustsvc.token.codec import b64encode, check_finite, dumps
 from trustsvc.token.errors import TokenConfigError
 from trustsvc.token.identity import LegalPerson, NaturalPerson, Privacy
 from trustsvc.token.keyset import check_kid, kid_for
@@ -53,6 +53,10 @@ class TokenIssuer:
             if clash:
                 raise TokenConfigError(f"registered claims are set by the issuer: {sorted(clash)}",
                                        reason="RESERVED_CLAIM")
+            try:
+                check_finite(extra)
+            except ValueError as exc:
+                raise TokenConfigError(f"extra claims are not JSON: {exc}", reason="BAD_CLAIMS") from None
             claims.update(extra)
         claims.update({"iss": self.issuer, "sub": sub, "iat": now, "nbf": now,
                        "exp": now + (self.ttl if ttl is None else ttl),
