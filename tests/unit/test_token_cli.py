@@ -52,3 +52,23 @@ def test_other_algorithm_key(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 0 and json.loads(out)["alg"] == "ES256"
     assert run(capsys, tmp_path, "issue", "--sub", "x", "--key", "es", "--alg", "SM2")[0] == 2
     assert run(capsys, tmp_path, "issue", "--sub", "x", "--claims", "[1]")[0] == 2
+
+
+def test_verify_other_issuer_from_trust_file_and_stdin(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from trustsvc.algorithms import SoftwareSigner
+    from trustsvc.token import KeySet, TokenIssuer
+
+    other = TokenIssuer(SoftwareSigner.generate("sm2"), "https://idp.province.example")
+    jwks = tmp_path / "province-jwks.json"
+    jwks.write_text(json.dumps(KeySet.of((other.kid, other.signer.public_key)).jwks()))
+    (tmp_path / "token-trust.json").write_text(json.dumps(
+        {"issuers": [{"issuer": "https://idp.province.example", "jwks": str(jwks), "algorithms": ["SM2"]}]}))
+    token = other.issue("carol")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(token.encode() + b"\n")))
+    code, out = run(capsys, tmp_path, "verify", "-")
+    assert code == 0 and json.loads(out)["claims"]["iss"] == "https://idp.province.example"
+    code, out = run(capsys, tmp_path, "verify", "--trust", str(tmp_path / "missing.json"), token)
+    assert code == 2
