@@ -1,0 +1,36 @@
+"""TokenService: the façade the daemon and CLI use, over a key store and the shared database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trustsvc.keys.factory import open_keystore
+from trustsvc.store.database import Database
+from trustsvc.token import NaturalPerson, TokenInvalid
+from trustsvc.token.service import TokenConfig, TokenService
+
+
+def test_service_round_trip_and_rotation(tmp_path: Path) -> None:
+    config = TokenConfig.from_dict({"issuer": "https://idp.example", "audience": "app", "privacy": "hash"},
+                                   hmac_key=b"h" * 32)
+    service = TokenService(open_keystore("soft", tmp_path), Database(f"sqlite:///{tmp_path}/t.db"), config)
+    person = NaturalPerson("U1", "王五", "111", "11010519491231002X", True)
+    token = service.issue("U1", aud="app", person=person, acr="2", amr=["pwd"])
+    verified = service.verify(token)
+    assert verified.alg == "SM2" and verified.identity is not None and "id_hash" in verified.identity
+    assert service.introspect(token)["active"] is True
+
+    service.keystore.rotate(config.key)
+    service.keys.min_refresh = 0  # see the new key at once
+    token2 = service.issue("U1", aud="app")
+    assert service.verify(token2).kid != verified.kid and service.verify(token)
+    assert len(service.jwks()["keys"]) == 2
+
+    service.revoke_jti(verified.claims["jti"])
+    with pytest.raises(TokenInvalid) as info:
+        service.verify(token)
+    assert info.value.reason == "REVOKED"
+    assert service.revoke_subject("U1", before=2**40) == 2**40
+    assert service.introspect(token2) == {"active": False}
