@@ -28,7 +28,7 @@ def _not_json(obj: object) -> Any:
 try:  # orjson is about ten times faster than the stdlib encoder; same compact UTF-8 output
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib path stays correct
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 # Else one C encoder built once (JSONEncoder.encode builds one per call): compact, UTF-8, no NaN.
 _MAKE = getattr(json.encoder, "c_make_encoder", None)
