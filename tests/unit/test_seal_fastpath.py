@@ -80,3 +80,51 @@ def test_drawn_picture_is_compact_palette_png() -> None:
     assert rgba.getpixel((0, 0))[3] == 0  # transparent corner
     assert rgba.getpixel((img.width // 2, img.height // 2)) == (230, 0, 18, 255)  # the star's centre
     assert len(data) < 12_000
+
+
+def test_chain_steps_use_path_validation() -> None:
+    """seal.maker_chain / signature.signer_chain run trustsvc.pki.validation at the signing time."""
+    import datetime as dt
+
+    from trustsvc.pki.certificate import CertificateBuilder
+    from trustsvc.seal.report import Status
+
+    s = make_setup()
+    sig = SealSigner(s.seal, s.holder, s.holder_cert).sign_document(b"doc", "p")
+    report = verify(sig, document=b"doc", trust=[s.maker_cert])
+    assert report.status("seal.maker_chain") is Status.PASS, report.to_text()
+    assert report.status("signature.signer_chain") is Status.PASS, report.to_text()
+    other = make_setup()
+    report = verify(sig, document=b"doc", trust=[other.maker_cert])
+    assert report.check("signature.signer_chain").reason == "UNTRUSTED_ROOT"
+    # the path: through given intermediates, issuers must be CAs
+    from trustsvc.seal.report import Report
+    from trustsvc.seal.verify import _chain
+
+    now = s.now
+    window = (now - dt.timedelta(days=9), now + dt.timedelta(days=9))
+
+    def cert(name: str, key: SoftwareSigner, issuer: tuple[SoftwareSigner, object] | None, ca: bool):  # noqa: ANN202
+        b = (CertificateBuilder().subject({"common_name": name}).public_key(key.public_key).validity(*window)
+             .key_usage({"key_cert_sign", "digital_signature"} if ca else {"digital_signature"}))
+        if ca:
+            b = b.basic_constraints(True)
+        return b.sign(issuer[0], issuer[1]) if issuer else b.sign(key)
+
+    root_key, mid_key, leaf_key = (SoftwareSigner.generate("sm2") for _ in range(3))
+    root = cert("root", root_key, None, True)
+    mid = cert("mid", mid_key, (root_key, root), True)
+    leaf = cert("leaf", leaf_key, (mid_key, mid), False)
+    r = Report("seal", now)
+    _chain(r, "with", leaf, [root], now, [mid])
+    _chain(r, "without", leaf, [root], now)
+    assert r.status("with") is Status.PASS, r.to_text()
+    assert r.check("without").reason == "UNTRUSTED_ROOT"
+    plain_mid = cert("mid", mid_key, (root_key, root), False)
+    _chain(r, "not-ca", leaf, [root], now, [plain_mid])
+    assert r.check("not-ca").reason == "NOT_A_CA"
+    _chain(r, "expired-then", leaf, [root], now + dt.timedelta(days=30), [mid])
+    assert r.check("expired-then").reason == "EXPIRED"
+    # the chain is judged at the signing time: later than the anchor's expiry still passes if signed before
+    report = verify(sig, document=b"doc", trust=[s.maker_cert], at=now + dt.timedelta(days=3650 + 400))
+    assert report.status("signature.signer_chain") is Status.PASS, report.to_text()

@@ -30,7 +30,7 @@ def make_setup(*, es_id: str = "3301060000000001", valid_days: int = 365, start_
     now = dt.datetime.now(UTC).replace(microsecond=0)
     maker = SoftwareSigner.generate("sm2")
     maker_cert = (CertificateBuilder().subject({"common_name": "Seal Maker", "organization_name": "测试制章机构"})
-                  .public_key(maker.public_key).key_usage({"digital_signature", "key_cert_sign"})
+                  .public_key(maker.public_key).key_usage({"digital_signature", "key_cert_sign"}).basic_constraints(True)
                   .validity(now - dt.timedelta(days=30), now + dt.timedelta(days=3650)).sign(maker))
     holder = SoftwareSigner.generate("sm2")
     holder_cert = (CertificateBuilder().subject({"common_name": "某某市人民政府办公室"})

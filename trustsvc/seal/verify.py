@@ -20,6 +20,7 @@ from trustsvc.algorithms.sm3 import sm3
 from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.errors import DecodeError, InvalidSignature, TrustsvcError
 from trustsvc.pki.certificate import Certificate
+from trustsvc.pki.validation import validate
 from trustsvc.seal.model import ParsedSeal, ParsedSignature
 from trustsvc.seal.parse import NotASeal, parse
 from trustsvc.seal.report import Report, Status
@@ -36,8 +37,11 @@ class StatusSource(Protocol):
 
 def verify(data: bytes, *, document: bytes | None = None, document_hash: bytes | None = None,
            at: dt.datetime | None = None, trust: Sequence[Certificate] = (),
-           registry: StatusSource | None = None, timestamp_verifier: TimestampVerifier | None = None) -> Report:
-    """Verify a seal or a seal signature given as DER; never raises for bad content, reports it."""
+           registry: StatusSource | None = None, timestamp_verifier: TimestampVerifier | None = None,
+           intermediates: Sequence[Certificate] = ()) -> Report:
+    """Verify a seal or a seal signature given as DER; never raises for bad content, reports it.
+
+    ``trust``: anchors for the certificate paths; ``intermediates``: CA certificates that may sit between."""
     at = _aware(at or dt.datetime.now(UTC))
     try:
         parsed = parse(data)
@@ -51,14 +55,14 @@ def verify(data: bytes, *, document: bytes | None = None, document_hash: bytes |
         report.add("format", Status.FAIL, exc.reason, exc.message)
         return report
     if isinstance(parsed, ParsedSeal):
-        return verify_seal(parsed, at=at, trust=trust, registry=registry)
+        return verify_seal(parsed, at=at, trust=trust, registry=registry, intermediates=intermediates)
     return verify_signature(parsed, document=document, document_hash=document_hash, at=at, trust=trust,
-                            registry=registry, timestamp_verifier=timestamp_verifier)
+                            registry=registry, timestamp_verifier=timestamp_verifier, intermediates=intermediates)
 
 
 def verify_seal(seal: ParsedSeal, *, at: dt.datetime | None = None, trust: Sequence[Certificate] = (),
                 registry: StatusSource | None = None, report: Report | None = None,
-                judged_at: dt.datetime | None = None) -> Report:
+                judged_at: dt.datetime | None = None, intermediates: Sequence[Certificate] = ()) -> Report:
     """Seal steps: format, maker signature, maker certificate (chain, validity, usage), validity, status."""
     at = _aware(at or dt.datetime.now(UTC))
     when = judged_at or at
@@ -70,7 +74,7 @@ def verify_seal(seal: ParsedSeal, *, at: dt.datetime | None = None, trust: Seque
         report.add("seal.maker_signature", Status.FAIL, "NO_MAKER_CERT", "cannot verify without the maker certificate")
     else:
         _safe(_sm2_check, report, "seal.maker_signature", maker, seal.signed_bytes, seal.signature, seal.sign_alg)
-        _safe(_chain, report, "seal.maker_chain", maker, trust)
+        _safe(_chain, report, "seal.maker_chain", maker, trust, when, intermediates)
         _safe(_validity, report, "seal.maker_cert_validity", maker, when)
         _safe(_usage, report, "seal.maker_key_usage", maker)
     _safe(_window, report, "seal.validity", seal, when)
@@ -82,7 +86,8 @@ def verify_seal(seal: ParsedSeal, *, at: dt.datetime | None = None, trust: Seque
 def verify_signature(sig: ParsedSignature, *, document: bytes | None = None, document_hash: bytes | None = None,
                      at: dt.datetime | None = None, trust: Sequence[Certificate] = (),
                      registry: StatusSource | None = None,
-                     timestamp_verifier: TimestampVerifier | None = None) -> Report:
+                     timestamp_verifier: TimestampVerifier | None = None,
+                     intermediates: Sequence[Certificate] = ()) -> Report:
     """Signature steps, the embedded seal's steps (judged at the signing time), and expiry since."""
     at = _aware(at or dt.datetime.now(UTC))
     report = Report("signature", at, sig.structure, sig.version, sig.seal.es_id)
@@ -92,14 +97,15 @@ def verify_signature(sig: ParsedSignature, *, document: bytes | None = None, doc
                                  "time_stamp": sig.time_stamp is not None}
     _signature_format(report, sig)
     when = signing_time or at
-    verify_seal(sig.seal, at=at, trust=trust, registry=registry, report=report, judged_at=when)
+    verify_seal(sig.seal, at=at, trust=trust, registry=registry, report=report, judged_at=when,
+                intermediates=intermediates)
     signer = _cert(report, "signature.signer_cert", sig.signer_cert)
     if signer is None:
         report.add("signature.signer_signature", Status.FAIL, "NO_SIGNER_CERT", "no usable signer certificate")
     else:
         _safe(_sm2_check, report, "signature.signer_signature", signer, sig.tbs_bytes, sig.signature, sig.signature_alg,
                    data_hash=sig.data_hash)
-        _safe(_chain, report, "signature.signer_chain", signer, trust)
+        _safe(_chain, report, "signature.signer_chain", signer, trust, when, intermediates)
         _safe(_validity, report, "signature.signer_cert_validity", signer, when)
         _safe(_usage, report, "signature.signer_key_usage", signer)
     _safe(_time_in_seal, report, "signature.time_in_seal", sig)
@@ -239,24 +245,29 @@ def _sm2_check(report: Report, name: str, cert: Certificate, message: bytes, sig
     report.add(name, Status.PASS, "OK", "SM2 signature verifies" + (" (raw r||s encoding)" if raw else ""))
 
 
-def _chain(report: Report, name: str, cert: Certificate, trust: Sequence[Certificate]) -> None:
+def _chain(report: Report, name: str, cert: Certificate, trust: Sequence[Certificate], when: dt.datetime,
+           intermediates: Sequence[Certificate] = ()) -> None:
+    """RFC 5280 path from ``cert`` through ``intermediates`` to one of ``trust`` (trustsvc.pki.validation), every
+    certificate on it judged at ``when`` (the signing time for signatures): signatures, validity windows, CA
+    basic constraints and path length, issuers' keyCertSign, critical extensions. The leaf's own key usage is
+    the separate *_key_usage step (digitalSignature or nonRepudiation)."""
     if not trust:
         report.add(name, Status.WARNING, "NO_TRUST_ANCHORS", "no trust anchors given: chain not checked")
         return
-    for anchor in trust:
-        if anchor.der == cert.der:
-            report.add(name, Status.PASS, "OK", "certificate is itself a trust anchor")
-            return
-    for anchor in trust:
-        if anchor.subject_name.dump() == cert.asn1.issuer.dump():
-            try:
-                cert.verify_signed_by(anchor.public_key)
-            except TrustsvcError as exc:
-                report.add(name, Status.FAIL, "BAD_CERT_SIGNATURE", f"issued by {anchor.subject}? {exc.message}")
-                return
-            report.add(name, Status.PASS, "OK", f"issued by trust anchor {anchor.subject}")
-            return
-    report.add(name, Status.FAIL, "UNTRUSTED_ISSUER", f"issuer {cert.issuer} is not a trust anchor")
+    result = validate(cert, trust_anchors=list(trust), intermediates=list(intermediates), at=when)
+    path = " <- ".join(c.subject for c in result.path)
+    if not result.valid:
+        first = result.failures[0]
+        others = "; ".join(f"{f.name}@{f.depth}: {f.reason}" for f in result.failures[1:])
+        report.add(name, Status.FAIL, first.reason or "CHAIN_INVALID",
+                   f"{first.name} at depth {first.depth} ({first.subject}): {first.message}"
+                   + (f" (also: {others})" if others else "") + f"; path {path}; judged at {when}")
+    elif result.warnings:
+        w = result.warnings[0]
+        report.add(name, Status.WARNING, w.reason or "CHAIN_WARNING",
+                   f"{w.name} at depth {w.depth} ({w.subject}): {w.message}; path {path}; judged at {when}")
+    else:
+        report.add(name, Status.PASS, "OK", f"path {path} to a trust anchor, valid at {when}")
 
 
 def _validity(report: Report, name: str, cert: Certificate, when: dt.datetime) -> None:
