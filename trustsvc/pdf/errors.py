@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from typing import BinaryIO
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -39,7 +40,7 @@ def open_reader(pdf: PdfInput) -> PdfFileReader:
     try:
         reader = PdfFileReader(stream, strict=False)
         _ = reader.root, reader.trailer
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, zlib.error) as exc:
         raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
     if reader.encrypted:
         raise InvalidInput("PDF is encrypted: decrypt it before signing or verifying", reason="PDF_ENCRYPTED")
@@ -53,5 +54,5 @@ def open_writer(pdf: PdfInput) -> IncrementalPdfFileWriter:
     stream.seek(0)
     try:
         return IncrementalPdfFileWriter(stream, strict=False)
-    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, zlib.error) as exc:
         raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None

@@ -16,7 +16,7 @@ from pyhanko.sign.signers.cms_embedder import PdfCMSEmbedder, SigIOSetup, SigObj
 from pyhanko.sign.signers.pdf_byterange import SignatureObject
 
 from trustsvc.algorithms.signer import Signer
-from trustsvc.errors import DecodeError, InvalidInput
+from trustsvc.errors import DecodeError, InvalidInput, TrustsvcError
 from trustsvc.pdf.errors import PdfInput, as_stream
 from trustsvc.pdf.pyhanko_sm2 import digest_algorithm, max_signature_size
 from trustsvc.pki.cms import CmsTemplate
@@ -61,10 +61,22 @@ class FastPdfSigner:
         """The signed PDF. A too small placeholder is retried once with the exact size needed."""
         data = pdf if isinstance(pdf, bytes) else as_stream(pdf).read()
         try:
-            return self._sign_once(data, field_name, signing_time, self.reserve)
+            return self._sign_guarded(data, field_name, signing_time, self.reserve)
         except PlaceholderTooSmall as exc:
             self.reserve = exc.needed + 64
-            return self._sign_once(data, field_name, signing_time, self.reserve)
+            return self._sign_guarded(data, field_name, signing_time, self.reserve)
+
+    def _sign_guarded(self, data: bytes, field_name: str | None, signing_time: dt.datetime | None,
+                      reserve: int) -> bytes:
+        """_sign_once with pyHanko's lazy-parsing errors turned into trustsvc errors."""
+        try:
+            return self._sign_once(data, field_name, signing_time, reserve)
+        except TrustsvcError:
+            raise
+        except PdfError as exc:
+            raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
+        except Exception as exc:  # pyHanko raises many kinds (ValueError, TypeError ...) on odd input
+            raise DecodeError(f"PDF cannot be signed: {type(exc).__name__}: {exc}", reason="PDF_MALFORMED") from None
 
     def _sign_once(self, data: bytes, field_name: str | None, signing_time: dt.datetime | None,
                    reserve: int) -> bytes:

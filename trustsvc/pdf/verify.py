@@ -14,6 +14,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 
 import logging
 
+from trustsvc.errors import DecodeError, TrustsvcError
 from trustsvc.pdf.errors import PdfInput, open_reader
 from trustsvc.pdf.metadata import read_metadata
 from trustsvc.pdf.pyhanko_sm2 import is_sm2_key, sm2_failure_reason, validation_context
@@ -95,10 +96,35 @@ def verify_pdf(pdf: PdfInput, *, trust_roots: Sequence[bytes] = (), crls: Sequen
                other_certs: Sequence[bytes] = (), moment: dt.datetime | None = None) -> PdfReport:
     """Verify every signature; trusted only if its chain reaches one of ``trust_roots``."""
     reader = open_reader(pdf)
-    meta = read_metadata(reader)
-    sigs = list(reader.embedded_signatures)
-    reports = [_verify_one(s, trust_roots, crls, other_certs, moment) for s in sigs]
+    try:
+        meta = read_metadata(reader)
+        sigs = list(reader.embedded_signatures)
+    except TrustsvcError:
+        raise
+    except Exception as exc:  # pyHanko parses lazily: PdfReadError, ValueError ... surface here
+        raise DecodeError(f"PDF is malformed: {type(exc).__name__}: {exc}", reason="PDF_MALFORMED") from None
+    reports = []
+    for sig in sigs:
+        try:
+            reports.append(_verify_one(sig, trust_roots, crls, other_certs, moment))
+        except TrustsvcError:
+            raise
+        except Exception as exc:  # a broken signature dictionary or CMS: reported, not raised
+            reports.append(_unreadable(sig, exc))
     return PdfReport(reports, meta.to_dict() if meta else None)
+
+
+def _unreadable(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
+    """Report for a signature whose dictionary or CMS cannot be parsed."""
+    def safe(get: Any) -> str:
+        try:
+            return str(get())
+        except Exception:
+            return "?"
+
+    return SignatureReport(safe(lambda: sig.field_name), safe(lambda: _signer_name(sig)), "?", "?",
+                           safe(lambda: sig.sig_object.get("/SubFilter", "")), None, "none",
+                           [Check("format", False, f"signature unreadable: {type(exc).__name__}: {exc}")])
 
 
 def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequence[bytes],

@@ -1,0 +1,81 @@
+"""Fuzzing PDF verify and sign: truncations, byte flips and random bytes; only trustsvc errors may escape."""
+
+from __future__ import annotations
+
+import functools
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trustsvc.errors import TrustsvcError
+from trustsvc.pdf.devkit import dev_identity, licence_pdf
+from trustsvc.pdf.fast import FastPdfSigner
+from trustsvc.pdf.signing import sign_pdf
+from trustsvc.pdf.verify import verify_pdf
+
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@functools.lru_cache(maxsize=1)
+def _material() -> tuple:
+    ident = dev_identity("sm2")
+    plain = licence_pdf()
+    return ident, plain, sign_pdf(plain, ident.signer)
+
+
+def _mutations(which: int) -> st.SearchStrategy[bytes]:
+    """Truncations, byte flips (few, anywhere) and random bytes around the base document."""
+
+    def base() -> bytes:
+        return _material()[which]
+
+    def truncate(cut: float) -> bytes:
+        data = base()
+        return data[: int(len(data) * cut)]
+
+    def flip(edits: list[tuple[float, int]]) -> bytes:
+        data = bytearray(base())
+        for pos, value in edits:
+            data[min(int(pos * len(data)), len(data) - 1)] ^= value or 1
+        return bytes(data)
+
+    def splice(pos: float, junk: bytes) -> bytes:
+        data = base()
+        i = int(pos * len(data))
+        return data[:i] + junk + data[i + len(junk):]
+
+    unit = st.floats(min_value=0, max_value=1, allow_nan=False)
+    return st.one_of(
+        st.builds(truncate, unit),
+        st.builds(flip, st.lists(st.tuples(unit, st.integers(0, 255)), min_size=1, max_size=8)),
+        st.builds(splice, unit, st.binary(min_size=1, max_size=64)),
+        st.binary(max_size=512),
+        st.binary(max_size=256).map(lambda b: b"%PDF-1.7\n" + b + b"\n%%EOF\n"),
+    )
+
+
+def _only_trustsvc_errors(func, data: bytes) -> None:
+    try:
+        func(data)
+    except TrustsvcError as exc:
+        assert exc.reason and exc.reason.isupper(), exc
+
+
+@SETTINGS
+@given(_mutations(2))
+def test_verify_mutated_signed_pdf(data):
+    ident = _material()[0]
+    _only_trustsvc_errors(lambda d: verify_pdf(d, trust_roots=[ident.root.der]).to_dict(), data)
+
+
+@SETTINGS
+@given(_mutations(1))
+def test_sign_mutated_pdf(data):
+    _only_trustsvc_errors(lambda d: sign_pdf(d, _material()[0].signer), data)
+
+
+@SETTINGS
+@given(_mutations(2))
+def test_sign_mutated_signed_pdf_fast(data):
+    _only_trustsvc_errors(lambda d: FastPdfSigner(_material()[0].signer).sign(d), data)
