@@ -189,6 +189,12 @@ def test_time_checks_with_leeway(signers: dict[str, SoftwareSigner]) -> None:
     assert verifier.verify(forge(s, {"alg": "SM2", "kid": kid}, good_claims(nbf=NOW + 20)))
     assert reason(verifier, forge(s, {"alg": "SM2", "kid": kid}, good_claims(exp="soon"))) == "BAD_CLAIM"
     assert reason(verifier, forge(s, {"alg": "SM2", "kid": kid}, good_claims(exp=True))) == "BAD_CLAIM"
+    h, _, _ = forge(s, {"alg": "SM2", "kid": kid}, good_claims()).split(".")
+    raw = dumps(good_claims())[:-1] + b',"exp":1e999}'
+    raw = raw.replace(b'"exp":' + str(NOW + 600).encode() + b",", b"")
+    signing_input = h + "." + b64encode(raw)
+    token = signing_input + "." + b64encode(to_jws_signature(s.algorithm, s.sign(signing_input.encode())))
+    assert reason(verifier, token) == "BAD_CLAIM"  # exp parsed as Infinity would never expire
 
 
 def test_audience_issuer_required(signers: dict[str, SoftwareSigner]) -> None:

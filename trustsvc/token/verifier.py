@@ -4,6 +4,7 @@ required claims and revocation. Every refusal is a TokenInvalid with a precise r
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ def _numeric(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise TokenInvalid(f"{name} must be a NumericDate", reason=E.BAD_CLAIM)
     return float(value)
 
