@@ -108,3 +108,20 @@ def test_openssl_sm2_jws_verifies_with_ours(tmp_path: Path) -> None:
     rs = signature_to_rs((tmp_path / "sig.der").read_bytes())
     token = signing_input + "." + b64encode(rs)
     assert verifier.verify(token).claims["sub"] == "user-7"
+
+
+def test_openssl_sm2_without_distid_is_refused(tmp_path: Path) -> None:
+    """OpenSSL 3 signs with an empty SM2 ID unless told otherwise: such a JWS must not verify."""
+    from trustsvc.token import TokenInvalid
+
+    key, issuer, verifier = _setup("SM2")
+    (tmp_path / "key.pem").write_bytes(private_key_to_pem(key))
+    signing_input = b64encode(dumps({"alg": "SM2", "kid": issuer.kid})) + "." + b64encode(dumps(_claims(issuer)))
+    (tmp_path / "input").write_bytes(signing_input.encode("ascii"))
+    result = _openssl("pkeyutl", "-sign", "-inkey", str(tmp_path / "key.pem"), "-rawin", "-digest", "sm3",
+                      "-in", str(tmp_path / "input"), "-out", str(tmp_path / "sig.der"))
+    assert result.returncode == 0, result.stderr
+    token = signing_input + "." + b64encode(signature_to_rs((tmp_path / "sig.der").read_bytes()))
+    with pytest.raises(TokenInvalid) as info:
+        verifier.verify(token)
+    assert info.value.reason == "BAD_SIGNATURE"
