@@ -69,6 +69,7 @@ class SealSigner:
         self._status, self._timestamper = status, timestamper
         self._head = tlv(0x02, b"\x04") + self.seal.der  # version 4, eseal (as received)
         self._prefixes: dict[int, PreparedPrefix] = {}
+        self._last_time: tuple[dt.datetime, bytes] | None = None
         self._tail = tlv(0x04, cert.der) + core.ObjectIdentifier(oids.SM2_WITH_SM3).dump()
 
     def _prefix(self, content_length: int) -> PreparedPrefix:
@@ -107,12 +108,18 @@ class SealSigner:
             raise InvalidInput("propertyInfo is an IA5String (ASCII)", reason="BAD_PROPERTY_INFO")
         when = (at or dt.datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
         self.check_usable(when)
-        suffix = (tlv(0x18, when.strftime("%Y%m%d%H%M%SZ").encode()) + bit_string(data_hash)
-                  + tlv(0x16, property_info.encode()))
+        # timeInfo (GeneralizedTime, 17 bytes) || dataHash (BIT STRING, 35 bytes) || propertyInfo (IA5String)
+        suffix = b"".join((self._time_der(when), b"\x03\x21\x00", data_hash, tlv(0x16, property_info.encode())))
         prefix = self._prefix(len(self._head) + len(suffix))
         signature = self.signer.sign_with_prefix(prefix, suffix)
-        tbs = prefix.data + suffix
-        body = tbs + self._tail + bit_string(signature)
+        parts = [prefix.data, suffix, self._tail, bit_string(signature)]
         if self._timestamper is not None:
-            body += tlv(0xA0, bit_string(self._timestamper(signature)))
-        return tlv(0x30, body)
+            parts.append(tlv(0xA0, bit_string(self._timestamper(signature))))
+        body = b"".join(parts)
+        return b"\x30" + der_length(len(body)) + body
+
+    def _time_der(self, when: dt.datetime) -> bytes:
+        """DER GeneralizedTime of ``when`` (whole seconds, UTC); the last one is kept (signing bursts)."""
+        if self._last_time is None or self._last_time[0] != when:
+            self._last_time = (when, tlv(0x18, when.strftime("%Y%m%d%H%M%SZ").encode()))
+        return self._last_time[1]
