@@ -120,7 +120,7 @@ def _load_picture(data: bytes) -> Any:
     from PIL import Image
 
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         img.load()
     except Exception as exc:  # Pillow raises many kinds on bad input
         raise InvalidInput(f"seal picture is not a readable image: {exc}", reason="BAD_SEAL_PICTURE") from None
@@ -249,7 +249,8 @@ def _pdftotext_box(reader: PdfFileReader, page: int, needle: str) -> Box | None:
             shutil.copyfileobj(stream, f)
         html = subprocess.run([tool, "-bbox", "-f", str(page + 1), "-l", str(page + 1), path, "-"],
                               capture_output=True, text=True, timeout=60).stdout
-    height = float(re.search(r'<page width="[\d.]+" height="([\d.]+)"', html).group(1)) if "<page" in html else 842.0
+    page_size = re.search(r'<page width="[\d.]+" height="([\d.]+)"', html)
+    height = float(page_size.group(1)) if page_size else 842.0
     for m in re.finditer(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', html):
         if needle in m.group(5):
             x0, y0, x1, y1 = (float(m.group(i)) for i in range(1, 5))

@@ -172,7 +172,7 @@ def _sign_into(pdf: PdfInput, output: BinaryIO, signer: Signer, opts: SignOption
         embed_validation_info=vc is not None, validation_context=vc, use_pades_lta=level is PadesLevel.B_LTA)
     stamp_style, field_spec, text_params = None, None, None
     if opts.appearance is not None:
-        stamp_style, field_spec = opts.appearance.pyhanko_style(writer, signer, meta.field_name)
+        stamp_style, field_spec = opts.appearance.pyhanko_style(writer, signer, str(meta.field_name))
         text_params = opts.appearance.text_params(signer)
     pdf_signer = signers.PdfSigner(meta, signer=TrustsvcPdfSigner(signer),
                                    timestamper=opts.timestamper if level is not PadesLevel.B_B else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,13 +13,10 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 
-import logging
-
 from trustsvc.errors import DecodeError, TrustsvcError
 from trustsvc.pdf.errors import PdfInput, open_reader
 from trustsvc.pdf.metadata import read_metadata
 from trustsvc.pdf.pyhanko_sm2 import is_sm2_key, sm2_failure_reason, validation_context
-
 
 logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.CRITICAL)  # failures go into the report
 
