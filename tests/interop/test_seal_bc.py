@@ -86,7 +86,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, st
     assert proc.stderr == "", proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == len(cases), proc.stdout
-    return {name: (line, case[2]) for (name, case), line in zip(cases.items(), lines)}
+    return {name: (line, case[2]) for (name, case), line in zip(cases.items(), lines, strict=True)}
 
 
 def _assert(results: dict[str, tuple[str, str]], name: str) -> None:

@@ -54,7 +54,8 @@ def test_verify_exit_codes_real_files(capsys) -> None:  # type: ignore[no-untype
 
 
 def test_render(tmp_path: Path) -> None:
-    assert main(["seal", "render", "某某市人民政府", "--name", "公章", "-o", str(tmp_path / "s.png"), "--dpi", "100"]) == 0
+    png = str(tmp_path / "s.png")
+    assert main(["seal", "render", "某某市人民政府", "--name", "公章", "-o", png, "--dpi", "100"]) == 0
     assert (tmp_path / "s.png").read_bytes().startswith(b"\x89PNG")
     assert main(["seal", "render", "某某市人民政府", "-o", str(tmp_path / "s.svg")]) == 0
     assert b"<svg" in (tmp_path / "s.svg").read_bytes()

@@ -87,7 +87,8 @@ def test_seal_swapped_from_another_signature() -> None:
 def test_expired_seal_signature() -> None:
     s = make_setup(start_days=-30, valid_days=10)
     signer = SealSigner(s.seal, s.holder, s.holder_cert)
-    sig = signer.sign_hash(b"\x11" * 32, "p", at=s.now.replace(microsecond=0) - __import__("datetime").timedelta(days=25))
+    signed_at = s.now.replace(microsecond=0) - __import__("datetime").timedelta(days=25)
+    sig = signer.sign_hash(b"\x11" * 32, "p", at=signed_at)
     late = verify(sig)
     assert late.check("signature.validity_now").reason == "EXPIRED_SINCE_SIGNING"
     assert verify(s.seal).check("seal.validity").reason == "SEAL_EXPIRED"

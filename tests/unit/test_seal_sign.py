@@ -20,7 +20,7 @@ from trustsvc.seal.verify import verify
 
 from .test_seal_support import PNG, make_setup
 
-DOC = "<Signature>document</Signature>".encode()
+DOC = b"<Signature>document</Signature>"
 
 
 def test_seal_round_trip_strict_der() -> None:
@@ -93,7 +93,7 @@ def test_make_refuses_bad_input() -> None:
 
 def _fake_token(signature: bytes) -> bytes:
     """An unsigned RFC 3161 token shape whose messageImprint binds ``signature`` (the binding check only)."""
-    tst = tsp.TSTInfo({"version": 1, "policy": "1.2.3", "serial_number": 1, "gen_time": dt.datetime.now(dt.timezone.utc),
+    tst = tsp.TSTInfo({"version": 1, "policy": "1.2.3", "serial_number": 1, "gen_time": dt.datetime.now(dt.UTC),
                        "message_imprint": {"hash_algorithm": {"algorithm": "sha256"},
                                            "hashed_message": __import__("hashlib").sha256(signature).digest()}})
     sd = cms.SignedData({"version": "v3", "digest_algorithms": [], "signer_infos": [],

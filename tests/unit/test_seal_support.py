@@ -9,7 +9,7 @@ from trustsvc.algorithms.signer import SoftwareSigner
 from trustsvc.pki.certificate import Certificate, CertificateBuilder
 from trustsvc.seal.make import Picture, SealSpec, SealType, make_seal
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"
        b"\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND"
        b"\xaeB`\x82")
@@ -30,7 +30,8 @@ def make_setup(*, es_id: str = "3301060000000001", valid_days: int = 365, start_
     now = dt.datetime.now(UTC).replace(microsecond=0)
     maker = SoftwareSigner.generate("sm2")
     maker_cert = (CertificateBuilder().subject({"common_name": "Seal Maker", "organization_name": "测试制章机构"})
-                  .public_key(maker.public_key).key_usage({"digital_signature", "key_cert_sign"}).basic_constraints(True)
+                  .public_key(maker.public_key).key_usage({"digital_signature", "key_cert_sign"})
+                  .basic_constraints(True)
                   .validity(now - dt.timedelta(days=30), now + dt.timedelta(days=3650)).sign(maker))
     holder = SoftwareSigner.generate("sm2")
     holder_cert = (CertificateBuilder().subject({"common_name": "某某市人民政府办公室"})

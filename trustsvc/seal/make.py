@@ -15,7 +15,7 @@ from trustsvc.errors import InvalidInput, KeyMismatch
 from trustsvc.pki.certificate import Certificate
 from trustsvc.seal import asn1
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CERT_LIST_CERTS, CERT_LIST_DIGESTS = 1, 2
 PICTURE_TYPES = ("PNG", "GIF", "SVG")
 
@@ -103,7 +103,7 @@ def seal_info(spec: SealSpec) -> asn1.SealInfoV4:
     else:
         cert_list = asn1.CertList([asn1.OctetString(c) for c in spec.holder_certs])
     created = _utc(spec.created or dt.datetime.now(UTC))
-    info = {
+    info: dict[str, object] = {
         "header": {"id": "ES", "version": 4, "vid": spec.vid},
         "es_id": spec.es_id,
         "property": {

@@ -16,7 +16,7 @@ from trustsvc.errors import DecodeError
 from trustsvc.seal import asn1
 from trustsvc.seal.model import ExtDatum, ParsedSeal, ParsedSignature
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _MAX_DEPTH = 64
 
 

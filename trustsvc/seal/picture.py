@@ -106,7 +106,7 @@ def render_png(org: str, *, name: str = "", code: str = "", diameter_mm: float =
     for ch, angle in zip(org, _arc_angles(len(org)), strict=True):
         glyph = Image.new("RGBA", (char_size * 2, char_size * 2), (0, 0, 0, 0))
         ImageDraw.Draw(glyph).text((char_size, char_size), ch, font=font, fill=RED, anchor="mm")
-        glyph = glyph.rotate(-angle, resample=Image.BICUBIC)
+        glyph = glyph.rotate(-angle, resample=Image.Resampling.BICUBIC)
         theta = math.radians(angle - 90)
         x, y = c + text_r * math.cos(theta), c + text_r * math.sin(theta)
         img.alpha_composite(glyph, (round(x - char_size), round(y - char_size)))
@@ -116,7 +116,7 @@ def render_png(org: str, *, name: str = "", code: str = "", diameter_mm: float =
     if code:
         code_font = ImageFont.truetype(font_file, round(r * 0.09))
         draw.text((c, c + r * 0.78), code, font=code_font, fill=RED, anchor="mm")
-    img = img.resize((size, size), Image.LANCZOS)
+    img = img.resize((size, size), Image.Resampling.LANCZOS)
     return _compact_png(img.getchannel("A"), dpi)
 
 

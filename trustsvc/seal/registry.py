@@ -14,7 +14,7 @@ from trustsvc.pki.certificate import Certificate
 from trustsvc.seal.parse import parse_seal
 from trustsvc.store.database import Database
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 STATES = ("active", "suspended", "revoked", "expired")
 _TRANSITIONS = {"suspend": ({"active"}, "suspended"), "resume": ({"suspended"}, "active"),
                 "revoke": ({"active", "suspended"}, "revoked"), "expire": ({"active", "suspended"}, "expired")}
@@ -75,9 +75,9 @@ def _ts(t: dt.datetime) -> str:
 
 def _record(row: tuple[object, ...]) -> SealRecord:
     es_id, seal_type, name, holder, maker, vs, ve, status, ca, ua, der = row
-    return SealRecord(str(es_id), int(seal_type), str(name), str(holder), str(maker),  # type: ignore[arg-type]
+    return SealRecord(str(es_id), int(seal_type), str(name), str(holder), str(maker),  # type: ignore[call-overload]
                       dt.datetime.fromisoformat(str(vs)), dt.datetime.fromisoformat(str(ve)), str(status),
-                      dt.datetime.fromisoformat(str(ca)), dt.datetime.fromisoformat(str(ua)), bytes(der))  # type: ignore[arg-type]
+                      dt.datetime.fromisoformat(str(ca)), dt.datetime.fromisoformat(str(ua)), bytes(der))  # type: ignore[call-overload]
 
 
 class SealRegistry:

@@ -8,14 +8,14 @@ import enum
 from typing import Any
 
 
-class Status(str, enum.Enum):
+class Status(str, enum.Enum):  # noqa: UP042 - str() output kept
     PASS = "pass"
     FAIL = "fail"
     WARNING = "warning"
     SKIPPED = "skipped"
 
 
-class Verdict(str, enum.Enum):
+class Verdict(str, enum.Enum):  # noqa: UP042 - str() output kept
     VALID = "valid"
     VALID_WITH_WARNINGS = "valid-with-warnings"
     INVALID = "invalid"

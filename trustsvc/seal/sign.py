@@ -23,7 +23,7 @@ from trustsvc.errors import Conflict, InvalidInput, KeyMismatch
 from trustsvc.pki.certificate import Certificate
 from trustsvc.seal.parse import parse_seal
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 Timestamper = Callable[[bytes], bytes]  # signature value -> DER TimeStampToken
 StatusLookup = Callable[[str], "str | None"]
 PREFIX_CACHE = 8  # prepared TBS_Sign prefixes kept per SealSigner (one per distinct TBS_Sign length)

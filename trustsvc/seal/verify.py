@@ -15,9 +15,9 @@ from typing import Protocol
 from asn1crypto import cms, tsp, x509
 
 from trustsvc.algorithms import oids, sm2
+from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.algorithms.sm2_engine import get_engine
 from trustsvc.algorithms.sm3 import sm3
-from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.errors import DecodeError, InvalidSignature, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.pki.validation import validate
@@ -25,7 +25,7 @@ from trustsvc.seal.model import ParsedSeal, ParsedSignature
 from trustsvc.seal.parse import NotASeal, parse
 from trustsvc.seal.report import Report, Status
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PICTURE_MAGIC = {"PNG": (b"\x89PNG\r\n\x1a\n",), "GIF": (b"GIF87a", b"GIF89a"), "JPG": (b"\xff\xd8\xff",),
                  "JPEG": (b"\xff\xd8\xff",), "OFD": (b"PK\x03\x04",), "SVG": (b"<",)}
 TimestampVerifier = Callable[[bytes, bytes], None]
@@ -125,7 +125,8 @@ def _safe(step: Callable[..., None], report: Report, name: str, *args: object, *
         else:
             step(report, name, *args, **kwargs)
     except Exception as exc:  # noqa: BLE001
-        report.add(name, Status.FAIL, "STEP_ERROR", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        report.add(name, Status.FAIL, "STEP_ERROR", f"{type(exc).__name__}: {first_line}")
 
 
 def _aware(t: dt.datetime) -> dt.datetime:
