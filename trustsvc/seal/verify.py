@@ -8,6 +8,7 @@ at ``at`` is reported as a warning on ``signature.validity_now``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -201,18 +202,28 @@ class _LenientCertificate(Certificate):
             return "(unreadable issuer name)"
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_cert(der: bytes) -> tuple[Certificate, str | None]:
+    """(certificate, why it is not strictly valid or None); raises TrustsvcError when unusable.
+
+    Cached by the exact bytes: a verifier sees the same maker and holder certificates in every signature
+    made with one seal, and parsing them is most of a report's cost. Certificates are not modified."""
+    try:
+        return Certificate(der), None
+    except TrustsvcError as strict_error:
+        return _LenientCertificate(der), strict_error.message.splitlines()[0]
+
+
 def _cert(report: Report, name: str, der: bytes) -> Certificate | None:
     try:
-        cert = Certificate(der)
-        status, reason, note = Status.PASS, "OK", ""
-    except TrustsvcError as strict_error:
-        try:
-            cert = _LenientCertificate(der)
-        except TrustsvcError as exc:
-            report.add(name, Status.FAIL, exc.reason, exc.message)
-            return None
+        cert, strict_problem = _parse_cert(bytes(der))
+    except TrustsvcError as exc:
+        report.add(name, Status.FAIL, exc.reason, exc.message)
+        return None
+    status, reason, note = Status.PASS, "OK", ""
+    if strict_problem is not None:
         status, reason = Status.WARNING, "NONCONFORMANT_CERTIFICATE"
-        note = f" (not strictly valid X.509: {strict_error.message.splitlines()[0]})"
+        note = f" (not strictly valid X.509: {strict_problem})"
     if cert.public_key.point is None:
         report.add(name, Status.FAIL, "NOT_SM2_KEY", f"{cert.subject}: not an SM2 key")
         return None
