@@ -114,3 +114,26 @@ def test_flipped_signature_value_fails_in_bc(results: dict[str, tuple[str, str]]
 @pytest.mark.parametrize("name", [*REALWORLD_OK, REALWORLD_BAD])
 def test_bc_agrees_on_realworld_files(results: dict[str, tuple[str, str]], name: str) -> None:
     _assert(results, name)
+
+
+def test_fast_path_signature_verifies_with_openssl(tmp_path: Path) -> None:
+    """OpenSSL's SM2 (distid 1234567812345678, SM3 over Z || message) accepts the prepared-prefix signature
+    over the exact TBS_Sign bytes, for two propertyInfo lengths through one SealSigner."""
+    import subprocess
+
+    from tests.conftest import require_tool
+    from tests.interop.test_sm2_interop import DISTID
+    from trustsvc.seal.parse import parse_signature
+
+    s = make_setup()
+    signer = SealSigner(s.seal, s.holder, s.holder_cert)
+    pub = tmp_path / "pub.pem"
+    pub.write_bytes(s.holder.public_key.to_pem())
+    for i, prop in enumerate(("p", "/Doc_0/Signs/Sign_0/Signature.xml" * 5)):
+        parsed = parse_signature(signer.sign_document(b"doc %d" % i, prop))
+        (tmp_path / "tbs").write_bytes(parsed.tbs_bytes)
+        (tmp_path / "sig").write_bytes(parsed.signature)
+        proc = subprocess.run([require_tool("openssl"), "pkeyutl", "-verify", "-pubin", "-inkey", str(pub),
+                               "-rawin", "-digest", "sm3", "-pkeyopt", DISTID, "-in", str(tmp_path / "tbs"),
+                               "-sigfile", str(tmp_path / "sig")], capture_output=True, timeout=60)
+        assert b"Signature Verified Successfully" in proc.stdout, proc.stderr
