@@ -11,6 +11,7 @@ signature. Signers without that fast path (HSMs) just sign prefix || suffix.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 
 from asn1crypto import core
@@ -69,6 +70,7 @@ class SealSigner:
         self._status, self._timestamper = status, timestamper
         self._head = tlv(0x02, b"\x04") + self.seal.der  # version 4, eseal (as received)
         self._prefixes: dict[int, PreparedPrefix] = {}
+        self._lock = threading.Lock()
         self._last_time: tuple[dt.datetime, bytes] | None = None
         self._tail = tlv(0x04, cert.der) + core.ObjectIdentifier(oids.SM2_WITH_SM3).dump()
 
@@ -77,10 +79,11 @@ class SealSigner:
         keyed by that length: only propertyInfo varies it), version and the seal, prepared once per length."""
         prepared = self._prefixes.get(content_length)
         if prepared is None:
-            if len(self._prefixes) >= PREFIX_CACHE:
-                self._prefixes.pop(next(iter(self._prefixes)))
-            header = b"\x30" + der_length(content_length)
-            prepared = self._prefixes[content_length] = self.signer.prepare_prefix(header + self._head)
+            prepared = self.signer.prepare_prefix(b"\x30" + der_length(content_length) + self._head)
+            with self._lock:  # servers share one SealSigner between threads
+                while len(self._prefixes) >= PREFIX_CACHE:
+                    self._prefixes.pop(next(iter(self._prefixes)))
+                self._prefixes[content_length] = prepared
         return prepared
 
     def check_usable(self, when: dt.datetime) -> None:
