@@ -160,3 +160,15 @@ def test_sign_uses_default_algorithm_per_type() -> None:
     assert key_for("sm2").public_key.default_algorithm() is SignatureAlgorithm.SM2_SM3
     assert key_for("ec-p384").public_key.default_algorithm() is SignatureAlgorithm.ECDSA_P384_SHA384
     assert sm2.DEFAULT_ID == b"1234567812345678"
+
+
+def test_sm2_spki_with_malformed_bit_string_raises_invalid_input() -> None:
+    """Regression (found by fuzzing): a lazily parsed bad BIT STRING must not escape as ValueError."""
+    import pytest as _pytest
+
+    from trustsvc.algorithms.keypair import PublicKey as _PublicKey
+    from trustsvc.errors import InvalidInput as _InvalidInput
+
+    der = (b"0Y0\x13\x06\x07*\x86H\xce=\x02\x01\x06\x08*\x81\x1c\xcfU\x01\x82-\x02B\x00\x04" + b"\x01" * 64)
+    with _pytest.raises(_InvalidInput):
+        _PublicKey.from_spki(der)

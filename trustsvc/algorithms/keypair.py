@@ -73,10 +73,11 @@ class PublicKey:
             algo = info["algorithm"]["algorithm"].native
             params = info["algorithm"]["parameters"]
             is_sm2 = algo == "ec" and params.name == "named" and params.chosen.native == "sm2"
+            point = bytes(info["public_key"]) if is_sm2 else b""
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidInput(f"not a DER SubjectPublicKeyInfo: {exc}", reason="BAD_PUBLIC_KEY") from None
         if is_sm2:
-            return cls.from_sm2_point(bytes(info["public_key"]))
+            return cls.from_sm2_point(point)
         try:
             key = serialization.load_der_public_key(der)
         except (ValueError, TypeError, _CryptoUnsupported) as exc:
