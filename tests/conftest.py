@@ -43,3 +43,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
         yield f"sqlite:///{tmp_path}/trustsvc.db"
     else:
         yield request.getfixturevalue("pg_url")
+
+
+# CI runs are reproducible: hypothesis explores the same examples each run (explore locally with
+# HYPOTHESIS_PROFILE=explore).
+from hypothesis import settings as _hyp_settings  # noqa: E402
+
+_hyp_settings.register_profile("ci", derandomize=True, database=None)
+_hyp_settings.register_profile("explore")
+_hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -156,7 +156,15 @@ def encrypt_pkcs8(pkcs8_der: bytes, password: bytes, iterations: int = PBKDF2_IT
 
 
 def decrypt_pkcs8(der: bytes, password: bytes) -> bytes:
-    """Unwrap PBES2 EncryptedPrivateKeyInfo (PBKDF2 or scrypt; AES-CBC or SM4-CBC)."""
+    """Unwrap PBES2 EncryptedPrivateKeyInfo (PBKDF2; AES-CBC or SM4-CBC)."""
+    try:
+        return _decrypt_pkcs8(der, password)
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        # asn1crypto parses lazily: malformed nested parameters surface here, not at load()
+        raise DecodeError(f"bad EncryptedPrivateKeyInfo: {exc}", reason="BAD_PRIVATE_KEY") from None
+
+
+def _decrypt_pkcs8(der: bytes, password: bytes) -> bytes:
     try:
         info = asn1_keys.EncryptedPrivateKeyInfo.load(der, strict=True)
         alg = info["encryption_algorithm"]
