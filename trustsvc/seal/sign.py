@@ -22,6 +22,7 @@ from trustsvc.algorithms.signer import PreparedPrefix, Signer
 from trustsvc.algorithms.sm3 import sm3
 from trustsvc.errors import Conflict, InvalidInput, KeyMismatch
 from trustsvc.pki.certificate import Certificate
+from trustsvc.pki.cms import der_length, tlv
 from trustsvc.seal.parse import parse_seal
 
 UTC = dt.UTC
@@ -29,16 +30,6 @@ Timestamper = Callable[[bytes], bytes]  # signature value -> DER TimeStampToken
 StatusLookup = Callable[[str], "str | None"]
 PREFIX_CACHE = 8  # prepared TBS_Sign prefixes kept per SealSigner (one per distinct TBS_Sign length)
 
-
-def der_length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
-def tlv(tag: int, content: bytes) -> bytes:
-    return bytes([tag]) + der_length(len(content)) + content
 
 
 def bit_string(data: bytes) -> bytes:
