@@ -72,7 +72,7 @@ def _dev_signer(kind: str):  # demo identity; production keys come from the keys
 
 
 def _sign(args: argparse.Namespace) -> int:
-    from trustsvc.pdf.batch import write_atomic
+    from trustsvc.fileio import write_atomic
     from trustsvc.pdf.signing import sign_pdf
 
     appearance = _appearance(args)

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +42,7 @@ from trustsvc.errors import (
     UnsupportedAlgorithm,
     WrongPassphrase,
 )
+from trustsvc.fileio import write_atomic
 from trustsvc.keys.base import KeyInfo, KeyState, KeyStore
 
 FORMAT = 1
@@ -61,27 +61,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.b64decode(text.encode(), validate=True)
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new content, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _aad(name: str, version: int) -> bytes:
@@ -108,7 +87,7 @@ class SoftwareKeyStore(KeyStore):
             meta = self._read_json(self.directory / META_FILE)
             if meta is None:
                 key, meta = self._new_meta(passphrase, master_key, scrypt_params or DEFAULT_SCRYPT)
-                atomic_write(self.directory / META_FILE, json.dumps(meta, indent=2).encode())
+                write_atomic(self.directory / META_FILE, json.dumps(meta, indent=2).encode(), mode=0o600)
             else:
                 key = self._derive(meta, passphrase, master_key)
         self._aead = AESGCM(key)
@@ -192,7 +171,7 @@ class SoftwareKeyStore(KeyStore):
         return record
 
     def _save(self, name: str, record: dict[str, Any]) -> None:
-        atomic_write(self._path(name), json.dumps(record, indent=2).encode())
+        write_atomic(self._path(name), json.dumps(record, indent=2).encode(), mode=0o600)
 
     # conversions ---------------------------------------------------------------------
     def _seal(self, name: str, version: int, key: PrivateKey) -> str:

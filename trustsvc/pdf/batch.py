@@ -5,12 +5,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from trustsvc.algorithms.signer import Signer
 from trustsvc.errors import TrustsvcError
+from trustsvc.fileio import write_atomic
 from trustsvc.pdf.fast import FastPdfSigner
 
 SignerFactory = Callable[[], Signer]
@@ -22,20 +22,6 @@ class BatchResult:
     source: str
     output: str | None
     error: str | None = None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename: never a half-written ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _init(factory: SignerFactory, subfilter: str) -> None:

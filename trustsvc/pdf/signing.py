@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import io
 import os
-import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -19,6 +17,7 @@ from pyhanko_certvalidator.context import ValidationContext
 
 from trustsvc.algorithms.signer import Signer
 from trustsvc.errors import DecodeError, InvalidInput, TrustsvcError
+from trustsvc.fileio import atomic_output
 from trustsvc.pdf.errors import PdfInput, open_writer
 from trustsvc.pdf.metadata import LicenceMetadata, write_metadata
 from trustsvc.pdf.pyhanko_sm2 import TrustsvcPdfSigner, digest_algorithm, validation_context
@@ -91,21 +90,8 @@ def sign_pdf_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], sign
 
     Written to a temporary name beside ``dst``, fsynced and renamed: ``dst`` is never left half-written.
     """
-    dst_dir = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix=".signing-", suffix=".pdf", dir=dst_dir)
-    try:
-        with open(src, "rb") as inp, os.fdopen(fd, "w+b") as out:
-            sign_pdf_to(inp, out, signer, options, **kwargs)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with open(src, "rb") as inp, atomic_output(dst) as out:
+        sign_pdf_to(inp, out, signer, options, **kwargs)
 
 
 def sign_pdf_to(pdf: PdfInput, output: BinaryIO, signer: Signer, options: SignOptions | None = None,
