@@ -13,8 +13,8 @@ import grpc
 from trustsvc import codegen
 from trustsvc.algorithms.encoding import load_public_key
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
-from trustsvc.algorithms.signer import Signer, Verifier
-from trustsvc.algorithms.sm3 import Sm3Hasher
+from trustsvc.algorithms.signer import MessageHasher, Signer, Verifier
+from trustsvc.algorithms.sm3 import Sm3Hasher, sm3
 from trustsvc.errors import InvalidInput, InvalidSignature, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.server import context as ctx
@@ -52,8 +52,12 @@ class SignatureService(pb_grpc.SignatureServiceServicer):
 
     def _sign_data(self, key: str, sm2_id: bytes, data: bytes) -> Any:
         signer = _with_id(self.rt.signer(key), sm2_id)
-        signature = signer.sign(data)
-        rec = self.rt.record(ref=signer.key_ref, data=data, detail={"algorithm": signer.algorithm.value})
+        return self._respond(signer, signer.sign(data), sm3(data).hex(), {})
+
+    def _respond(self, signer: Signer, signature: bytes, doc_hash: str, detail: dict[str, Any]) -> Any:
+        """Audit the signature (document hash = SM3 of the data), count it, build the reply."""
+        rec = self.rt.record(ref=signer.key_ref, document_hash=doc_hash,
+                             detail={"algorithm": signer.algorithm.value, **detail})
         self.rt.metrics.signatures.labels(signer.key_ref).inc()
         return pb.SignDataResponse(signature=signature, algorithm=signer.algorithm.value, key_ref=signer.key_ref,
                                    certificate=signer.certificate or b"", audit=receipt(rec))
@@ -118,51 +122,57 @@ class SignatureService(pb_grpc.SignatureServiceServicer):
         return pb.VerifySignedMessageResponse(result=result(res.ok, res.reason, "", checks),
                                               content=res.content or b"", signer_certificate=cert.der if cert else b"")
 
-    def _stream(self, request_iterator: Iterator[Any], digest_name: str | None) -> tuple[Any, bytes, bytes]:
-        """Read init then chunks; returns (init, whole data or b'', digest or b'')."""
-        call = ctx.current()
+    def _open_stream(self, request_iterator: Iterator[Any]) -> tuple[Any, Iterator[bytes]]:
+        """The `init` message, and the chunks that follow it (deadline checked per chunk)."""
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("part") != "init":
             raise InvalidInput("the first stream message must be `init`", reason="STREAM_INIT_MISSING")
-        init = first.init
-        require(init.key, "init.key")
-        limit = self.rt.config.max_stream_bytes
-        parts: list[bytes] = []
-        hasher: Any = None
-        if digest_name is not None:
-            hasher = Sm3Hasher() if digest_name == "sm3" else hashlib.new(digest_name)
-        total = 0
-        for msg in request_iterator:
-            call.check_deadline()
-            if msg.WhichOneof("part") != "chunk":
-                raise InvalidInput("only `chunk` may follow `init`", reason="STREAM_OUT_OF_ORDER")
-            total += len(msg.chunk)
-            if hasher is not None:
-                hasher.update(msg.chunk)
-            else:
-                if total > limit:
-                    raise InvalidInput(f"stream exceeds {limit} bytes", reason="STREAM_TOO_LARGE")
-                parts.append(msg.chunk)
-        return init, b"".join(parts), (hasher.digest() if hasher is not None else b"")
+        require(first.init.key, "init.key")
+        return first.init, _chunks(request_iterator)
 
     def SignDataStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
-        # SM2 signs the message (e = SM3(Z || M)), so the data is gathered, up to max_stream_bytes.
-        init, data, _ = self._stream(request_iterator, None)
+        # Only running digests are kept (e = SM3(Z || M) for SM2, the hash for ECDSA/RSA); a signer that
+        # cannot sign a digest (Ed25519, a token that hashes the message itself) gathers up to max_stream_bytes.
+        init, chunks = self._open_stream(request_iterator)
+        signer = _with_id(self.rt.signer(init.key), init.sm2_id)
+        try:
+            hasher: MessageHasher | None = signer.digest_hasher()
+        except InvalidInput as exc:
+            if exc.reason != "PREHASH_UNSUPPORTED":
+                raise
+            hasher = None
+        document, parts, total, limit = Sm3Hasher(), [], 0, self.rt.config.max_stream_bytes
+        for chunk in chunks:
+            total += len(chunk)
+            document.update(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
+            elif total > limit:
+                raise InvalidInput(f"stream exceeds {limit} bytes ({signer.algorithm.value} signs the whole "
+                                   "message)", reason="STREAM_TOO_LARGE")
+            else:
+                parts.append(chunk)
+        doc_hash = document.digest()
         call = ctx.current()
-        req_hash = request_hash(call.operation, init.SerializeToString(deterministic=True),
-                                hashlib.sha256(data).digest())
+        req_hash = request_hash(call.operation, init.SerializeToString(deterministic=True), doc_hash)
+
+        def produce() -> Any:
+            signature = signer.sign_digest(hasher.digest()) if hasher is not None else signer.sign(b"".join(parts))
+            return self._respond(signer, signature, doc_hash.hex(), {"bytes": total, "prehashed": hasher is not None})
         return self.rt.idempotency.run(call.client, init.idempotency_key, call.operation, req_hash,
-                                       pb.SignDataResponse, lambda: self._sign_data(init.key, init.sm2_id, data))
+                                       pb.SignDataResponse, produce)
 
     def SignMessageStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
         # Detached CMS: only the digest is kept, memory stays bounded whatever the size.
         from trustsvc.pki.cms import digest_algorithm_for
 
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("part") != "init":
-            raise InvalidInput("the first stream message must be `init`", reason="STREAM_INIT_MISSING")
-        signer = self.rt.signer(require(first.init.key, "init.key"))
-        init, _, digest = self._stream(_prepend(first, request_iterator), digest_algorithm_for(signer))
+        init, chunks = self._open_stream(request_iterator)
+        signer = self.rt.signer(init.key)
+        name = digest_algorithm_for(signer)
+        hasher: Any = Sm3Hasher() if name == "sm3" else hashlib.new(name)
+        for chunk in chunks:
+            hasher.update(chunk)
+        digest = hasher.digest()
         call = ctx.current()
         req_hash = request_hash(call.operation, init.SerializeToString(deterministic=True), digest)
         return self.rt.idempotency.run(call.client, init.idempotency_key, call.operation, req_hash,
@@ -242,6 +252,10 @@ class SignatureService(pb_grpc.SignatureServiceServicer):
                                         audit=receipt(recs[-1]) if recs else None)
 
 
-def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    yield first
-    yield from rest
+def _chunks(request_iterator: Iterator[Any]) -> Iterator[bytes]:
+    call = ctx.current()
+    for msg in request_iterator:
+        call.check_deadline()
+        if msg.WhichOneof("part") != "chunk":
+            raise InvalidInput("only `chunk` may follow `init`", reason="STREAM_OUT_OF_ORDER")
+        yield msg.chunk
