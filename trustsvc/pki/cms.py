@@ -228,6 +228,9 @@ def add_unsigned_attribute(cms_der: bytes, name: str, value: Any, *, signer_inde
 class CmsTemplate:
     """A detached SignedData prepared once for one signer; ``sign`` fills digest, time and signature.
 
+    ``signing_time_attr=False`` leaves out the signingTime attribute (PAdES baseline puts the time in
+    the PDF signature dictionary instead).
+
     Everything but messageDigest, signingTime and the signature value is pre-encoded; signed
     attributes keep a fixed layout (UTCTime is fixed-width, DER order does not depend on the
     values), so each document costs one hash plus one signature and a few length bytes.
@@ -237,17 +240,19 @@ class CmsTemplate:
 
     def __init__(self, signer: Signer, *, include_chain: bool = True, include_crls: Sequence[bytes] = (),
                  content_type: str = "data",
-                 extra_signed_attrs: Sequence[cms.CMSAttribute] | Mapping[str, Any] | None = None) -> None:
+                 extra_signed_attrs: Sequence[cms.CMSAttribute] | Mapping[str, Any] | None = None,
+                 signing_time_attr: bool = True) -> None:
         self.signer = signer
         self.digest_name = digest_algorithm_for(signer)
         size = DIGEST_SIZES[self.digest_name]
         md_mark = b"\xa5" * size
+        when: dt.datetime | bool = self._PLACEHOLDER_TIME if signing_time_attr else False
         attrs = bytearray(build_signed_attrs(signer, md_mark, content_type=content_type,
-                                             signing_time=self._PLACEHOLDER_TIME, extra=extra_signed_attrs))
+                                             signing_time=when, extra=extra_signed_attrs))
         time_mark = b"000101000000Z"
         self._md_at = bytes(attrs).find(md_mark)
-        self._time_at = bytes(attrs).find(time_mark)
-        if self._md_at < 0 or self._time_at < 0:
+        self._time_at: int | None = bytes(attrs).find(time_mark) if signing_time_attr else None
+        if self._md_at < 0 or (self._time_at is not None and self._time_at < 0):
             raise InvalidInput("template placeholders not found", reason="TEMPLATE_ERROR")
         self._attrs = bytes(attrs)
         self._md_len = size
@@ -256,7 +261,7 @@ class CmsTemplate:
         skeleton = cms.ContentInfo.load(sign_cms(_FixedSigner(signer, sig_mark), digest=md_mark,
                                                  include_chain=include_chain, include_crls=include_crls,
                                                  content_type=content_type, extra_signed_attrs=extra_signed_attrs,
-                                                 signing_time=self._PLACEHOLDER_TIME))
+                                                 signing_time=when))
         sd = skeleton["content"]
         si = sd["signer_infos"][0]
         self._si_head = si["version"].dump() + si["sid"].dump() + si["digest_algorithm"].dump()
@@ -280,13 +285,15 @@ class CmsTemplate:
         return self.assemble(attrs, self.signer.sign(attrs))
 
     def signed_attrs(self, digest: bytes, signing_time: dt.datetime | None = None) -> bytes:
-        """The DER SET the signature covers, for ``digest`` and ``signing_time`` (default now)."""
-        when = (signing_time or dt.datetime.now(UTC)).astimezone(UTC)
-        if not 1950 <= when.year < 2050:
-            raise InvalidInput("template signing time must fit UTCTime (1950-2049)", reason="BAD_SIGNING_TIME")
+        """The DER SET the signature covers, for ``digest`` and ``signing_time`` (default now; unused
+        when the template was made with ``signing_time_attr=False``)."""
         buf = bytearray(self._attrs)
         buf[self._md_at:self._md_at + self._md_len] = digest
-        buf[self._time_at:self._time_at + 13] = when.strftime("%y%m%d%H%M%SZ").encode()
+        if self._time_at is not None:
+            when = (signing_time or dt.datetime.now(UTC)).astimezone(UTC)
+            if not 1950 <= when.year < 2050:
+                raise InvalidInput("template signing time must fit UTCTime (1950-2049)", reason="BAD_SIGNING_TIME")
+            buf[self._time_at:self._time_at + 13] = when.strftime("%y%m%d%H%M%SZ").encode()
         return bytes(buf)
 
     def assemble(self, signed_attrs: bytes, signature: bytes) -> bytes:
