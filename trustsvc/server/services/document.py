@@ -1,25 +1,31 @@
-"""DocumentService: sign and verify e-licence PDFs (trustsvc.pdf): unary, streamed, batch.
+"""DocumentService: sign and verify e-licence PDFs (trustsvc.pdf): unary, streamed, batch, visible seals.
 
-The stream spools the incoming PDF to a temporary file beyond 8 MiB and returns the signed PDF in
-1 MiB chunks; pyHanko writes the incremental update into memory, so peak memory is about one copy
-of the output. Batch signing uses the prepared-template fast path (one hash + one signature each).
+The stream spools the incoming PDF and the signed output to temporary files beyond 8 MiB and returns
+the output in 1 MiB chunks, so memory stays bounded whatever the size. Under an idempotency key a
+signed PDF up to 8 MiB is kept for replay; a larger one is not (its hash and size are: see
+docs/daemon.md). Batch signing uses the prepared-template fast path (one hash + one signature each).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import io
 import tempfile
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import grpc
 
 from trustsvc import codegen
-from trustsvc.errors import InvalidInput, TrustsvcError
+from trustsvc.errors import Conflict, InvalidInput, TrustsvcError
+from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.fast import FastPdfSigner
-from trustsvc.pdf.signing import SignOptions, sign_pdf
+from trustsvc.pdf.signing import SignOptions, sign_pdf_to
 from trustsvc.pdf.verify import verify_pdf
+from trustsvc.seal.parse import parse_seal
+from trustsvc.seal.registry import SealRegistry
 from trustsvc.server import context as ctx
 from trustsvc.server.idempotency import request_hash
 from trustsvc.server.runtime import Runtime
@@ -28,21 +34,27 @@ from trustsvc.server.services.common import item_error, receipt, require, result
 pb, pb_grpc = codegen.load("document")
 OUT_CHUNK = 1024 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024
+REPLAY_BYTES = 8 * 1024 * 1024  # signed PDFs up to this size are kept for idempotent replay
+MM = 72 / 25.4  # PDF points per millimetre
+_PICTURES = ("PNG", "GIF", "JPG", "JPEG", "BMP")
 
 
 class DocumentService(pb_grpc.DocumentServiceServicer):
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        self.seals = SealRegistry(rt.db)
         self._fast: dict[int, FastPdfSigner] = {}
+        self._pictures: dict[str, tuple[bytes, bytes, tuple[float, float]]] = {}
         self._lock = threading.Lock()
 
+    # options ------------------------------------------------------------------------------
     def _options(self, options: Any) -> tuple[Any, SignOptions]:
-        if options.seal_id:
-            raise InvalidInput("visible seal stamps are not offered over the API yet; omit seal_id",
-                               reason="VISIBLE_SEAL_NOT_SUPPORTED")
+        appearance = self._appearance(options) if options.seal_id else None
+        if appearance is None and (options.rect or options.anchor_text):
+            raise InvalidInput("rect and anchor_text place a visible seal: give seal_id too", reason="SEAL_ID_REQUIRED")
         signer = self.rt.signer(options.key or "default")
         opts = SignOptions(field_name=options.field_name or None, reason=options.reason or None,
-                           location=options.location or None)
+                           location=options.location or None, appearance=appearance)
         if options.with_timestamp:
             from trustsvc.tsa import LocalTsa
             from trustsvc.tsa.pyhanko_adapter import LocalTsaTimeStamper
@@ -51,12 +63,61 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
             opts = SignOptions(**{**opts.__dict__, "level": "B-T", "timestamper": LocalTsaTimeStamper(tsa)})
         return signer, opts
 
-    def _sign(self, options: Any, pdf: Any, digest: str) -> tuple[bytes, Any]:
+    def _appearance(self, options: Any) -> SealAppearance:
+        """The stamp of a registered seal the caller may use, placed by rect, anchor_text or field_name."""
+        seal_id = options.seal_id
+        self.rt.policy().check_seal(ctx.current().identity, seal_id)
+        picture, size = self._seal_picture(seal_id)
+        page = int(options.page)
+        if options.rect:
+            if len(options.rect) != 4:
+                raise InvalidInput("rect must be 4 numbers: x1, y1, x2, y2", reason="BAD_SEAL_PLACEMENT")
+            x1, y1, x2, y2 = options.rect
+            if options.anchor_text:
+                raise InvalidInput("give rect or anchor_text, not both", reason="BAD_SEAL_PLACEMENT")
+            return SealAppearance(picture, page=page, box=(x1, y1, x2 - x1, y2 - y1))
+        if options.anchor_text:
+            return SealAppearance(picture, page=page, anchor=options.anchor_text, size=size)
+        if options.field_name:
+            return SealAppearance(picture, page=page, field=options.field_name)
+        raise InvalidInput("a visible seal needs rect (with page), anchor_text (with page) or an existing empty "
+                           "signature field in field_name", reason="BAD_SEAL_PLACEMENT")
+
+    def _seal_picture(self, seal_id: str) -> tuple[bytes, tuple[float, float]]:
+        """(picture, size in points) of an active seal; NOT_FOUND / FAILED_PRECONDITION with the precise reason."""
+        rec = self.seals.get(seal_id)  # NotFound SEAL_NOT_FOUND
+        now = dt.datetime.now(dt.UTC)
+        state = "expired" if rec.status in ("active", "suspended") and rec.valid_end < now else rec.status
+        if state != "active":
+            raise Conflict(f"seal {seal_id} is {state}: it may not stamp documents", reason=f"SEAL_{state.upper()}")
+        if rec.valid_start > now:
+            raise Conflict(f"seal {seal_id} is valid only from {rec.valid_start.isoformat()}",
+                           reason="SEAL_NOT_YET_VALID")
+        cached = self._pictures.get(seal_id)
+        if cached is None or cached[0] != rec.der:
+            seal = parse_seal(rec.der)
+            if seal.picture_type.upper() not in _PICTURES:
+                raise Conflict(f"seal {seal_id} has a {seal.picture_type} picture; a visible stamp needs a raster "
+                               "picture (PNG, GIF, JPEG)", reason="SEAL_PICTURE_UNSUPPORTED")
+            size = (seal.picture_width_mm * MM or 120.0, seal.picture_height_mm * MM or 120.0)
+            cached = (rec.der, seal.picture_data, size)
+            with self._lock:
+                self._pictures[seal_id] = cached
+        return cached[1], cached[2]
+
+    # signing ------------------------------------------------------------------------------
+    def _sign(self, options: Any, pdf: Any, digest: str, out: BinaryIO) -> Any:
+        """Sign ``pdf`` into ``out``; audit; the summary (hash and size of the signed PDF, no bytes)."""
         signer, opts = self._options(options)
-        signed = sign_pdf(pdf, signer, opts)
-        rec = self.rt.record(ref=signer.key_ref, document_hash=digest, detail={"bytes_out": len(signed)})
+        sign_pdf_to(pdf, out, signer, opts)
+        size, signed_sha = _hash_file(out)
+        detail: dict[str, Any] = {"bytes_out": size, "signed_sha256": signed_sha}
+        if options.seal_id:
+            detail["seal"] = options.seal_id
+        rec = self.rt.record(ref=signer.key_ref, document_hash=digest, detail=detail)
         self.rt.metrics.signatures.labels(signer.key_ref).inc()
-        return signed, receipt(rec)
+        return pb.SignPdfResponse(document_sha256=digest, audit=receipt(rec), signed_sha256=signed_sha,
+                                  signed_size=size)
 
     def SignPdf(self, request: Any, context: grpc.ServicerContext) -> Any:
         require(request.pdf, "pdf")
@@ -64,9 +125,10 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
         req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
 
         def produce() -> Any:
-            signed, audit = self._sign(request.options, request.pdf, hashlib.sha256(request.pdf).hexdigest())
-            return pb.SignPdfResponse(pdf=signed, document_sha256=hashlib.sha256(request.pdf).hexdigest(),
-                                      audit=audit)
+            out = io.BytesIO()
+            resp = self._sign(request.options, request.pdf, hashlib.sha256(request.pdf).hexdigest(), out)
+            resp.pdf = out.getvalue()
+            return resp
         return self.rt.idempotency.run(call.client, request.options.idempotency_key, call.operation, req_hash,
                                        pb.SignPdfResponse, produce)
 
@@ -78,7 +140,8 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
         options = first.options
         limit = self.rt.config.max_stream_bytes
         sha = hashlib.sha256()
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool, \
+                tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as out:
             total = 0
             for msg in request_iterator:
                 call.check_deadline()
@@ -95,15 +158,32 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
             digest = sha.hexdigest()
             req_hash = request_hash(call.operation, options.SerializeToString(deterministic=True),
                                     bytes.fromhex(digest))
+            signed_here = False
 
             def produce() -> Any:
-                signed, audit = self._sign(options, spool, digest)
-                return pb.SignPdfResponse(pdf=signed, document_sha256=digest, audit=audit)
+                nonlocal signed_here
+                resp = self._sign(options, spool, digest, cast(BinaryIO, out))
+                signed_here = True
+                if options.idempotency_key and resp.signed_size <= REPLAY_BYTES:
+                    out.seek(0)
+                    resp.pdf = out.read()  # kept for replay
+                return resp
             resp = self.rt.idempotency.run(call.client, options.idempotency_key, call.operation, req_hash,
                                            pb.SignPdfResponse, produce)
-        signed = resp.pdf
-        for i in range(0, len(signed), OUT_CHUNK):
-            yield pb.SignPdfStreamResponse(chunk=signed[i:i + OUT_CHUNK])
+            if signed_here:
+                out.seek(0)
+                while chunk := out.read(OUT_CHUNK):
+                    call.check_deadline()
+                    yield pb.SignPdfStreamResponse(chunk=chunk)
+            elif resp.pdf or not resp.signed_size:
+                signed = resp.pdf
+                for i in range(0, len(signed), OUT_CHUNK):
+                    yield pb.SignPdfStreamResponse(chunk=signed[i:i + OUT_CHUNK])
+            else:
+                raise Conflict(f"this request was signed before (audit seq {resp.audit.seq}, signed PDF "
+                               f"{resp.signed_size} bytes, SHA-256 {resp.signed_sha256}); signed PDFs over "
+                               f"{REPLAY_BYTES} bytes are not kept for replay: send it again under a new "
+                               "idempotency key", reason="RESULT_NOT_RETAINED")
         resp.ClearField("pdf")
         yield pb.SignPdfStreamResponse(summary=resp)
 
@@ -119,8 +199,10 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
     def BatchSignPdf(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not request.items:
             raise InvalidInput("items is empty", reason="MISSING_FIELD")
-        if request.options.seal_id or request.options.with_timestamp:
-            raise InvalidInput("batch signing takes no seal_id or with_timestamp", reason="BATCH_OPTION_UNSUPPORTED")
+        o = request.options
+        if o.seal_id or o.with_timestamp or o.rect or o.anchor_text:
+            raise InvalidInput("batch signing (prepared template) takes no seal_id, rect, anchor_text or "
+                               "with_timestamp: use SignPdf for those", reason="BATCH_OPTION_UNSUPPORTED")
         call = ctx.current()
         req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
         return self.rt.idempotency.run(call.client, request.options.idempotency_key, call.operation, req_hash,
@@ -166,3 +248,13 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
             reason = next(sig.result.reason for sig in sigs if not sig.result.valid)
         return pb.VerifyPdfResponse(result=result(report.valid, reason), signatures=sigs,
                                     report_json=json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+
+
+def _hash_file(f: BinaryIO) -> tuple[int, str]:
+    """(size, SHA-256 hex) of a file, read in chunks from its start."""
+    f.seek(0)
+    sha, size = hashlib.sha256(), 0
+    while chunk := f.read(OUT_CHUNK):
+        sha.update(chunk)
+        size += len(chunk)
+    return size, sha.hexdigest()

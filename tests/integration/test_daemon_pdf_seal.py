@@ -1,0 +1,156 @@
+"""Visible seal stamps through DocumentService over real mTLS gRPC: placement, rendering, refusals, policy."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields
+
+from tests.integration.test_daemon_fixtures import Running, start_daemon
+from tests.unit.test_pdf_appearance import _assert_in_box, _red_pixels
+from trustsvc.client import Client, document_pb2, error_reason, seal_pb2
+from trustsvc.pdf.appearance import SealAppearance
+from trustsvc.pdf.devkit import licence_pdf
+from trustsvc.seal.parse import parse_seal
+from trustsvc.server.tls import issue_client_cert
+
+pytestmark = pytest.mark.integration
+
+LIMITED_POLICY = """
+[clients."cn=seal-limited"]
+operations = ["DocumentService/*"]
+keys = ["default"]
+seals = ["{allowed}"]
+"""
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    r = start_daemon(tmp_path_factory.mktemp("daemon-seal"))
+    yield r
+    r.daemon.stop(2)
+
+
+@pytest.fixture(scope="module")
+def client(running: Running) -> Iterator[Client]:
+    with running.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def seals(running: Running) -> dict[str, str]:
+    """esIDs: the embedded demo seal, a revoked and a suspended one, one the limited client may not use."""
+    with running.client("admin") as admin:
+        listed = admin.call(admin.seals.ListSeals, seal_pb2.ListSealsRequest(state="active")).seals
+        out = {"demo": listed[0].seal_id}
+        for name in ("revoked", "suspended", "forbidden"):
+            made = admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name=f"测试{name}章", valid_days=30))
+            out[name] = made.seal.seal_id
+        admin.call(admin.seals.RevokeSeal, seal_pb2.RevokeSealRequest(seal_id=out["revoked"], reason="lost"))
+        admin.call(admin.seals.SuspendSeal, seal_pb2.SuspendSealRequest(seal_id=out["suspended"], reason="audit"))
+        out["demo_der"] = listed[0].seal_der.hex()
+    issue_client_cert(running.home, "seal-limited")
+    policy = running.home / "policy.toml"
+    policy.write_text(policy.read_text() + LIMITED_POLICY.format(allowed=out["demo"]))
+    return out
+
+
+def _opts(**kw: object) -> document_pb2.PdfSignOptions:
+    return document_pb2.PdfSignOptions(key="default", reason="licence issued", **kw)  # type: ignore[arg-type]
+
+
+def _sign(c: Client, pdf: bytes, opts: document_pb2.PdfSignOptions) -> bytes:
+    return bytes(c.call(c.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=pdf), timeout=60).pdf)
+
+
+def _valid(c: Client, pdf: bytes) -> None:
+    report = c.call(c.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=pdf))
+    assert report.result.valid, report.report_json
+
+
+def _refused(c: Client, opts: document_pb2.PdfSignOptions) -> tuple[grpc.StatusCode, str | None]:
+    with pytest.raises(grpc.RpcError) as err:
+        _sign(c, licence_pdf(), opts)
+    return err.value.code(), error_reason(err.value)
+
+
+def test_seal_stamped_in_rect(client: Client, seals: dict[str, str], tmp_path: Path) -> None:
+    signed = _sign(client, licence_pdf(), _opts(seal_id=seals["demo"], page=0, rect=[300, 400, 450, 550]))
+    _assert_in_box(_red_pixels(signed, tmp_path), (300, 400, 150, 150))
+    _valid(client, signed)
+    sig = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
+    assert sig.sig_field["/Rect"] is not None
+
+
+def test_seal_next_to_anchor_text_streamed(client: Client, seals: dict[str, str], tmp_path: Path) -> None:
+    pdf = licence_pdf()
+    opts = _opts(seal_id=seals["demo"], anchor_text="ANCHOR-HOLDER")
+
+    def gen() -> Iterator[document_pb2.SignPdfStreamRequest]:
+        yield document_pb2.SignPdfStreamRequest(options=opts)
+        for i in range(0, len(pdf), 2048):
+            yield document_pb2.SignPdfStreamRequest(chunk=pdf[i:i + 2048])
+    parts = list(client.documents.SignPdfStream(gen(), timeout=60))
+    signed = b"".join(p.chunk for p in parts[:-1])
+    summary = parts[-1].summary
+    assert summary.signed_size == len(signed) and summary.audit.seq
+    seal = parse_seal(bytes.fromhex(seals["demo_der"]))
+    size = (seal.picture_width_mm * 72 / 25.4, seal.picture_height_mm * 72 / 25.4)
+    box = SealAppearance(seal.picture_data, anchor="ANCHOR-HOLDER", size=size).anchor_box(
+        PdfFileReader(io.BytesIO(pdf)))
+    _assert_in_box(_red_pixels(signed, tmp_path), box)
+    _valid(client, signed)
+
+
+def test_seal_in_existing_empty_field(client: Client, seals: dict[str, str], tmp_path: Path) -> None:
+    w = IncrementalPdfFileWriter(io.BytesIO(licence_pdf()))
+    fields.append_signature_field(w, fields.SigFieldSpec("SealHere", on_page=0, box=(100, 100, 220, 220)))
+    buf = io.BytesIO()
+    w.write(buf)
+    signed = _sign(client, buf.getvalue(), _opts(seal_id=seals["demo"], field_name="SealHere"))
+    assert PdfFileReader(io.BytesIO(signed)).embedded_signatures[0].field_name == "SealHere"
+    _assert_in_box(_red_pixels(signed, tmp_path), (100, 100, 120, 120))
+    _valid(client, signed)
+
+
+def test_unknown_revoked_suspended_seals_refused(client: Client, seals: dict[str, str]) -> None:
+    rect = [300, 400, 450, 550]
+    assert _refused(client, _opts(seal_id="TS99999999", rect=rect)) == (grpc.StatusCode.NOT_FOUND, "SEAL_NOT_FOUND")
+    assert _refused(client, _opts(seal_id=seals["revoked"], rect=rect)) == (
+        grpc.StatusCode.FAILED_PRECONDITION, "SEAL_REVOKED")
+    assert _refused(client, _opts(seal_id=seals["suspended"], rect=rect)) == (
+        grpc.StatusCode.FAILED_PRECONDITION, "SEAL_SUSPENDED")
+
+
+def test_placement_errors(client: Client, seals: dict[str, str]) -> None:
+    cases = [
+        (_opts(rect=[1, 2, 3, 4]), "SEAL_ID_REQUIRED"),
+        (_opts(seal_id=seals["demo"]), "BAD_SEAL_PLACEMENT"),
+        (_opts(seal_id=seals["demo"], rect=[1, 2, 3]), "BAD_SEAL_PLACEMENT"),
+        (_opts(seal_id=seals["demo"], rect=[10, 10, 5, 50]), "BAD_SEAL_PLACEMENT"),
+        (_opts(seal_id=seals["demo"], page=7, rect=[10, 10, 50, 50]), "BAD_SEAL_PLACEMENT"),
+    ]
+    for opts, reason in cases:
+        assert _refused(client, opts) == (grpc.StatusCode.INVALID_ARGUMENT, reason), opts
+    assert _refused(client, _opts(seal_id=seals["demo"], anchor_text="NO-SUCH-TEXT")) == (
+        grpc.StatusCode.NOT_FOUND, "ANCHOR_NOT_FOUND")
+    assert _refused(client, _opts(seal_id=seals["demo"], field_name="NoSuchField")) == (
+        grpc.StatusCode.NOT_FOUND, "FIELD_NOT_FOUND")
+
+
+def test_policy_limits_seals(running: Running, seals: dict[str, str], tmp_path: Path) -> None:
+    with running.client("seal-limited") as limited:
+        rect = [300, 400, 450, 550]
+        assert _refused(limited, _opts(seal_id=seals["forbidden"], rect=rect)) == (
+            grpc.StatusCode.PERMISSION_DENIED, "SEAL_NOT_ALLOWED")
+        # a seal outside the caller's policy is refused before the registry is consulted: no existence oracle
+        assert _refused(limited, _opts(seal_id="TS99999999", rect=rect)) == (
+            grpc.StatusCode.PERMISSION_DENIED, "SEAL_NOT_ALLOWED")
+        signed = _sign(limited, licence_pdf(), _opts(seal_id=seals["demo"], rect=rect))
+        _assert_in_box(_red_pixels(signed, tmp_path), (300, 400, 150, 150))
