@@ -11,17 +11,29 @@ from pyhanko.sign.validation import validate_pdf_signature
 
 from tests.conftest import require_tool
 from tests.interop import bouncycastle
-from trustsvc.pdf.devkit import dev_identity, licence_pdf
+from tests.unit.test_pdf_signing import pyhanko_pades_level
+from trustsvc.pdf.appearance import SealAppearance
+from trustsvc.pdf.devkit import DevIdentity, dev_identity, licence_pdf
 from trustsvc.pdf.fast import FastPdfSigner
 from trustsvc.pdf.pyhanko_sm2 import validation_context
 from trustsvc.pdf.signing import sign_pdf
 from trustsvc.pdf.verify import signed_bytes
 
 
-def _outputs(kind: str) -> dict[str, bytes]:
+def _seal_png() -> bytes:
+    from trustsvc.seal.picture import render_png
+
+    return render_png("北京某某科技有限公司", name="合同专用章", dpi=150)
+
+
+def _outputs(kind: str) -> tuple[dict[str, bytes], DevIdentity]:
+    """Ordinary, fast (PAdES, the default), fast with a visible seal, and fast adbe.pkcs7.detached outputs."""
     ident = dev_identity(kind)
+    visible = SealAppearance(_seal_png(), box=(300, 400, 150, 150))
     return {"ordinary": sign_pdf(licence_pdf(), ident.signer),
-            "fast": FastPdfSigner(ident.signer).sign(licence_pdf())}, ident
+            "fast": FastPdfSigner(ident.signer).sign(licence_pdf()),
+            "fast-visible": FastPdfSigner(ident.signer, appearance=visible).sign(licence_pdf()),
+            "fast-adbe": FastPdfSigner(ident.signer, subfilter="adbe.pkcs7.detached").sign(licence_pdf())}, ident
 
 
 @pytest.mark.parametrize("kind", ["ecdsa", "rsa"])
@@ -29,9 +41,12 @@ def test_pdfsig_qpdf_and_pyhanko(kind, tmp_path):
     pdfsig, qpdf = require_tool("pdfsig"), require_tool("qpdf")
     outputs, ident = _outputs(kind)
     for name, data in outputs.items():
-        sig = PdfFileReader(io.BytesIO(data)).embedded_signatures[0]
-        status = validate_pdf_signature(sig, validation_context([ident.root.der]))
-        assert status.intact and status.valid and status.trusted, name
+        if name == "fast-adbe":
+            sig = PdfFileReader(io.BytesIO(data)).embedded_signatures[0]
+            status = validate_pdf_signature(sig, validation_context([ident.root.der]))
+            assert status.intact and status.valid and status.trusted, name
+        else:
+            assert pyhanko_pades_level(data, [ident.root.der]) == "B-B", name
         path = tmp_path / f"{name}.pdf"
         path.write_bytes(data)
         out = subprocess.run([pdfsig, str(path)], capture_output=True, text=True).stdout
@@ -64,7 +79,7 @@ def _embed_external_cms(pdf: bytes, make_cms, reserve: int = 8192) -> bytes:
     embedder = PdfCMSEmbedder().write_cms(field_name="BCSignature", writer=writer)
     next(embedder)
     embedder.send(SigObjSetup(sig_placeholder=SignatureObject(
-        timestamp=dt.datetime.now(dt.timezone.utc), subfilter=fields.SigSeedSubFilter.ADOBE_PKCS7_DETACHED,
+        timestamp=dt.datetime.now(dt.UTC), subfilter=fields.SigSeedSubFilter.ADOBE_PKCS7_DETACHED,
         bytes_reserved=2 * reserve)))
     prepared, out = embedder.send(SigIOSetup(md_algorithm="sm3", in_place=False, output=io.BytesIO()))
     buf = out.getvalue()

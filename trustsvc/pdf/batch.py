@@ -1,20 +1,33 @@
-"""Batch signing: many PDFs, one key, the fast path spread over cores; outputs appear atomically."""
+"""Batch signing: many PDFs, one key, spread over cores; outputs appear atomically.
+
+PAdES B-B without certification takes the fast path (``FastPdfSigner``, visible seal prepared once per
+worker); B-T and up or certification sign each file through ``sign_pdf`` with a time stamper per worker.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trustsvc.algorithms.signer import Signer
-from trustsvc.errors import TrustsvcError
+from trustsvc.errors import InvalidInput, TrustsvcError
 from trustsvc.fileio import write_atomic
 from trustsvc.pdf.fast import FastPdfSigner
+from trustsvc.pdf.signing import PadesLevel, SignOptions, sign_pdf
+
+if TYPE_CHECKING:
+    from pyhanko.sign.timestamps import TimeStamper
+
+    from trustsvc.pdf.appearance import SealAppearance
 
 SignerFactory = Callable[[], Signer]
-_worker: FastPdfSigner | None = None
+TimeStamperFactory = Callable[[], "TimeStamper"]
+_worker: Callable[[bytes], bytes] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,11 +35,40 @@ class BatchResult:
     source: str
     output: str | None
     error: str | None = None
+    input_error: bool = False  # the file itself was bad (not a PDF, encrypted ...), not the signer or the disk
 
 
-def _init(factory: SignerFactory, subfilter: str) -> None:
+@dataclasses.dataclass(frozen=True)
+class BatchOptions:
+    """How every document is signed; picklable (factories must be module-level functions or partials)."""
+
+    subfilter: str = "ETSI.CAdES.detached"
+    appearance: SealAppearance | None = None
+    level: str = "B-B"
+    certify: int | None = None
+    timestamper_factory: TimeStamperFactory | None = None
+
+    @property
+    def fast(self) -> bool:
+        return PadesLevel.parse(self.level) is PadesLevel.B_B and self.certify is None
+
+
+def make_worker(signer: Signer, options: BatchOptions) -> Callable[[bytes], bytes]:
+    """The per-document signing function: the fast path when it can, else ``sign_pdf``."""
+    if options.fast:
+        return FastPdfSigner(signer, subfilter=options.subfilter, appearance=options.appearance).sign
+    level = PadesLevel.parse(options.level)
+    timestamper = options.timestamper_factory() if options.timestamper_factory is not None else None
+    if level is not PadesLevel.B_B and timestamper is None:
+        raise InvalidInput(f"PAdES {level.value} needs a time stamper", reason="NO_TIMESTAMPER")
+    opts = SignOptions(level=level, timestamper=timestamper, certify=options.certify,
+                       appearance=options.appearance, subfilter=options.subfilter)
+    return lambda data: sign_pdf(data, signer, opts)
+
+
+def _init(factory: SignerFactory, options: BatchOptions) -> None:
     global _worker
-    _worker = FastPdfSigner(factory(), subfilter=subfilter)  # built once per worker process
+    _worker = make_worker(factory(), options)  # built once per worker process
 
 
 def _sign_file(source: str, output: str) -> BatchResult:
@@ -34,34 +76,39 @@ def _sign_file(source: str, output: str) -> BatchResult:
     try:
         with open(source, "rb") as f:
             data = f.read()
-        write_atomic(Path(output), _worker.sign(data))
+        write_atomic(Path(output), _worker(data))
         return BatchResult(source, output)
     except TrustsvcError as exc:
-        return BatchResult(source, None, f"{exc.reason}: {exc.message}")
+        return BatchResult(source, None, f"{exc.reason}: {exc.message}", isinstance(exc, InvalidInput))
     except OSError as exc:
         return BatchResult(source, None, f"IO_ERROR: {exc}")
 
 
 def batch_sign(sources: Sequence[str | Path], out_dir: str | Path, factory: SignerFactory, *,
-               workers: int | None = None, subfilter: str = "adbe.pkcs7.detached",
-               progress: Callable[[int, int], None] | None = None) -> list[BatchResult]:
+               workers: int | None = None, subfilter: str = "ETSI.CAdES.detached",
+               progress: Callable[[int, int], None] | None = None, options: BatchOptions | None = None,
+               start_method: str | None = None) -> list[BatchResult]:
     """Sign each source into ``out_dir`` (same file name). ``factory`` must be picklable (a module-level function).
 
-    ``workers`` 0 signs in this process. ``progress(done, total)`` is called after each file.
+    ``workers`` 0 signs in this process. ``progress(done, total)`` is called after each file. ``options``
+    (default: B-B fast path with ``subfilter``) say how to sign. ``start_method`` "spawn" keeps workers from
+    inheriting this process's state (needed when an HSM library was initialised here).
     """
+    opts = options or BatchOptions(subfilter=subfilter)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(str(s), str(out / Path(s).name)) for s in sources]
     results: list[BatchResult] = []
     if workers == 0:
-        _init(factory, subfilter)
+        _init(factory, opts)
         for i, (s, o) in enumerate(jobs, 1):
             results.append(_sign_file(s, o))
             if progress:
                 progress(i, len(jobs))
         return results
+    context = multiprocessing.get_context(start_method) if start_method else None
     with cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=_init,
-                                initargs=(factory, subfilter)) as pool:
+                                initargs=(factory, opts), mp_context=context) as pool:
         futures = [pool.submit(_sign_file, s, o) for s, o in jobs]
         for i, fut in enumerate(cf.as_completed(futures), 1):
             results.append(fut.result())

@@ -34,7 +34,7 @@ def _check_header(stream: BinaryIO) -> None:
 
 
 def open_reader(pdf: PdfInput) -> PdfFileReader:
-    """A pyHanko reader; raises DecodeError (PDF_NOT_PDF/PDF_TRUNCATED/PDF_MALFORMED) or InvalidInput (PDF_ENCRYPTED)."""
+    """A pyHanko reader; raises DecodeError (PDF_NOT_PDF/PDF_TRUNCATED/PDF_MALFORMED), InvalidInput (PDF_ENCRYPTED)."""
     stream = as_stream(pdf)
     _check_header(stream)
     try:

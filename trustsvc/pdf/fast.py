@@ -2,6 +2,10 @@
 
 Per document the cost is one incremental update written by pyHanko's low-level CMS embedder,
 one hash over the byte ranges and one signature; no dry run and no asn1crypto CMS build.
+The default /SubFilter is ETSI.CAdES.detached with PAdES baseline signed attributes (content-type,
+message-digest, ESS signing-certificate-v2; the signing time is the signature dictionary's /M).
+adbe.pkcs7.detached keeps a signingTime attribute in the CMS. An optional visible seal is prepared
+once (``fast_seal.PreparedSeal``) and stamped into each document.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from pyhanko.sign.signers.pdf_byterange import SignatureObject
 
 from trustsvc.algorithms.signer import Signer
 from trustsvc.errors import DecodeError, InvalidInput, TrustsvcError
+from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.errors import PdfInput, as_stream
+from trustsvc.pdf.fast_seal import PreparedSeal
 from trustsvc.pdf.pyhanko_sm2 import digest_algorithm, max_signature_size
 from trustsvc.pki.cms import CmsTemplate
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _SUBFILTERS = {"ETSI.CAdES.detached": fields.SigSeedSubFilter.PADES,
                "adbe.pkcs7.detached": fields.SigSeedSubFilter.ADOBE_PKCS7_DETACHED}
 
@@ -37,10 +43,13 @@ class PlaceholderTooSmall(InvalidInput):
 
 
 class FastPdfSigner:
-    """Signs many PDFs with one key: template and reserved size are prepared once."""
+    """Signs many PDFs with one key: template, reserved size and seal picture are prepared once.
 
-    def __init__(self, signer: Signer, *, subfilter: str = "adbe.pkcs7.detached", field_prefix: str = "Signature",
-                 reserve: int | None = None) -> None:
+    ``appearance`` (box, existing field or anchor; picture only) makes the signature visible.
+    """
+
+    def __init__(self, signer: Signer, *, subfilter: str = "ETSI.CAdES.detached", field_prefix: str = "Signature",
+                 reserve: int | None = None, appearance: SealAppearance | None = None) -> None:
         if not signer.certificate_chain:
             raise InvalidInput("a PDF signer needs a certificate: give the signer its chain", reason="NO_CERTIFICATE")
         if subfilter not in _SUBFILTERS:
@@ -49,7 +58,8 @@ class FastPdfSigner:
         self.subfilter = _SUBFILTERS[subfilter]
         self.field_prefix = field_prefix
         self.md_algorithm = digest_algorithm(signer.algorithm)
-        self.template = CmsTemplate(signer)
+        self.template = CmsTemplate(signer, signing_time_attr=self.subfilter is not fields.SigSeedSubFilter.PADES)
+        self.seal = PreparedSeal(appearance) if appearance is not None else None
         probe = self.template.assemble(self.template.signed_attrs(bytes(self._digest_size())),
                                        bytes(max_signature_size(signer)))
         self.reserve = reserve if reserve is not None else len(probe) + 32  # DER bytes; hex is twice this
@@ -87,9 +97,13 @@ class FastPdfSigner:
             raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
         if writer.prev.encrypted:
             raise InvalidInput("PDF is encrypted: decrypt it before signing", reason="PDF_ENCRYPTED")
-        name = field_name or self._free_name(writer)
-        embedder = PdfCMSEmbedder().write_cms(field_name=name, writer=writer)
-        next(embedder)
+        app = self.seal.appearance if self.seal is not None else None
+        name = field_name or (app.field if app is not None else None) or self._free_name(writer)
+        spec = self.seal.field_spec(writer, name) if self.seal is not None else None
+        embedder = PdfCMSEmbedder(new_field_spec=spec).write_cms(field_name=name, writer=writer)
+        field_ref = next(embedder)
+        if self.seal is not None:
+            self.seal.apply(writer, field_ref.get_object())
         embedder.send(SigObjSetup(sig_placeholder=SignatureObject(
             timestamp=when, subfilter=self.subfilter, bytes_reserved=2 * reserve)))
         out = io.BytesIO()

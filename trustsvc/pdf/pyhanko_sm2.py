@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import cryptography.exceptions
 from asn1crypto import algos, keys, x509
 from pyhanko.sign.signers import pdf_cms
@@ -121,7 +123,7 @@ def sm2_failure_reason(public_key_info: keys.PublicKeyInfo, signed_data: bytes, 
 
 def validation_context(trust_roots: list[bytes] | None = None, *, other_certs: list[bytes] = (),  # type: ignore[assignment]
                        crls: list[bytes] = (), allow_fetching: bool = False,  # type: ignore[assignment]
-                       revocation_mode: str = "soft-fail", moment: object = None,
+                       revocation_mode: str = "soft-fail", moment: dt.datetime | None = None,
                        **kwargs: object) -> ValidationContext:
     """A certvalidator ValidationContext that verifies SM2 as well (the third hook)."""
     roots = [x509.Certificate.load(r) for r in (trust_roots or [])]
