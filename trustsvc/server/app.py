@@ -32,7 +32,7 @@ from trustsvc.server.runtime import Runtime
 from trustsvc.server.tls import server_credentials
 from trustsvc.store.database import Database
 
-# (proto module, service name, implementation "module:Class" or None, library it needs)
+# (proto module, service name, implementation "module:Class", library it needs)
 SERVICES: list[tuple[str, str, str, str]] = [
     ("signature", "SignatureService", "trustsvc.server.services.signature:SignatureService", "trustsvc.pki"),
     ("key", "KeyService", "trustsvc.server.services.key:KeyService", "trustsvc.keys"),
@@ -43,14 +43,14 @@ SERVICES: list[tuple[str, str, str, str]] = [
 ]
 
 
-def _implementation(spec: str, rt: Runtime) -> Any | None:
+def _implementation(spec: str, service: str, library: str, rt: Runtime) -> Any:
+    """The servicer for ``service``; a missing module stops the daemon from starting (no placeholder RPCs)."""
     module_name, _, cls = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and (exc.name == module_name or module_name.startswith(exc.name)):
-            return None
-        raise
+        raise ImportError(f"{service} cannot be served: module {exc.name} is missing ({library} and its "
+                          f"dependencies must be installed): {exc}", name=exc.name) from exc
     return getattr(module, cls)(rt)
 
 
@@ -87,7 +87,7 @@ class Daemon:
         self.server: grpc.Server | None = None
         self.port = 0
         self.metrics_server: Any = None
-        self.wired: dict[str, bool] = {}
+        self.wired: dict[str, bool] = {}  # service -> registered (every service is, or the daemon does not start)
 
     def _build(self) -> grpc.Server:
         cfg = self.config
@@ -100,19 +100,14 @@ class Daemon:
                      ("grpc.max_send_message_length", cfg.max_message_bytes),
                      ("grpc.so_reuseport", 0)])
         names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
-        from trustsvc.server.services.unwired import unwired
-
         for proto, service, impl, library in SERVICES:
             pb, pb_grpc = codegen.load(proto)
-            servicer = _implementation(impl, self.rt)
-            self.wired[service] = servicer is not None
-            if servicer is None:
-                servicer = unwired(proto, service, library)
+            servicer = _implementation(impl, service, library, self.rt)
             getattr(pb_grpc, f"add_{service}Servicer_to_server")(servicer, server)
+            self.wired[service] = True
             full = pb.DESCRIPTOR.services_by_name[service].full_name
             names.append(full)
-            self.health.set(full, health_pb2.HealthCheckResponse.SERVING if self.wired[service]
-                            else health_pb2.HealthCheckResponse.NOT_SERVING)
+            self.health.set(full, health_pb2.HealthCheckResponse.SERVING)
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(names, server)
@@ -131,7 +126,7 @@ class Daemon:
         self.server.start()
         self.metrics_server = self.rt.metrics.serve(cfg.metrics_listen)
         log(logging.INFO, "trustsvc daemon started", listen=cfg.listen, port=self.port, mtls=not cfg.insecure,
-            services={k: ("wired" if v else "unimplemented") for k, v in self.wired.items()},
+            services=sorted(self.wired),
             metrics=cfg.metrics_listen or None)
         return self.port
 
