@@ -55,14 +55,15 @@ def seals(running: Running) -> dict[str, str]:
         admin.call(admin.seals.RevokeSeal, seal_pb2.RevokeSealRequest(seal_id=out["revoked"], reason="lost"))
         admin.call(admin.seals.SuspendSeal, seal_pb2.SuspendSealRequest(seal_id=out["suspended"], reason="audit"))
         out["demo_der"] = listed[0].seal_der.hex()
+        admin.create_key("demo-other", "sm2")  # certified, but not a holder of any seal
     issue_client_cert(running.home, "seal-limited")
     policy = running.home / "policy.toml"
     policy.write_text(policy.read_text() + LIMITED_POLICY.format(allowed=out["demo"]))
     return out
 
 
-def _opts(**kw: object) -> document_pb2.PdfSignOptions:
-    return document_pb2.PdfSignOptions(key="default", reason="licence issued", **kw)  # type: ignore[arg-type]
+def _opts(key: str = "default", **kw: object) -> document_pb2.PdfSignOptions:
+    return document_pb2.PdfSignOptions(key=key, reason="licence issued", **kw)  # type: ignore[arg-type]
 
 
 def _sign(c: Client, pdf: bytes, opts: document_pb2.PdfSignOptions) -> bytes:
@@ -119,13 +120,16 @@ def test_seal_in_existing_empty_field(client: Client, seals: dict[str, str], tmp
     _valid(client, signed)
 
 
-def test_unknown_revoked_suspended_seals_refused(client: Client, seals: dict[str, str]) -> None:
+def test_unknown_revoked_suspended_foreign_seals_refused(client: Client, seals: dict[str, str]) -> None:
     rect = [300, 400, 450, 550]
     assert _refused(client, _opts(seal_id="TS99999999", rect=rect)) == (grpc.StatusCode.NOT_FOUND, "SEAL_NOT_FOUND")
     assert _refused(client, _opts(seal_id=seals["revoked"], rect=rect)) == (
         grpc.StatusCode.FAILED_PRECONDITION, "SEAL_REVOKED")
     assert _refused(client, _opts(seal_id=seals["suspended"], rect=rect)) == (
         grpc.StatusCode.FAILED_PRECONDITION, "SEAL_SUSPENDED")
+    # the signing key's certificate must be one of the seal's holders (its certList)
+    assert _refused(client, _opts(key="demo-other", seal_id=seals["demo"], rect=rect)) == (
+        grpc.StatusCode.FAILED_PRECONDITION, "SIGNER_NOT_IN_CERT_LIST")
 
 
 def test_placement_errors(client: Client, seals: dict[str, str]) -> None:

@@ -19,11 +19,14 @@ from typing import Any, BinaryIO, cast
 import grpc
 
 from trustsvc import codegen
+from trustsvc.algorithms.signer import Signer
+from trustsvc.algorithms.sm3 import sm3
 from trustsvc.errors import Conflict, InvalidInput, TrustsvcError
 from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.fast import FastPdfSigner
 from trustsvc.pdf.signing import SignOptions, sign_pdf_to
 from trustsvc.pdf.verify import verify_pdf
+from trustsvc.seal.model import ParsedSeal
 from trustsvc.seal.parse import parse_seal
 from trustsvc.seal.registry import SealRegistry
 from trustsvc.server import context as ctx
@@ -36,6 +39,7 @@ OUT_CHUNK = 1024 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024
 REPLAY_BYTES = 8 * 1024 * 1024  # signed PDFs up to this size are kept for idempotent replay
 MM = 72 / 25.4  # PDF points per millimetre
+PARSED_SEALS = 64  # parsed seals kept (each holds its picture, at most 512 KiB)
 _PICTURES = ("PNG", "GIF", "JPG", "JPEG", "BMP")
 
 
@@ -44,15 +48,15 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
         self.rt = rt
         self.seals = SealRegistry(rt.db)
         self._fast: dict[int, FastPdfSigner] = {}
-        self._pictures: dict[str, tuple[bytes, bytes, tuple[float, float]]] = {}
+        self._parsed: dict[str, ParsedSeal] = {}  # esID -> parsed seal (re-parsed when its DER changes)
         self._lock = threading.Lock()
 
     # options ------------------------------------------------------------------------------
-    def _options(self, options: Any) -> tuple[Any, SignOptions]:
-        appearance = self._appearance(options) if options.seal_id else None
-        if appearance is None and (options.rect or options.anchor_text):
+    def _options(self, options: Any) -> tuple[Signer, SignOptions]:
+        if not options.seal_id and (options.rect or options.anchor_text):
             raise InvalidInput("rect and anchor_text place a visible seal: give seal_id too", reason="SEAL_ID_REQUIRED")
         signer = self.rt.signer(options.key or "default")
+        appearance = self._appearance(options, signer) if options.seal_id else None
         opts = SignOptions(field_name=options.field_name or None, reason=options.reason or None,
                            location=options.location or None, appearance=appearance)
         if options.with_timestamp:
@@ -63,11 +67,19 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
             opts = SignOptions(**{**opts.__dict__, "level": "B-T", "timestamper": LocalTsaTimeStamper(tsa)})
         return signer, opts
 
-    def _appearance(self, options: Any) -> SealAppearance:
+    def _appearance(self, options: Any, signer: Signer) -> SealAppearance:
         """The stamp of a registered seal the caller may use, placed by rect, anchor_text or field_name."""
         seal_id = options.seal_id
         self.rt.policy().check_seal(ctx.current().identity, seal_id)
-        picture, size = self._seal_picture(seal_id)
+        seal = self._seal(seal_id)
+        cert = signer.certificate or b""
+        listed = (cert in seal.cert_list if seal.cert_list_type == 1
+                  else any(v == sm3(cert) for _k, v in seal.cert_digests))
+        if not cert or not listed:
+            raise Conflict(f"the certificate of key {options.key or 'default'!r} is not in seal {seal_id}'s "
+                           "certList: the seal may only be stamped by its holders", reason="SIGNER_NOT_IN_CERT_LIST")
+        picture = seal.picture_data
+        size = (seal.picture_width_mm * MM or 120.0, seal.picture_height_mm * MM or 120.0)
         page = int(options.page)
         if options.rect:
             if len(options.rect) != 4:
@@ -83,8 +95,8 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
         raise InvalidInput("a visible seal needs rect (with page), anchor_text (with page) or an existing empty "
                            "signature field in field_name", reason="BAD_SEAL_PLACEMENT")
 
-    def _seal_picture(self, seal_id: str) -> tuple[bytes, tuple[float, float]]:
-        """(picture, size in points) of an active seal; NOT_FOUND / FAILED_PRECONDITION with the precise reason."""
+    def _seal(self, seal_id: str) -> ParsedSeal:
+        """An active seal with a raster picture; NOT_FOUND / FAILED_PRECONDITION with the precise reason."""
         rec = self.seals.get(seal_id)  # NotFound SEAL_NOT_FOUND
         now = dt.datetime.now(dt.UTC)
         state = "expired" if rec.status in ("active", "suspended") and rec.valid_end < now else rec.status
@@ -93,17 +105,17 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
         if rec.valid_start > now:
             raise Conflict(f"seal {seal_id} is valid only from {rec.valid_start.isoformat()}",
                            reason="SEAL_NOT_YET_VALID")
-        cached = self._pictures.get(seal_id)
-        if cached is None or cached[0] != rec.der:
+        seal = self._parsed.get(seal_id)
+        if seal is None or seal.der != rec.der:
             seal = parse_seal(rec.der)
-            if seal.picture_type.upper() not in _PICTURES:
-                raise Conflict(f"seal {seal_id} has a {seal.picture_type} picture; a visible stamp needs a raster "
-                               "picture (PNG, GIF, JPEG)", reason="SEAL_PICTURE_UNSUPPORTED")
-            size = (seal.picture_width_mm * MM or 120.0, seal.picture_height_mm * MM or 120.0)
-            cached = (rec.der, seal.picture_data, size)
             with self._lock:
-                self._pictures[seal_id] = cached
-        return cached[1], cached[2]
+                if len(self._parsed) >= PARSED_SEALS:
+                    self._parsed.clear()
+                self._parsed[seal_id] = seal
+        if seal.picture_type.strip().upper() not in _PICTURES:
+            raise Conflict(f"seal {seal_id} has a {seal.picture_type} picture; a visible stamp needs a raster "
+                           "picture (PNG, GIF, JPEG)", reason="SEAL_PICTURE_UNSUPPORTED")
+        return seal
 
     # signing ------------------------------------------------------------------------------
     def _sign(self, options: Any, pdf: Any, digest: str, out: BinaryIO) -> Any:
