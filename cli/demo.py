@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import logging
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +103,47 @@ def _step(steps: list[dict[str, Any]], name: str, called: str, fn: Any) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def daemon_log_file(path: Path) -> Iterator[logging.Handler]:
+    """While open, the daemon's JSON log lines go to ``path`` (appended) instead of stderr."""
+    from trustsvc.server.logs import LOGGER, JsonFormatter
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())  # logs.setup() sees it and adds no stderr handler
+    saved = (list(LOGGER.handlers), LOGGER.level, LOGGER.propagate)
+    for h in saved[0]:
+        LOGGER.removeHandler(h)
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False
+    try:
+        yield handler
+    finally:
+        LOGGER.removeHandler(handler)
+        handler.close()
+        for h in saved[0]:
+            LOGGER.addHandler(h)
+        LOGGER.setLevel(saved[1])
+        LOGGER.propagate = saved[2]
+
+
 def run_daemon_demo(home_dir: Path) -> dict[str, Any]:
-    """Start the daemon on the embedded default (127.0.0.1, ephemeral port, mTLS), call each kind once, stop."""
+    """Start the daemon on the embedded default (127.0.0.1, ephemeral port, mTLS), call each kind once, stop.
+
+    The daemon's logs go to ``<home>/logs/demo-daemon.log`` (the report's ``log``), not to the terminal.
+    """
+    log_path = home_dir / "logs" / "demo-daemon.log"
+    with daemon_log_file(log_path) as handler:
+        report = _daemon_demo(home_dir, handler)
+    report["log"] = str(log_path)
+    return report
+
+
+def _daemon_demo(home_dir: Path, log_handler: logging.Handler) -> dict[str, Any]:
     from trustsvc.client import Client, document_pb2, seal_pb2, token_pb2
     from trustsvc.server import Daemon, load_config
+    from trustsvc.server.logs import LOGGER
 
     started = time.perf_counter()
     out = home_dir / "demo-output"
@@ -111,6 +151,8 @@ def run_daemon_demo(home_dir: Path) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     cfg = load_config(None, home=str(home_dir), listen="127.0.0.1:0", metrics_listen="", grace_s=5)
     daemon = Daemon(cfg)
+    for h in [h for h in LOGGER.handlers if h is not log_handler]:  # whatever setup() added: not on stderr
+        LOGGER.removeHandler(h)
 
     def start() -> tuple[bool, str, str, Any]:
         bound = daemon.start()
@@ -200,16 +242,20 @@ def _daemon_calls(c: Any, steps: list[dict[str, Any]], out: Path, seal_pb2: Any,
         from trustsvc.pdf.devkit import licence_pdf
 
         original = licence_pdf(text="trustsvc demo e-licence")
-        opts = document_pb2.PdfSignOptions(key="default", reason="licence issued", location="Beijing")
+        seals = c.call(c.seals.ListSeals, seal_pb2.ListSealsRequest(state="active")).seals
+        seal_id = seals[0].seal_id if seals else ""
+        opts = document_pb2.PdfSignOptions(key="default", reason="licence issued", location="Beijing",
+                                           seal_id=seal_id, rect=[400, 80, 520, 200] if seal_id else [])
         signed = c.call(c.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=original))
         (out / "licence.pdf").write_bytes(original)
         (out / "licence-signed.pdf").write_bytes(signed.pdf)
         ver = c.call(c.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=signed.pdf))
         verdict = "valid" if ver.result.valid else ver.result.reason
-        return (ver.result.valid, f"signed PDF {len(signed.pdf)} bytes; verified: {verdict}",
-                "DocumentService.VerifyPdf (PAdES byte range + signature)", None)
+        stamp = f"visible seal {seal_id} at (400, 80)-(520, 200) on page 1" if seal_id else "no seal (invisible)"
+        return (ver.result.valid and bool(seal_id), f"signed PDF {len(signed.pdf)} bytes, {stamp}; verified: "
+                f"{verdict}", "DocumentService.VerifyPdf (PAdES byte range + signature)", None)
 
-    _step(steps, "pdf", "DocumentService.SignPdf(e-licence PDF) -> VerifyPdf", pdf)
+    _step(steps, "pdf", "DocumentService.SignPdf(e-licence PDF, demo seal stamp) -> VerifyPdf", pdf)
 
 
 def full_summary(pki: dict[str, Any], daemon: dict[str, Any]) -> str:
@@ -220,6 +266,7 @@ def full_summary(pki: dict[str, Any], daemon: dict[str, Any]) -> str:
         lines.append(f"        result: {s['result']}")
         lines.append(f"        verified by: {s['verified_by']}")
     ok = pki["ok"] and daemon["ok"]
+    lines.append(f"daemon log: {daemon['log']}")
     lines.append(f"demo {'PASSED' if ok else 'FAILED'}")
     return "\n".join(lines)
 
