@@ -1,16 +1,25 @@
-"""`trustsvc pdf sign|batch-sign|verify|inspect`: e-licence PDF signing and verification."""
+"""`trustsvc pdf sign|batch-sign|verify|inspect`: e-licence PDF signing and verification.
+
+Signing keys come from the key store like ``trustsvc key`` (``--store soft|hsm --key NAME``, passphrase or PIN
+from a file or an environment variable); ``--dev-identity`` signs with a throw-away demo key (tests/demos only).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from cli.common import emit, read_input
+from cli.common import emit, home, read_input
+from trustsvc.errors import InvalidInput
+
+LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("pdf", help="sign and verify e-licence PDFs")
     s = p.add_subparsers(dest="pdf_command", metavar="ACTION")
     v = s.add_parser("verify", help="verification report for every signature")
@@ -23,23 +32,52 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("pdf")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_inspect)
-    for name, func in (("sign", _sign), ("batch-sign", _batch)):
-        c = s.add_parser(name, help=f"{name} with a development identity (demo keys)")
-        c.add_argument("inputs", nargs="+" if name == "batch-sign" else 1)
-        c.add_argument("-o", "--output", required=True, help="output file (sign) or directory (batch-sign)")
-        c.add_argument("--key-type", default="sm2", choices=["sm2", "ecdsa", "rsa"])
-        c.add_argument("--workers", type=int, default=None)
-        c.set_defaults(func=func)
-        if name == "sign":
-            g = c.add_argument_group("visible seal (ordinary path only)")
-            g.add_argument("--seal-png", help="seal picture (PNG with transparency)")
-            g.add_argument("--seal-org", help="draw the round red seal for this organisation instead of --seal-png")
-            g.add_argument("--box", help="x,y,w,h in PDF points (origin bottom left)")
-            g.add_argument("--page", type=int, default=0, help="page index for --box/--anchor (0 = first)")
-            g.add_argument("--field", help="existing empty signature field to sign and show the seal in")
-            g.add_argument("--anchor", help="place the seal right of this text on the page")
-            g.add_argument("--seal-size", default="120,120", help="w,h in points with --anchor")
-            g.add_argument("--seal-text", help="text under the seal, e.g. '%%(signer)s %%(ts)s' (CJK allowed)")
+    c = s.add_parser("sign", help="sign one PDF with a key from the key store")
+    c.add_argument("input")
+    c.add_argument("-o", "--output", required=True, help="signed PDF (written atomically)")
+    c.add_argument("--licence", help="licence metadata JSON (LicenceMetadata fields), written as XMP and signed")
+    _signing_args(c)
+    c.set_defaults(func=_sign)
+    b = s.add_parser("batch-sign", help="sign many PDFs (files or directories of *.pdf) into a directory")
+    b.add_argument("inputs", nargs="+")
+    b.add_argument("-o", "--output", required=True, help="output directory (same file names)")
+    b.add_argument("--workers", type=int, default=None, help="processes (default: CPU count; 0 = in this process)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _signing_args(b)
+    b.set_defaults(func=_batch)
+
+
+def _signing_args(c: argparse.ArgumentParser) -> None:
+    k = c.add_argument_group("signing key (as `trustsvc key`; passphrase/PIN never on the command line)")
+    who = k.add_mutually_exclusive_group(required=True)
+    who.add_argument("--key", help="key NAME or NAME@VERSION in the store; its certificate chain is used")
+    who.add_argument("--dev-identity", choices=["sm2", "ecdsa", "rsa"],
+                     help="DEMO/TEST ONLY: a throw-away key and CA made up for this run; never for real documents")
+    k.add_argument("--store", choices=("soft", "hsm"), default="soft", help="key store (default soft)")
+    k.add_argument("--passphrase-file", help="soft store passphrase file (else $TRUSTSVC_KEYSTORE_PASSPHRASE)")
+    k.add_argument("--passphrase-env", help="environment variable holding the soft store passphrase")
+    k.add_argument("--hsm-module", help="PKCS#11 module (else $TRUSTSVC_PKCS11_MODULE or SoftHSM2)")
+    k.add_argument("--hsm-token", help="HSM token label (else $TRUSTSVC_PKCS11_TOKEN)")
+    k.add_argument("--pin-file", help="file holding the HSM user PIN")
+    k.add_argument("--pin-env", help="environment variable holding the HSM user PIN")
+    g = c.add_argument_group("PAdES level and certification")
+    g.add_argument("--level", type=str.upper, choices=LEVELS, default="B-B", help="PAdES baseline level")
+    g.add_argument("--tsa-url", help="RFC 3161 time-stamping service for B-T and up")
+    g.add_argument("--tsa-key", help="time-stamp locally with this key from the same store (timeStamping cert)")
+    g.add_argument("--certify", type=int, choices=(1, 2, 3), help="certify with DocMDP 1, 2 or 3")
+    g.add_argument("--trust", action="append", default=[],
+                   help="extra trust anchor (PEM/DER) for B-LT/B-LTA validation data, e.g. a remote TSA's root")
+    a = c.add_argument_group("visible seal")
+    a.add_argument("--seal-png", help="seal picture (PNG with transparency)")
+    a.add_argument("--seal-org", help="draw the round red seal for this organisation")
+    a.add_argument("--seal-id", help="picture of this registered seal (esID; active, lists the signer's cert)")
+    a.add_argument("--db", help="seal registry database URL for --seal-id (default: HOME/trustsvc.db)")
+    a.add_argument("--box", help="x,y,w,h in PDF points (origin bottom left)")
+    a.add_argument("--page", type=int, default=0, help="page index for --box/--anchor (0 = first)")
+    a.add_argument("--field", help="existing empty signature field to sign and show the seal in")
+    a.add_argument("--anchor", help="place the seal right of this text on the page")
+    a.add_argument("--seal-size", help="w,h in points with --anchor (default: the registered size, or 120,120)")
+    a.add_argument("--seal-text", help="text under the seal, e.g. '%%(signer)s %%(ts)s' (sign only; CJK allowed)")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -65,25 +103,173 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dev_signer(kind: str):  # demo identity; production keys come from the keystore/HSM via the daemon
+def _sign(args: argparse.Namespace) -> int:
+    from trustsvc.fileio import write_atomic
+    from trustsvc.pdf.signing import sign_pdf
+
+    _check_level(args)
+    metadata = _licence(args.licence) if args.licence else None
+    with _keys(args) as (signer, factories):
+        appearance = _appearance(args, signer)
+        timestamper = factories["timestamper"]() if factories["timestamper"] else None
+        with _open_input(args.input) as f:
+            signed = sign_pdf(f, signer, level=args.level, timestamper=timestamper, certify=args.certify,
+                              metadata=metadata, appearance=appearance, trust_roots=_roots(args, signer, factories))
+    write_atomic(Path(args.output), signed)
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from trustsvc.pdf.batch import BatchOptions, batch_sign
+
+    _check_level(args)
+    files = _expand(args.inputs)
+    with _keys(args) as (signer, factories):
+        appearance = _appearance(args, signer)
+    if appearance is not None and appearance.text:
+        raise InvalidInput("batch-sign draws the seal picture only: drop --seal-text", reason="FAST_SEAL_TEXT")
+    options = BatchOptions(appearance=appearance, level=args.level, certify=args.certify,
+                           timestamper_factory=factories["timestamper"], trust_roots=_roots(args, signer, factories))
+    show = not args.quiet and sys.stderr.isatty()
+    results = batch_sign(files, args.output, factories["signer"], workers=args.workers, options=options,
+                         progress=_bar if show else None, start_method="spawn" if args.store == "hsm" else None)
+    if show:
+        print(file=sys.stderr)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"{r.source}: {r.error}", file=sys.stderr)
+    if not failed:
+        return 0
+    return 2 if all(r.input_error for r in failed) else 3
+
+
+def _roots(args: argparse.Namespace, signer: Any, factories: dict[str, Any]) -> tuple[bytes, ...]:
+    """Trust anchors for B-LT/B-LTA validation data: the signer's and local TSA's roots, plus --trust files."""
+    from trustsvc.pki.certificate import Certificate
+
+    extra = []
+    for path in args.trust:
+        try:
+            extra += [c.der for c in Certificate.load_all(Path(path).read_bytes())]
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path}: {exc.strerror}", reason="BAD_TRUST_ANCHOR") from None
+    return (signer.certificate_chain[-1], *factories["tsa_roots"], *extra)
+
+
+def _bar(done: int, total: int) -> None:
+    filled = 30 * done // total
+    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+
+
+def _expand(inputs: list[str]) -> list[Path]:
+    """Files as given; directories contribute their *.pdf files (sorted)."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(sorted(p for p in item.iterdir() if p.suffix.lower() == ".pdf" and p.is_file()))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise InvalidInput(f"no such file or directory: {item}", reason="INPUT_NOT_FOUND")
+    if not files:
+        raise InvalidInput("no PDF files to sign", reason="NO_INPUT_FILES")
+    return files
+
+
+def _open_input(path: str) -> Any:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}", reason="INPUT_NOT_FOUND") from None
+
+
+def _check_level(args: argparse.Namespace) -> None:
+    if args.level != "B-B" and not (args.tsa_url or args.tsa_key):
+        raise InvalidInput(f"PAdES {args.level} needs --tsa-url or --tsa-key", reason="NO_TIMESTAMPER")
+    if args.tsa_url and args.tsa_key:
+        raise InvalidInput("give --tsa-url or --tsa-key, not both", reason="BAD_USAGE")
+    if args.dev_identity and args.tsa_key:
+        raise InvalidInput("--tsa-key needs a key store; with --dev-identity use --tsa-url", reason="BAD_USAGE")
+
+
+def _key_source(args: argparse.Namespace) -> Any:
+    from trustsvc.pdf.keysource import KeySource
+
+    return KeySource(args.store, str(home(args)), args.passphrase_file, args.passphrase_env, args.hsm_module,
+                     args.hsm_token, args.pin_file, args.pin_env)
+
+
+class _keys:  # noqa: N801 (a context manager)
+    """(signer, {"signer": factory, "timestamper": factory or None, "tsa_roots": ...}); the store is opened and the
+    keys checked here, before any output is written."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.store: Any = None
+
+    def __enter__(self) -> tuple[Any, dict[str, Any]]:
+        import functools
+
+        from trustsvc.pdf import keysource
+
+        args = self.args
+        tsa: Any = functools.partial(keysource.http_timestamper, args.tsa_url) if args.tsa_url else None
+        if args.dev_identity:
+            from trustsvc.pdf.devkit import dev_identity
+
+            print(f"warning: signing with a throw-away {args.dev_identity} demo identity (--dev-identity); "
+                  "not for real documents", file=sys.stderr)
+            factory = functools.partial(_dev_signer, args.dev_identity)
+            return dev_identity(args.dev_identity).signer, {"signer": factory, "timestamper": tsa, "tsa_roots": ()}
+        source = _key_source(args)
+        self.store = source.open()
+        signer = source.signer(self.store, args.key)
+        tsa_roots: tuple[bytes, ...] = ()
+        if args.tsa_key:
+            from trustsvc.tsa.authority import LocalTsa
+
+            tsa_signer = source.signer(self.store, args.tsa_key)
+            LocalTsa(tsa_signer)  # refuses a key without a timeStamping certificate
+            tsa = functools.partial(keysource.local_tsa_timestamper, source, args.tsa_key)
+            tsa_roots = (tsa_signer.certificate_chain[-1],)
+        return signer, {"signer": functools.partial(keysource.load_signer, source, args.key), "timestamper": tsa,
+                        "tsa_roots": tsa_roots}
+
+    def __exit__(self, *exc: object) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+
+def _dev_signer(kind: str) -> Any:
+    """DEMO/TEST ONLY: a fresh throw-away identity per process."""
     from trustsvc.pdf.devkit import dev_identity
 
     return dev_identity(kind).signer
 
 
-def _sign(args: argparse.Namespace) -> int:
-    from trustsvc.fileio import write_atomic
-    from trustsvc.pdf.signing import sign_pdf
+def _licence(path: str) -> Any:
+    from trustsvc.pdf.metadata import LicenceMetadata
 
-    appearance = _appearance(args)
-    with open(args.inputs[0], "rb") as f:
-        write_atomic(Path(args.output), sign_pdf(f, _dev_signer(args.key_type), appearance=appearance))
-    return 0
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}", reason="BAD_LICENCE_METADATA") from None
+    except ValueError as exc:
+        raise InvalidInput(f"{path} is not JSON: {exc}", reason="BAD_LICENCE_METADATA") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path} must hold a JSON object", reason="BAD_LICENCE_METADATA")
+    fields = {f.name for f in dataclasses.fields(LicenceMetadata)}
+    unknown = sorted(set(data) - fields)
+    missing = sorted(f for f in ("licence_type", "licence_number", "holder_name", "holder_id",
+                                 "issuing_authority", "issue_date") if not data.get(f))
+    if unknown or missing:
+        raise InvalidInput(f"{path}: unknown fields {unknown}, missing fields {missing}; known: {sorted(fields)}",
+                           reason="BAD_LICENCE_METADATA")
+    return LicenceMetadata.from_dict(data)
 
 
 def _numbers(text: str, n: int, what: str) -> tuple[float, ...]:
-    from trustsvc.errors import InvalidInput
-
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -93,35 +279,36 @@ def _numbers(text: str, n: int, what: str) -> tuple[float, ...]:
     return values
 
 
-def _appearance(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _appearance(args: argparse.Namespace, signer: Any) -> Any:
     from trustsvc.pdf.appearance import SealAppearance
 
-    if not (args.seal_png or args.seal_org):
+    given = [x for x in (args.seal_png, args.seal_org, args.seal_id) if x]
+    if not given:
+        if args.box or args.anchor or args.seal_text:
+            raise InvalidInput("--box/--anchor/--seal-text need a seal picture: --seal-png, --seal-org or --seal-id",
+                               reason="BAD_SEAL_PLACEMENT")
         return None
+    if len(given) > 1:
+        raise InvalidInput("give one of --seal-png, --seal-org, --seal-id", reason="BAD_SEAL_PICTURE")
+    size: tuple[float, ...] = (120.0, 120.0)
     if args.seal_png:
-        picture = Path(args.seal_png).read_bytes()
-    else:
+        try:
+            picture = Path(args.seal_png).read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {args.seal_png}: {exc.strerror}", reason="BAD_SEAL_PICTURE") from None
+    elif args.seal_org:
         from trustsvc.seal.picture import render_png
 
         picture = render_png(args.seal_org)
+    else:
+        from trustsvc.pdf.registered_seal import registered_seal_picture
+        from trustsvc.seal.registry import SealRegistry
+
+        registry = SealRegistry(args.db or f"sqlite:///{home(args) / 'trustsvc.db'}")
+        seal = registered_seal_picture(registry, args.seal_id, signer.certificate_chain[0])
+        picture, size = seal.picture, seal.size
+    if args.seal_size:
+        size = _numbers(args.seal_size, 2, "--seal-size")
     box = _numbers(args.box, 4, "--box") if args.box else None
     return SealAppearance(picture, page=args.page, box=box, field=args.field, anchor=args.anchor,  # type: ignore[arg-type]
-                          size=_numbers(args.seal_size, 2, "--seal-size"), text=args.seal_text)  # type: ignore[arg-type]
-
-
-def _batch(args: argparse.Namespace) -> int:
-    import functools
-
-    from trustsvc.pdf.batch import batch_sign
-
-    def bar(done: int, total: int) -> None:
-        filled = 30 * done // total
-        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
-
-    results = batch_sign(args.inputs, args.output, functools.partial(_dev_signer, args.key_type),
-                         workers=args.workers, progress=bar)
-    print(file=sys.stderr)
-    failed = [r for r in results if r.error]
-    for r in failed:
-        print(f"{r.source}: {r.error}", file=sys.stderr)
-    return 3 if failed else 0
+                          size=size, text=args.seal_text)  # type: ignore[arg-type]

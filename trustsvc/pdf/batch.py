@@ -47,6 +47,7 @@ class BatchOptions:
     level: str = "B-B"
     certify: int | None = None
     timestamper_factory: TimeStamperFactory | None = None
+    trust_roots: tuple[bytes, ...] = ()  # B-LT/B-LTA validation data: signer and TSA roots (default signer's root)
 
     @property
     def fast(self) -> bool:
@@ -62,7 +63,7 @@ def make_worker(signer: Signer, options: BatchOptions) -> Callable[[bytes], byte
     if level is not PadesLevel.B_B and timestamper is None:
         raise InvalidInput(f"PAdES {level.value} needs a time stamper", reason="NO_TIMESTAMPER")
     opts = SignOptions(level=level, timestamper=timestamper, certify=options.certify,
-                       appearance=options.appearance, subfilter=options.subfilter)
+                       appearance=options.appearance, subfilter=options.subfilter, trust_roots=options.trust_roots)
     return lambda data: sign_pdf(data, signer, opts)
 
 

@@ -1,0 +1,291 @@
+"""`trustsvc pdf sign|batch-sign` with keys from the software keystore and a SoftHSM2 token; outputs checked with
+pyHanko's validator directly; user mistakes give exit code 2, a named reason and no output file."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.pdf_embedded import read_certification_data
+
+from cli.main import main
+from tests.conftest import require_tool
+from tests.integration.hsm_helpers import PIN, SOFTHSM_MODULE, make_softhsm
+from tests.unit.test_pdf_appearance import _assert_in_box, _red_pixels
+from tests.unit.test_pdf_signing import pyhanko_pades_level
+from trustsvc.algorithms.signer import SoftwareSigner
+from trustsvc.keys.base import KeyStore
+from trustsvc.keys.factory import open_keystore
+from trustsvc.pdf.devkit import DevIdentity, dev_identity, licence_pdf
+from trustsvc.pdf.metadata import read_metadata
+from trustsvc.pdf.pyhanko_sm2 import validation_context
+from trustsvc.pki.certificate import CertificateBuilder
+
+PASSPHRASE = "correct horse battery staple"
+BOX = (300.0, 400.0, 150.0, 150.0)
+LICENCE = {"licence_type": "营业执照", "licence_number": "91110000MA01ABCD1X", "holder_name": "北京某某科技有限公司",
+           "holder_id": "91110000MA01ABCD1X", "issuing_authority": "北京市市场监督管理局", "issue_date": "2024-05-01"}
+
+
+@dataclasses.dataclass
+class Env:
+    home: Path
+    roots: dict[str, bytes]
+    args: list[str]  # --home ... before "pdf"
+    key_args: list[str]  # passphrase options after the action
+
+
+def _certify_key(store: KeyStore, name: str, spec: str, ca: DevIdentity, *, tsa: bool = False) -> None:
+    """Create key ``name`` and store a certificate chain for it issued by the dev CA ``ca``."""
+    info = store.create(name, spec)
+    builder = CertificateBuilder().subject({"common_name": f"trustsvc test {name}"}).public_key(info.public_key)
+    if tsa:
+        builder = builder.key_usage({"digital_signature"}).extension("extended_key_usage", ["time_stamping"], True)
+    else:
+        builder = builder.key_usage({"digital_signature", "non_repudiation"})
+    cert = builder.sign(ca.root_signer, ca.root)
+    store.set_certificate_chain(name, info.version, (cert.der, ca.root.der))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
+    home = tmp_path_factory.mktemp("home")
+    (home / "passphrase").write_text(PASSPHRASE + "\n")
+    store = open_keystore("soft", home, passphrase=PASSPHRASE.encode())
+    cas = {k: dev_identity(k) for k in ("sm2", "ecdsa")}
+    _certify_key(store, "licence-sm2", "sm2", cas["sm2"])
+    _certify_key(store, "licence-ec", "ec-p256", cas["ecdsa"])
+    _certify_key(store, "tsa-ec", "ec-p256", cas["ecdsa"], tsa=True)
+    store.create("no-cert", "ec-p256")
+    return Env(home, {k: v.root.der for k, v in cas.items()}, ["--home", str(home)],
+               ["--passphrase-file", str(home / "passphrase")])
+
+
+@pytest.fixture
+def pdf_in(tmp_path: Path) -> Path:
+    path = tmp_path / "licence.pdf"
+    path.write_bytes(licence_pdf())
+    return path
+
+
+def _error(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    return json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+
+
+def test_sign_with_soft_keystore_key(env: Env, pdf_in: Path, tmp_path: Path) -> None:
+    (tmp_path / "licence.json").write_text(json.dumps(LICENCE, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "signed.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), "--key", "licence-ec", *env.key_args,
+                 "--certify", "2", "--licence", str(tmp_path / "licence.json"), "--seal-org", "北京某某科技有限公司",
+                 "--box", "300,400,150,150"]) == 0
+    data = out.read_bytes()
+    assert pyhanko_pades_level(data, [env.roots["ecdsa"]]) == "B-B"
+    reader = PdfFileReader(io.BytesIO(data))
+    assert reader.embedded_signatures[0].signer_cert.subject.native["common_name"] == "trustsvc test licence-ec"
+    assert read_certification_data(reader).permission.value == 2
+    assert read_metadata(reader).holder_name == "北京某某科技有限公司"
+    _assert_in_box(_red_pixels(data, tmp_path), BOX)
+
+
+def test_sign_sm2_key_b_lta_with_store_tsa_key(env: Env, pdf_in: Path, tmp_path: Path) -> None:
+    out = tmp_path / "signed.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), "--key", "licence-sm2", *env.key_args,
+                 "--level", "B-LTA", "--tsa-key", "tsa-ec"]) == 0
+    sig = PdfFileReader(io.BytesIO(out.read_bytes())).embedded_signatures[0]
+    status = validate_pdf_signature(sig, validation_context(list(env.roots.values())))  # pyHanko + the SM2 hook
+    assert status.intact and status.valid and status.trusted
+    assert status.timestamp_validity is not None and status.timestamp_validity.trusted
+    assert sig.signer_info["signature_algorithm"]["algorithm"].dotted == "1.2.156.10197.1.501"
+    assert len(PdfFileReader(io.BytesIO(out.read_bytes())).embedded_timestamp_signatures) == 1
+
+
+def test_sign_ecdsa_b_lta_validates_in_pyhanko(env: Env, pdf_in: Path, tmp_path: Path) -> None:
+    out = tmp_path / "signed.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), "--key", "licence-ec", *env.key_args,
+                 "--level", "b-lta", "--tsa-key", "tsa-ec"]) == 0
+    assert pyhanko_pades_level(out.read_bytes(), [env.roots["ecdsa"]]) == "B-LTA"
+
+
+def test_batch_sign_directory(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        (src / f"l{i}.pdf").write_bytes(licence_pdf())
+    (src / "notes.txt").write_text("not signed")
+    assert main([*env.args, "pdf", "batch-sign", str(src), "-o", str(tmp_path / "out"), "--key", "licence-ec",
+                 *env.key_args, "--workers", "2", "--seal-png", str(_seal_png(tmp_path)), "--box",
+                 "300,400,150,150"]) == 0
+    assert "[" not in capsys.readouterr().err  # no progress bar when stderr is not a terminal
+    outputs = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in outputs] == ["l0.pdf", "l1.pdf", "l2.pdf"]
+    for p in outputs:
+        assert pyhanko_pades_level(p.read_bytes(), [env.roots["ecdsa"]]) == "B-B"
+    _assert_in_box(_red_pixels(outputs[0].read_bytes(), tmp_path), BOX)
+
+
+def test_batch_bad_file_is_an_input_error(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "good.pdf").write_bytes(licence_pdf())
+    (src / "broken.pdf").write_bytes(b"not a pdf")
+    assert main([*env.args, "pdf", "batch-sign", str(src), "-o", str(tmp_path / "out"), "--key", "licence-ec",
+                 *env.key_args, "--workers", "0"]) == 2
+    assert "broken.pdf: PDF_MALFORMED" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.pdf"]
+
+
+def test_batch_progress_bar_on_a_terminal(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    (tmp_path / "a.pdf").write_bytes(licence_pdf())
+    argv = [*env.args, "pdf", "batch-sign", str(tmp_path / "a.pdf"), "-o", str(tmp_path / "o"), "--key",
+            "licence-sm2", *env.key_args, "--workers", "0"]
+    assert main(argv) == 0
+    assert "1/1" in capsys.readouterr().err
+    assert main([*argv, "--quiet"]) == 0
+    assert "1/1" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,reason", [
+    (["--key", "no-such-key"], "KEY_NOT_FOUND"),
+    (["--key", "no-cert"], "NO_CERTIFICATE"),
+    (["--key", "licence-ec", "--level", "B-T"], "NO_TIMESTAMPER"),
+    (["--key", "licence-ec", "--tsa-key", "licence-ec", "--level", "B-T"], "TSA_CERT_EKU"),
+])
+def test_user_errors_exit_2_and_write_nothing(env: Env, pdf_in: Path, tmp_path: Path, extra: list[str], reason: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "signed.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), *env.key_args, *extra]) == 2
+    assert _error(capsys)["error"] == reason
+    assert not out.exists() and not list(tmp_path.glob(".signed.pdf*"))
+    assert main([*env.args, "pdf", "batch-sign", str(pdf_in), "-o", str(tmp_path / "dir"), *env.key_args,
+                 *extra]) == 2
+    assert _error(capsys)["error"] == reason
+    assert not list((tmp_path / "dir").glob("*")) if (tmp_path / "dir").exists() else True
+
+
+def test_wrong_passphrase(env: Env, pdf_in: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "wrong").write_text("not the passphrase\n")
+    out = tmp_path / "signed.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), "--key", "licence-ec",
+                 "--passphrase-file", str(tmp_path / "wrong")]) == 2
+    err = _error(capsys)
+    assert err["error"] == "WRONG_PASSPHRASE" and "not the passphrase" not in json.dumps(err)
+    assert not out.exists()
+
+
+def test_dev_identity_is_explicit(pdf_in: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:  # neither --key nor --dev-identity
+        main(["pdf", "sign", str(pdf_in), "-o", str(tmp_path / "x.pdf")])
+    assert exited.value.code == 2
+    assert main(["--home", str(tmp_path / "h"), "pdf", "sign", str(pdf_in), "-o", str(tmp_path / "d.pdf"),
+                 "--dev-identity", "rsa"]) == 0
+    assert "demo identity" in capsys.readouterr().err
+    assert PdfFileReader(io.BytesIO((tmp_path / "d.pdf").read_bytes())).embedded_signatures[0]
+
+
+def _seal_png(tmp_path: Path) -> Path:
+    from trustsvc.seal.picture import render_png
+
+    path = tmp_path / "seal.png"
+    path.write_bytes(render_png("北京某某科技有限公司", name="合同专用章", dpi=150))
+    return path
+
+
+def _register_seal(home: Path, es_id: str, holder_cert: bytes) -> None:
+    from trustsvc.seal.make import Picture, SealSpec, SealType, make_seal
+    from trustsvc.seal.picture import render_png
+    from trustsvc.seal.registry import SealRegistry
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    maker = SoftwareSigner.generate("sm2")
+    maker_cert = (CertificateBuilder().subject({"common_name": "Seal Maker"}).public_key(maker.public_key)
+                  .key_usage({"digital_signature", "key_cert_sign"}).basic_constraints(True)
+                  .validity(now - dt.timedelta(days=1), now + dt.timedelta(days=3650)).sign(maker))
+    spec = SealSpec(es_id=es_id, seal_type=SealType.OFFICIAL, name="北京某某科技有限公司", holder_certs=[holder_cert],
+                    valid_start=now - dt.timedelta(days=1), valid_end=now + dt.timedelta(days=365),
+                    picture=Picture("PNG", render_png("北京某某科技有限公司", dpi=150), 40, 40))
+    SealRegistry(f"sqlite:///{home / 'trustsvc.db'}").register(make_seal(spec, maker, maker_cert), actor="test")
+
+
+def test_registered_seal_picture(env: Env, pdf_in: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = open_keystore("soft", env.home, passphrase=PASSPHRASE.encode())
+    _register_seal(env.home, "1101080000000001", store.info("licence-sm2").certificate_chain[0])
+    out = tmp_path / "signed.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), "--key", "licence-sm2", *env.key_args,
+                 "--seal-id", "1101080000000001", "--box", "300,400,150,150"]) == 0
+    _assert_in_box(_red_pixels(out.read_bytes(), tmp_path), BOX)
+    sig = PdfFileReader(io.BytesIO(out.read_bytes())).embedded_signatures[0]
+    assert validate_pdf_signature(sig, validation_context([env.roots["sm2"]])).valid
+    other = tmp_path / "other.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(other), "--key", "licence-ec", *env.key_args,
+                 "--seal-id", "1101080000000001", "--box", "300,400,150,150"]) == 2
+    assert _error(capsys)["error"] == "SIGNER_NOT_IN_CERT_LIST" and not other.exists()
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(other), "--key", "licence-sm2", *env.key_args,
+                 "--seal-id", "9999", "--box", "300,400,150,150"]) == 2
+    assert _error(capsys)["error"] == "SEAL_NOT_FOUND"
+
+
+@pytest.fixture(scope="module")
+def hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A fresh SoftHSM2 token holding an ECDSA key with a certificate chain."""
+    import os
+
+    from trustsvc.keys.pkcs11 import Pkcs11KeyStore, pin_source
+
+    require_tool("softhsm2-util")
+    directory = tmp_path_factory.mktemp("softhsm")
+    conf = make_softhsm(directory, label="trustsvc-pdf")
+    old = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    store = Pkcs11KeyStore(SOFTHSM_MODULE, token_label="trustsvc-pdf", pin=pin_source(pin=PIN))
+    ca = dev_identity("ecdsa")
+    _certify_key(store, "hsm-ec", "ec-p256", ca)
+    store.close()
+    (directory / "user.pin").write_text(PIN + "\n")
+    (directory / "wrong.pin").write_text("999999\n")
+    yield {"root": ca.root.der, "pin": str(directory / "user.pin"),
+           "wrong": str(directory / "wrong.pin")}
+    if old is None:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    else:
+        os.environ["SOFTHSM2_CONF"] = old
+
+
+def test_sign_with_softhsm_key(env: Env, hsm: dict[str, str], pdf_in: Path, tmp_path: Path) -> None:
+    hsm_args = ["--store", "hsm", "--key", "hsm-ec", "--hsm-module", SOFTHSM_MODULE, "--hsm-token", "trustsvc-pdf"]
+    out = tmp_path / "signed.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), *hsm_args, "--pin-file", hsm["pin"],
+                 "--seal-org", "某某市人民政府", "--box", "300,400,150,150"]) == 0
+    assert pyhanko_pades_level(out.read_bytes(), [hsm["root"]]) == "B-B"
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        (src / f"h{i}.pdf").write_bytes(licence_pdf())
+    assert main([*env.args, "pdf", "batch-sign", str(src), "-o", str(tmp_path / "out"), *hsm_args,
+                 "--pin-file", hsm["pin"], "--workers", "1"]) == 0
+    for p in sorted((tmp_path / "out").iterdir()):
+        assert pyhanko_pades_level(p.read_bytes(), [hsm["root"]]) == "B-B"
+
+
+def test_softhsm_wrong_pin_and_key(env: Env, hsm: dict[str, str], pdf_in: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--store", "hsm", "--hsm-module", SOFTHSM_MODULE, "--hsm-token", "trustsvc-pdf"]
+    out = tmp_path / "signed.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), *base, "--key", "hsm-ec",
+                 "--pin-file", hsm["wrong"]]) == 2
+    err = _error(capsys)
+    assert err["error"] == "HSM_PIN_INCORRECT" and "999999" not in json.dumps(err)
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), *base, "--key", "missing",
+                 "--pin-file", hsm["pin"]]) == 2
+    assert _error(capsys)["error"] == "KEY_NOT_FOUND"
+    assert not out.exists()
