@@ -12,7 +12,7 @@ from pkcs11 import MGF, Mechanism, ObjectClass
 from trustsvc.algorithms import sm2
 from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.algorithms.signature_algorithm import KeyType, SignatureAlgorithm
-from trustsvc.algorithms.signer import Signer
+from trustsvc.algorithms.signer import MessageHasher, Signer, check_digest, message_hasher, prehash_unsupported
 from trustsvc.algorithms.sm3 import sm3
 from trustsvc.errors import HsmError
 from trustsvc.keys.pkcs11 import module
@@ -20,6 +20,7 @@ from trustsvc.keys.pkcs11.pool import PooledSession, SessionPool
 from trustsvc.keys.pkcs11.profiles import InputMode, OutputFormat, SignMode
 
 _PSS = (Mechanism.SHA256, MGF.SHA256, 32)
+_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")  # RFC 8017 9.2
 
 
 def ecdsa_raw_to_der(raw: bytes) -> bytes:
@@ -104,6 +105,36 @@ class Pkcs11Signer(Signer):
         """Every message on one session (one pool round trip)."""
         return self.pool.run(f"signing with {self.key_ref or self.label}",
                              lambda ps: self._sign_on(ps, messages))
+
+
+    # prehashed signing (SignDataStream) -------------------------------------------------
+    def _digest_plan(self) -> tuple[Any, Any, Any]:
+        """(mechanism, parameter, digest -> token input); PREHASH_UNSUPPORTED when the token takes the message."""
+        if self.key_type is KeyType.EC:
+            return Mechanism.ECDSA, None, _identity
+        if self.algorithm is SignatureAlgorithm.RSA_PSS_SHA256:
+            return Mechanism.RSA_PKCS_PSS, _PSS, _identity
+        if self.key_type is KeyType.RSA:
+            return Mechanism.RSA_PKCS, None, lambda d: _SHA256_DIGEST_INFO + d
+        mode = self.sm2_mode
+        if self.key_type is KeyType.SM2 and mode is not None and mode.input is InputMode.E_PREHASHED:
+            return self._mech, None, _identity
+        what = f"SM2 mechanism input {mode.input.value}" if mode is not None else self.key_type.value
+        raise prehash_unsupported(f"{self!r} ({what} takes the message)")
+
+    def digest_hasher(self) -> MessageHasher:
+        """SM3 primed with Z (E_PREHASHED SM2 profiles), or SHA-256/384 for ECDSA and RSA."""
+        self._digest_plan()
+        return message_hasher(self.public_key, self.algorithm, self.sm2_id)
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        mech, param, prep = self._digest_plan()
+        data = prep(check_digest(self.algorithm, digest))
+
+        def run(ps: PooledSession) -> bytes:
+            key = find_private_key(ps, self.label, self.key_id)
+            return self._finish(key.sign(data, mechanism=mech, mechanism_param=param))  # type: ignore[no-any-return]
+        return self.pool.run(f"signing with {self.key_ref or self.label}", run)  # type: ignore[no-any-return]
 
 
 def _identity(b: bytes) -> bytes:
