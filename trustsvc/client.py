@@ -12,12 +12,13 @@ idempotent: verifications and reads always, signing calls when they carry an ide
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import grpc
 from google.rpc import error_details_pb2
@@ -169,6 +170,30 @@ class Client:
             for c in chunks:
                 yield signature_pb2.SignMessageStreamRequest(chunk=c)
         return self.signature.SignMessageStream(gen(), timeout=timeout or self.timeout)
+
+    def sign_pdf_stream(self, options: Any, chunks: Iterable[bytes], out: BinaryIO, *,
+                        timeout: float | None = None) -> Any:
+        """Stream a PDF in, write the signed PDF to ``out`` as its chunks arrive; returns the summary.
+
+        The output's SHA-256 is checked against the summary's ``signed_sha256`` (DecodeError if they differ).
+        """
+        def gen() -> Iterator[Any]:
+            yield document_pb2.SignPdfStreamRequest(options=options)
+            for c in chunks:
+                yield document_pb2.SignPdfStreamRequest(chunk=c)
+        sha, summary = hashlib.sha256(), None
+        for part in self.documents.SignPdfStream(gen(), timeout=timeout or self.timeout):
+            if part.WhichOneof("part") == "chunk":
+                sha.update(part.chunk)
+                out.write(part.chunk)
+            else:
+                summary = part.summary
+        if summary is None or (summary.signed_sha256 and summary.signed_sha256 != sha.hexdigest()):
+            from trustsvc.errors import DecodeError
+
+            raise DecodeError("the signed PDF received does not match the summary's SHA-256",
+                              reason="STREAM_CORRUPTED")
+        return summary
 
     def export_cert(self, key: str, **kw: Any) -> Any:
         return self.call(self.signature.ExportCert, signature_pb2.ExportCertRequest(key=key), idempotent=True, **kw)

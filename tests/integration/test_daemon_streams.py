@@ -230,8 +230,9 @@ def test_small_pdf_replayed_from_idempotency_store(daemon: tuple[int, Path, str]
     src = tmp_path / "small.pdf"
     src.write_bytes(licence_pdf())
     opts = document_pb2.PdfSignOptions(key="default", idempotency_key="small-1")
-    with _client(daemon) as c:
-        _, first = _stream_pdf(c, opts, src, tmp_path / "a.pdf")
-        _, again = _stream_pdf(c, opts, src, tmp_path / "b.pdf")
+    with _client(daemon) as c, (tmp_path / "a.pdf").open("wb") as a, (tmp_path / "b.pdf").open("wb") as b:
+        first = c.sign_pdf_stream(opts, [src.read_bytes()], a)
+        again = c.sign_pdf_stream(opts, [src.read_bytes()], b)
     assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+    assert first.signed_sha256 == hashlib.sha256((tmp_path / "a.pdf").read_bytes()).hexdigest()
     assert first.audit.seq == again.audit.seq  # type: ignore[attr-defined]
