@@ -95,6 +95,12 @@ def run_load(fn: Callable[[], object], seconds: float, threads: int) -> tuple[fl
     return len(flat) / elapsed, flat
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -154,10 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         samples: dict[str, list[float]] = {k: [] for k in jobs}
         lats: dict[str, list[float]] = {k: [] for k in jobs}
+        cpu: dict[str, list[float]] = {k: [0.0, 0.0] for k in jobs}  # server CPU seconds, requests
+        server_pid = {k: daemon.pid for k in jobs} | {"echo": echo.pid}
         batch_rates, inproc_rates, batch_lat = [], [], []
         for _ in range(args.rounds):  # interleaved rounds: machine noise hits every job alike
             for name, fn in jobs.items():
+                c0 = cpu_seconds(server_pid[name])
                 rate, lat = run_load(fn, args.seconds, args.threads)
+                cpu[name][0] += cpu_seconds(server_pid[name]) - c0
+                cpu[name][1] += len(lat) + 1  # + the warm-up call
                 samples[name].append(rate)
                 lats[name].extend(lat)
             rate, lat = run_load(lambda: client.signature.BatchSignData(batch_req, timeout=60), args.seconds, 2)
@@ -178,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                                                "p99_ms": round(pct(batch_lat, 99), 3)}
         for k, v in latency.items():
             print(f"  latency {k:<28} p50 {v['p50_ms']:>8.2f} ms   p99 {v['p99_ms']:>8.2f} ms")
+        server_cpu_us = {k: round(c / n * 1e6, 1) for k, (c, n) in cpu.items()}
+        for k, us in server_cpu_us.items():
+            print(f"  server CPU {k:<25} {us:>8.1f} us/request")
         echo_rate = rates["echo"].ops_per_s
         checks = [
             Check("token issuance / echo", rates["token_issue"].ops_per_s / echo_rate, ">=", 0.60),
@@ -185,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                   / rates["in-process sign_batch (sigs/s)"].ops_per_s, ">=", 0.80),
         ]
         ok = report("daemon", rates, checks, {
-            "latency": latency, "threads": args.threads, "batch": args.batch, "seconds": args.seconds,
+            "latency": latency, "server_cpu_us_per_request": server_cpu_us,
+            "threads": args.threads, "batch": args.batch, "seconds": args.seconds,
             "cpus": os.cpu_count(), "sign_data_vs_echo": rates["sign_data"].ops_per_s / echo_rate,
             "seal_sign_vs_echo": rates["seal_sign"].ops_per_s / echo_rate})
         client.close()

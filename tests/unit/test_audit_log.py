@@ -148,3 +148,43 @@ def test_cli_audit_verify_and_tail(tmp_path, capsys) -> None:
     _sql(log, "DELETE FROM audit_log WHERE seq = 2")
     assert main(["audit", "verify", "--db", url]) == 1
     assert "seq 2: DELETED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", [
+    {"b": 1, "a": "中文\n\x01\x7f\u2028\"\\", "c": None, "d": True, "e": [1, -2, {"z": "y", "": 0}]},
+    {"f": 1.5, "g": 1e16, "h": 2**70, "i": -(2**64)},  # floats and huge ints take the reference path
+    {"t": (1, "x"), "deep": [[[[["x"]]]]], "k\U0001f600": "\U0001f600", "K": "A"},
+    "plain", 0, [], {},
+])
+def test_canonical_json_fast_path_matches_the_reference(value: object) -> None:
+    from trustsvc.audit.canonical import canonical_json, canonical_json_stdlib
+
+    assert canonical_json(value) == canonical_json_stdlib(value)
+
+
+def test_group_commit_is_fail_closed_for_every_caller(tmp_path) -> None:
+    db = ReadOnlyDatabase(f"sqlite:///{tmp_path}/gc.db")
+    log = AuditLog(db, SoftwareSigner.generate("sm2"), checkpoint_every=3)
+    _fill(log, 2)
+    outcomes: list[object] = []
+    start = threading.Barrier(8)
+
+    def worker(k: int) -> None:
+        start.wait()
+        try:
+            outcomes.append(log.append_many([AuditEvent("SignData", f"c{k}", request_id=f"{k}-{i}")
+                                             for i in range(3)]))
+        except StoreError as exc:
+            outcomes.append(exc)
+
+    db.read_only = True
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    db.read_only = False
+    assert len(outcomes) == 8 and all(isinstance(o, StoreError) for o in outcomes)
+    log.append(AuditEvent("SignData", "after"))
+    report = verify_log(db)
+    assert report.ok and report.records == 3, report.problems

@@ -1,6 +1,7 @@
 """Tamper-evident audit log: hash chain, signed checkpoints, verifier."""
 
-from trustsvc.audit.log import AuditEvent, AuditLog, AuditRecord, Checkpoint, canonical_json
+from trustsvc.audit.canonical import canonical_json
+from trustsvc.audit.log import AuditEvent, AuditLog, AuditRecord, Checkpoint
 from trustsvc.audit.verify import AuditReport, Problem, verify_log, verify_records
 
 __all__ = ["AuditEvent", "AuditLog", "AuditRecord", "AuditReport", "Checkpoint", "Problem", "canonical_json",

@@ -4,20 +4,22 @@ Each record's ``hash`` is SM3 over ``prev_hash`` (32 bytes) followed by the cano
 record's other fields; the first record chains from 32 zero bytes. A head row holds the last
 ``seq`` and ``hash``: appends lock it (``SELECT ... FOR UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE``
 on SQLite), so concurrent daemons sharing a database keep one chain. Every ``checkpoint_every``
-records, the audit Signer signs ``{"seq", "hash", "time"}`` in the same transaction.
+records, the audit Signer signs ``{"seq", "hash", "time"}`` in the same transaction. Records
+committed together (group commit) share that commit's time and are inserted with one statement.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trustsvc.algorithms.signer import Signer
 from trustsvc.algorithms.sm3 import sm3
+from trustsvc.audit.canonical import canonical_json
+from trustsvc.errors import StoreError
 from trustsvc.store.database import Database, Transaction
 
 GENESIS = "00" * 32
@@ -40,11 +42,7 @@ MIGRATIONS = [
 
 _FIELDS = ("seq", "time", "request_id", "client", "operation", "ref", "document_hash", "result", "detail",
            "prev_hash", "hash")
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the bytes that are hashed and signed."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+_INSERT = f"INSERT INTO audit_log ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +115,8 @@ class AuditLog:
         self.db = db
         self.signer = signer
         self.checkpoint_every = max(1, checkpoint_every)
-        self._lock = threading.Lock()  # one writer per process: avoids SQLite busy-waits
-        self._cv = threading.Condition(self._lock)
+        self._lock = threading.Lock()  # guards the queue and the leader flag
+        self._io = threading.Lock()  # one transaction at a time per process: avoids SQLite busy-waits
         self._queue: list[_Pending] = []
         self._writing = False
         db.migrate("audit", MIGRATIONS)
@@ -129,55 +127,77 @@ class AuditLog:
         return self.append_many([event])[-1]
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        """Commit several records in one transaction, in order.
+        """Commit several records in one transaction, in order; return only once they are durable.
 
-        Group commit: concurrent callers queue their events; one of them (the leader) writes every
-        queued batch in a single transaction and wakes the rest. If that transaction fails, every
+        Group commit: a caller that finds no write in progress becomes the leader and writes every
+        queued caller's events in one transaction; callers arriving meanwhile queue and sleep until
+        their batch is written (or until they are handed the lead). If the transaction fails, every
         caller in it gets the error, so no caller ever believes an uncommitted record was written.
         """
         if not events:
             return []
         mine = _Pending(list(events))
-        with self._cv:
+        with self._lock:
             self._queue.append(mine)
-            while not mine.done and self._writing:
-                self._cv.wait()
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            mine.gate.acquire()  # released once written, or to hand this caller the lead
             if mine.done:
                 return mine.result()
-            self._writing = True
+        self._lead(mine)
+        return mine.result()
+
+    def _lead(self, mine: _Pending) -> None:
+        with self._lock:
             batch, self._queue = self._queue, []
         try:
             self._write(batch)
         finally:
-            with self._cv:
-                self._writing = False
-                self._cv.notify_all()
-        return mine.result()
+            for pending in batch:
+                if not pending.done:  # _write was interrupted before deciding: refuse
+                    pending.fail(StoreError("the audit write was interrupted", reason="AUDIT_UNAVAILABLE"))
+            with self._lock:
+                successor = self._queue[0] if self._queue else None
+                self._writing = successor is not None
+            for pending in batch:
+                if pending is not mine:
+                    pending.gate.release()
+            if successor is not None:
+                successor.gate.release()  # not done: it leads the next batch
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
-            with self.db.transaction() as tx:
+            with self._io, self.db.transaction() as tx:
                 seq, prev = self._head(tx)
+                now = _now()
+                rows: list[tuple[Any, ...]] = []
+                due: list[AuditRecord] = []
                 results: list[list[AuditRecord]] = []
+                every = self.checkpoint_every if self.signer is not None else 0
                 for pending in batch:
                     out: list[AuditRecord] = []
                     for event in pending.events:
                         seq += 1
+                        detail = canonical_json(event.detail if type(event.detail) is dict
+                                                else dict(event.detail)).decode()
                         body = {
-                            "seq": seq, "time": _now(), "request_id": event.request_id, "client": event.client,
+                            "seq": seq, "time": now, "request_id": event.request_id, "client": event.client,
                             "operation": event.operation, "ref": event.ref, "document_hash": event.document_hash,
-                            "result": event.result, "detail": canonical_json(dict(event.detail)).decode(),
-                            "prev_hash": prev,
+                            "result": event.result, "detail": detail, "prev_hash": prev,
                         }
-                        rec = AuditRecord(**body, hash=record_hash(prev, body))
-                        tx.execute("INSERT INTO audit_log (seq, time, request_id, client, operation, ref, "
-                                   "document_hash, result, detail, prev_hash, hash) "
-                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [getattr(rec, k) for k in _FIELDS])
+                        row = (seq, now, event.request_id, event.client, event.operation, event.ref,
+                               event.document_hash, event.result, detail, prev, record_hash(prev, body))
+                        rec = AuditRecord(*row)
+                        rows.append(row)
                         out.append(rec)
                         prev = rec.hash
-                        if self.signer is not None and seq % self.checkpoint_every == 0:
-                            self._checkpoint(tx, rec)
+                        if every and seq % every == 0:
+                            due.append(rec)
                     results.append(out)
+                tx.executemany(_INSERT, rows)
+                for rec in due:
+                    self._checkpoint(tx, rec)
                 tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
         except BaseException as exc:
             for pending in batch:
@@ -190,16 +210,8 @@ class AuditLog:
         """Sign the current head now (e.g. at shutdown); None when the log is empty or already there."""
         if self.signer is None:
             return None
-        with self._cv:
-            while self._writing:
-                self._cv.wait()
-            self._writing = True
-        try:
+        with self._io:
             return self._checkpoint_now()
-        finally:
-            with self._cv:
-                self._writing = False
-                self._cv.notify_all()
 
     def _checkpoint_now(self) -> Checkpoint | None:
         with self.db.transaction() as tx:
@@ -231,30 +243,40 @@ class AuditLog:
         return read_records(self.db, after, limit)
 
     def tail(self, n: int = 20) -> list[AuditRecord]:
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             rows = tx.execute("SELECT " + ", ".join(_FIELDS) + " FROM audit_log ORDER BY seq DESC LIMIT ?",
                               (n,)).fetchall()
         return [AuditRecord(*r) for r in reversed(rows)]
 
     def head(self) -> tuple[int, str]:
-        with self.db.transaction() as tx:
-            return self._head(tx)
+        with self.db.read() as tx:
+            return self._head_row(tx)
+
+    @staticmethod
+    def _head_row(tx: Transaction) -> tuple[int, str]:
+        row = tx.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        assert row is not None
+        return int(row[0]), str(row[1])
 
     def find(self, request_id: str) -> list[AuditRecord]:
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             rows = tx.execute("SELECT " + ", ".join(_FIELDS) + " FROM audit_log WHERE request_id = ? ORDER BY seq",
                               (request_id,)).fetchall()
         return [AuditRecord(*r) for r in rows]
 
 
 class _Pending:
-    """One caller's events waiting for the group commit."""
+    """One caller's events waiting for the group commit; ``gate`` is held until the caller may go on."""
+
+    __slots__ = ("_error", "_records", "done", "events", "gate")
 
     def __init__(self, events: list[AuditEvent]) -> None:
         self.events = events
         self.done = False
         self._records: list[AuditRecord] = []
         self._error: BaseException | None = None
+        self.gate = threading.Lock()
+        self.gate.acquire()
 
     def succeed(self, records: list[AuditRecord]) -> None:
         self._records, self.done = records, True
@@ -269,20 +291,27 @@ class _Pending:
 
 
 def read_records(db: Database, after: int = 0, limit: int | None = None) -> list[AuditRecord]:
+    with db.read() as tx:
+        return select_records(tx, after, limit)
+
+
+def select_records(tx: Transaction, after: int = 0, limit: int | None = None) -> list[AuditRecord]:
     sql = "SELECT " + ", ".join(_FIELDS) + " FROM audit_log WHERE seq > ? ORDER BY seq"
     params: list[Any] = [after]
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    with db.transaction() as tx:
-        rows = tx.execute(sql, params).fetchall()
-    return [AuditRecord(*(int(r[0]), *r[1:])) for r in rows]
+    return [AuditRecord(*(int(r[0]), *r[1:])) for r in tx.execute(sql, params).fetchall()]
 
 
 def read_checkpoints(db: Database) -> list[Checkpoint]:
-    with db.transaction() as tx:
-        rows = tx.execute("SELECT seq, time, hash, algorithm, public_key, signature FROM audit_checkpoints "
-                          "ORDER BY seq").fetchall()
+    with db.read() as tx:
+        return select_checkpoints(tx)
+
+
+def select_checkpoints(tx: Transaction) -> list[Checkpoint]:
+    rows = tx.execute("SELECT seq, time, hash, algorithm, public_key, signature FROM audit_checkpoints "
+                      "ORDER BY seq").fetchall()
     return [Checkpoint(int(r[0]), *r[1:]) for r in rows]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.algorithms.signer import Verifier
-from trustsvc.audit.log import GENESIS, MIGRATIONS, AuditRecord, Checkpoint, read_checkpoints, read_records
+from trustsvc.audit.log import GENESIS, MIGRATIONS, AuditRecord, Checkpoint, select_checkpoints, select_records
 from trustsvc.errors import TrustsvcError
 from trustsvc.store.database import Database
 
@@ -82,11 +82,11 @@ def verify_records(records: list[AuditRecord], checkpoints: list[Checkpoint] = (
                                     f"records after the head ({head[0]}) or a head hash mismatch"))
     trusted = {k.spki.hex() for k in trusted_keys or []}
     for cp in checkpoints:
-        rec = by_seq.get(cp.seq)
-        if rec is None:
+        signed = by_seq.get(cp.seq)
+        if signed is None:
             problems.append(Problem(cp.seq, "TRUNCATED" if cp.seq > last_seq else "DELETED",
                                     f"checkpoint {cp.seq} refers to a missing record"))
-        elif rec.hash != cp.hash:
+        elif signed.hash != cp.hash:
             problems.append(Problem(cp.seq, "BAD_CHECKPOINT", f"checkpoint {cp.seq} was signed over another hash"))
         if trusted and cp.public_key not in trusted:
             problems.append(Problem(cp.seq, "UNTRUSTED_CHECKPOINT_KEY", f"checkpoint {cp.seq} signed by another key"))
@@ -101,11 +101,11 @@ def verify_records(records: list[AuditRecord], checkpoints: list[Checkpoint] = (
 
 
 def verify_log(db: Database, *, trusted_keys: list[PublicKey] | None = None) -> AuditReport:
-    """Verify the whole stored log."""
+    """Verify the whole stored log (records, checkpoints and head read in one snapshot)."""
     db.migrate("audit", MIGRATIONS)
-    records = read_records(db)
-    checkpoints = read_checkpoints(db)
-    with db.transaction() as tx:
+    with db.read() as tx:
+        records = select_records(tx)
+        checkpoints = select_checkpoints(tx)
         row = tx.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
     head = (int(row[0]), str(row[1])) if row else None
     return verify_records(records, checkpoints, head=head, trusted_keys=trusted_keys)

@@ -10,31 +10,34 @@ from trustsvc import errors as e
 
 DOMAIN = "trustsvc"
 
-_CODES: list[tuple[type[e.TrustsvcError], grpc.StatusCode]] = [
-    (e.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
-    (e.UnsupportedAlgorithm, grpc.StatusCode.INVALID_ARGUMENT),
-    (e.KeyMismatch, grpc.StatusCode.INVALID_ARGUMENT),
-    (e.CertificateError, grpc.StatusCode.INVALID_ARGUMENT),
-    (e.KeyNotFound, grpc.StatusCode.NOT_FOUND),
-    (e.NotFound, grpc.StatusCode.NOT_FOUND),
-    (e.KeyDisabled, grpc.StatusCode.FAILED_PRECONDITION),
-    (e.PolicyDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (e.HsmUnavailable, grpc.StatusCode.UNAVAILABLE),
-    (e.StoreError, grpc.StatusCode.UNAVAILABLE),
-    (e.HsmError, grpc.StatusCode.INTERNAL),
-    (e.KeystoreError, grpc.StatusCode.INTERNAL),
-    (e.InvalidSignature, grpc.StatusCode.INVALID_ARGUMENT),
+# (error class, reasons or None for any, code): the first row that matches decides. Conflict
+# reasons ending in _EXISTS also map to ALREADY_EXISTS.
+_TABLE: list[tuple[type[e.TrustsvcError], frozenset[str] | None, grpc.StatusCode]] = [
+    (e.Conflict, frozenset({"REQUEST_IN_PROGRESS"}), grpc.StatusCode.ABORTED),
+    (e.Conflict, frozenset({"DUPLICATE", "ALREADY_EXISTS"}), grpc.StatusCode.ALREADY_EXISTS),
+    (e.Conflict, None, grpc.StatusCode.FAILED_PRECONDITION),
+    (e.InvalidInput, None, grpc.StatusCode.INVALID_ARGUMENT),
+    (e.UnsupportedAlgorithm, None, grpc.StatusCode.INVALID_ARGUMENT),
+    (e.KeyMismatch, None, grpc.StatusCode.INVALID_ARGUMENT),
+    (e.CertificateError, None, grpc.StatusCode.INVALID_ARGUMENT),
+    (e.InvalidSignature, None, grpc.StatusCode.INVALID_ARGUMENT),
+    (e.KeyNotFound, None, grpc.StatusCode.NOT_FOUND),
+    (e.NotFound, None, grpc.StatusCode.NOT_FOUND),
+    (e.KeyDisabled, None, grpc.StatusCode.FAILED_PRECONDITION),
+    (e.PolicyDenied, None, grpc.StatusCode.PERMISSION_DENIED),
+    (e.HsmUnavailable, None, grpc.StatusCode.UNAVAILABLE),
+    (e.StoreError, None, grpc.StatusCode.UNAVAILABLE),
+    (e.HsmError, None, grpc.StatusCode.INTERNAL),
+    (e.KeystoreError, None, grpc.StatusCode.INTERNAL),
 ]
 
 
 def code_for(exc: e.TrustsvcError) -> grpc.StatusCode:
-    if isinstance(exc, e.Conflict):
-        if exc.reason == "REQUEST_IN_PROGRESS":
-            return grpc.StatusCode.ABORTED
-        return grpc.StatusCode.ALREADY_EXISTS if exc.reason in ("DUPLICATE", "ALREADY_EXISTS") or \
-            exc.reason.endswith("_EXISTS") else grpc.StatusCode.FAILED_PRECONDITION
-    for cls, code in _CODES:
-        if isinstance(exc, cls):
+    reason = exc.reason
+    if isinstance(exc, e.Conflict) and reason.endswith("_EXISTS"):
+        return grpc.StatusCode.ALREADY_EXISTS
+    for cls, reasons, code in _TABLE:
+        if isinstance(exc, cls) and (reasons is None or reason in reasons):
             return code
     return grpc.StatusCode.INTERNAL
 

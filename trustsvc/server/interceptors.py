@@ -3,14 +3,17 @@
 It wraps each handler's behaviour so that everything runs in the worker thread serving the RPC:
 identity (subject CN and SAN URIs of the verified client certificate) -> policy on the operation
 -> the service -> TrustsvcError mapped to a status with ErrorInfo -> metrics and one JSON log line.
+
+Per-method work (names, metric children, the wrapped handler) is done once per method; per call
+the certificate parse is cached by the certificate's bytes, so a call costs dictionary lookups.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,16 +22,19 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from grpc_status import rpc_status
 
-from trustsvc.errors import HsmError, PolicyDenied, StoreError, TrustsvcError
+from trustsvc.errors import PolicyDenied, TrustsvcError
 from trustsvc.server import context as ctx
 from trustsvc.server.errors import internal_status, status_for
-from trustsvc.server.logs import log
-from trustsvc.server.metrics import Metrics
+from trustsvc.server.logs import access_log, log
+from trustsvc.server.metrics import MethodMetrics, Metrics
 from trustsvc.server.policy import Identity, Policy
+
+REQUEST_ID_HEADER = "x-request-id"
 
 
 @functools.lru_cache(maxsize=1024)
 def identity_from_pem(pem: bytes) -> Identity:
+    """CN and SAN URIs of a client certificate (cached by its exact PEM bytes)."""
     cert = x509.load_pem_x509_certificate(pem)
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     try:
@@ -40,14 +46,36 @@ def identity_from_pem(pem: bytes) -> Identity:
 
 
 def identity_of(context: grpc.ServicerContext, insecure: bool) -> Identity:
-    auth = context.auth_context()
-    pems = auth.get("x509_pem_cert")
+    pems = context.auth_context().get("x509_pem_cert")
     if pems:
         return identity_from_pem(pems[0])
     if insecure:  # development only: trust a header
         md = dict(context.invocation_metadata())
         return Identity(md.get("x-trustsvc-insecure-identity", "anonymous"))
     raise PolicyDenied("no client certificate", reason="NO_CLIENT_CERTIFICATE")
+
+
+def request_id_of(context: grpc.ServicerContext) -> str:
+    """The caller's x-request-id (at most 64 characters) or a fresh random one."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_HEADER:
+            rid = str(value)[:64]
+            if rid:
+                return rid
+            break
+    return os.urandom(16).hex()
+
+
+class _Method:
+    """What the interceptor knows about one RPC method, computed once."""
+
+    __slots__ = ("full", "method", "metrics", "service")
+
+    def __init__(self, full: str, metrics: Metrics) -> None:
+        service_full, _, self.method = full.lstrip("/").rpartition("/")
+        self.service = service_full.rsplit(".", 1)[-1] if service_full.startswith("trustsvc.") else service_full
+        self.full = full
+        self.metrics = MethodMetrics(metrics, full)
 
 
 class TrustsvcInterceptor(grpc.ServerInterceptor):
@@ -57,40 +85,41 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
         self._metrics = metrics
         self._insecure = insecure
         self._default_deadline_s = default_deadline_s
+        self._wrapped: dict[str, tuple[Any, Any]] = {}  # method -> (handler, wrapped handler)
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         handler = continuation(details)
         if handler is None:
             return None
-        full = details.method  # "/trustsvc.v1.SignatureService/SignData"
-        service_full, _, method = full.lstrip("/").rpartition("/")
-        service = service_full.rsplit(".", 1)[-1] if service_full.startswith("trustsvc.") else service_full
-        if handler.unary_unary:
-            return handler._replace(unary_unary=self._wrap(handler.unary_unary, service, method, full, False))
-        if handler.unary_stream:
-            return handler._replace(unary_stream=self._wrap(handler.unary_stream, service, method, full, True))
-        if handler.stream_unary:
-            return handler._replace(stream_unary=self._wrap(handler.stream_unary, service, method, full, False))
-        return handler._replace(stream_stream=self._wrap(handler.stream_stream, service, method, full, True))
+        cached = self._wrapped.get(details.method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap_handler(handler, _Method(details.method, self._metrics))
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
 
-    def _begin(self, context: grpc.ServicerContext, service: str, method: str) -> ctx.Call:
-        md = dict(context.invocation_metadata())
-        request_id = str(md.get("x-request-id", ""))[:64] or uuid.uuid4().hex
-        context.set_trailing_metadata((("x-request-id", request_id),))
+    def _wrap_handler(self, handler: Any, m: _Method) -> Any:
+        if handler.unary_unary:
+            return handler._replace(unary_unary=self._unary(handler.unary_unary, m))
+        if handler.unary_stream:
+            return handler._replace(unary_stream=self._stream(handler.unary_stream, m))
+        if handler.stream_unary:
+            return handler._replace(stream_unary=self._unary(handler.stream_unary, m))
+        return handler._replace(stream_stream=self._stream(handler.stream_stream, m))
+
+    def _begin(self, context: grpc.ServicerContext, m: _Method) -> ctx.Call:
+        request_id = request_id_of(context)
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         identity = identity_of(context, self._insecure)
-        call = ctx.Call(identity, request_id, service, method, context,
+        call = ctx.Call(identity, request_id, m.service, m.method, context,
                         default_deadline_s=self._default_deadline_s)
-        self._policy().check_operation(identity, service, method)
+        self._policy().check_operation(identity, m.service, m.method)
         return call
 
-    def _fail(self, context: grpc.ServicerContext, exc: BaseException, request_id: str) -> str:
+    def _fail(self, context: grpc.ServicerContext, exc: BaseException, request_id: str) -> Any:
         if isinstance(exc, TrustsvcError):
-            if isinstance(exc, HsmError):
-                self._metrics.hsm_errors.labels(exc.reason).inc()
-            if isinstance(exc, StoreError):
-                self._metrics.audit_failures.inc()
-            status = status_for(exc)
-            context.abort_with_status(rpc_status.to_status(status))
+            self._metrics.count_error(exc)
+            context.abort_with_status(rpc_status.to_status(status_for(exc)))
         code = context.code() if hasattr(context, "code") else None
         if code is not None and code != grpc.StatusCode.OK:  # context.abort() already called
             raise exc
@@ -98,42 +127,39 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
         context.abort_with_status(rpc_status.to_status(internal_status(request_id)))
         raise AssertionError("unreachable")
 
-    def _finish(self, context: grpc.ServicerContext, full: str, call: ctx.Call | None, start: float) -> None:
+    def _finish(self, context: grpc.ServicerContext, m: _Method, call: ctx.Call | None, start: float) -> None:
         code = context.code() if hasattr(context, "code") else None
-        name = (code or grpc.StatusCode.OK).name
+        name = code.name if code is not None else "OK"
         elapsed = time.perf_counter() - start
-        self._metrics.requests.labels(full, name).inc()
-        self._metrics.latency.labels(full).observe(elapsed)
-        self._metrics.in_flight.dec()
-        log(logging.INFO, "rpc", method=full, code=name, ms=round(elapsed * 1000, 3),
-            client=str(call.identity) if call else None, request_id=call.request_id if call else None)
+        m.metrics.done(name, elapsed)
+        access_log(m.full, name, elapsed, str(call.identity) if call else None, call.request_id if call else None)
 
-    def _wrap(self, behavior: Callable[..., Any], service: str, method: str, full: str, streaming: bool) -> Any:
-        if not streaming:
-            def unary(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
-                start = time.perf_counter()
-                self._metrics.in_flight.inc()
-                call: ctx.Call | None = None
-                token = None
-                try:
-                    call = self._begin(context, service, method)
-                    token = ctx.set_current(call)
-                    return behavior(request_or_iterator, context)
-                except BaseException as exc:  # noqa: BLE001 - mapped to a status
-                    return self._fail(context, exc, call.request_id if call else "-")
-                finally:
-                    if token is not None:
-                        ctx.reset(token)
-                    self._finish(context, full, call, start)
-            return unary
-
-        def stream(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+    def _unary(self, behavior: Callable[..., Any], m: _Method) -> Callable[..., Any]:
+        def unary(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
             start = time.perf_counter()
-            self._metrics.in_flight.inc()
+            m.metrics.started()
             call: ctx.Call | None = None
             token = None
             try:
-                call = self._begin(context, service, method)
+                call = self._begin(context, m)
+                token = ctx.set_current(call)
+                return behavior(request_or_iterator, context)
+            except BaseException as exc:  # noqa: BLE001 - mapped to a status
+                return self._fail(context, exc, call.request_id if call else "-")
+            finally:
+                if token is not None:
+                    ctx.reset(token)
+                self._finish(context, m, call, start)
+        return unary
+
+    def _stream(self, behavior: Callable[..., Any], m: _Method) -> Callable[..., Iterator[Any]]:
+        def stream(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            start = time.perf_counter()
+            m.metrics.started()
+            call: ctx.Call | None = None
+            token = None
+            try:
+                call = self._begin(context, m)
                 token = ctx.set_current(call)
                 yield from behavior(request_or_iterator, context)
             except GeneratorExit:
@@ -146,5 +172,5 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
                         ctx.reset(token)
                     except ValueError:
                         pass
-                self._finish(context, full, call, start)
+                self._finish(context, m, call, start)
         return stream

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from trustsvc.errors import HsmError, StoreError, TrustsvcError
 
 
 class Metrics:
@@ -19,6 +23,21 @@ class Metrics:
         self.audit_failures = Counter("trustsvc_audit_failures", "audit appends that failed (request refused)",
                                       registry=self.registry)
         self.in_flight = Gauge("trustsvc_in_flight", "requests being served", registry=self.registry)
+        self._signed: dict[str, Any] = {}
+
+    def signed(self, key_ref: str, n: int = 1) -> None:
+        """Count ``n`` signatures made with ``key_ref`` (the labelled child is looked up once per key)."""
+        child = self._signed.get(key_ref)
+        if child is None:
+            child = self._signed[key_ref] = self.signatures.labels(key_ref)
+        child.inc(n)
+
+    def count_error(self, exc: TrustsvcError) -> None:
+        """HSM errors by reason; store errors are audit failures (the request was refused)."""
+        if isinstance(exc, HsmError):
+            self.hsm_errors.labels(exc.reason).inc()
+        if isinstance(exc, StoreError):
+            self.audit_failures.inc()
 
     def serve(self, listen: str) -> object | None:
         """Start the /metrics HTTP server on ``host:port``; returns the server (or None when disabled)."""
@@ -27,3 +46,27 @@ class Metrics:
         host, _, port = listen.rpartition(":")
         server, _thread = start_http_server(int(port), addr=host or "0.0.0.0", registry=self.registry)
         return server
+
+
+class MethodMetrics:
+    """The labelled children of one RPC method, looked up once instead of per request."""
+
+    __slots__ = ("_by_code", "_in_flight", "_latency", "_method", "_requests")
+
+    def __init__(self, metrics: Metrics, method: str) -> None:
+        self._method = method
+        self._requests = metrics.requests
+        self._latency = metrics.latency.labels(method)
+        self._in_flight = metrics.in_flight
+        self._by_code: dict[str, Any] = {}
+
+    def started(self) -> None:
+        self._in_flight.inc()
+
+    def done(self, code: str, seconds: float) -> None:
+        child = self._by_code.get(code)
+        if child is None:
+            child = self._by_code[code] = self._requests.labels(self._method, code)
+        child.inc()
+        self._latency.observe(seconds)
+        self._in_flight.dec()

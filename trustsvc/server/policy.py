@@ -10,7 +10,8 @@ keys = ["licence-*"]              # fnmatch patterns over key names
 seals = ["*"]
 ```
 An identity not listed, an operation, key or seal not matched: PERMISSION_DENIED with a reason.
-Health and reflection need only an authenticated certificate.
+Health and reflection need only an authenticated certificate. Decisions are memoised per
+(identity, operation/key/seal) in the Policy object, which is replaced whole when the file changes.
 """
 
 from __future__ import annotations
@@ -54,9 +55,30 @@ def _match(patterns: Iterable[str], value: str) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
+MAX_DECISIONS = 8192  # memoised decisions kept per policy (cleared when full)
+
+
 class Policy:
     def __init__(self, clients: dict[str, ClientRule]) -> None:
         self.clients = {k.lower() if k.lower().startswith("cn=") else k: v for k, v in clients.items()}
+        self._decisions: dict[tuple[str, Identity, str], ClientRule | PolicyDenied] = {}
+
+    def _decide(self, kind: str, identity: Identity, what: str) -> ClientRule:
+        """The memoised outcome of ``_check_<kind>``: the rule, or a fresh copy of the refusal."""
+        key = (kind, identity, what)
+        found = self._decisions.get(key)
+        if found is None:
+            try:
+                found = getattr(self, f"_check_{kind}")(identity, what)
+            except PolicyDenied as exc:
+                found = exc
+            if len(what) <= 256:  # names from requests are bounded before they are kept
+                if len(self._decisions) >= MAX_DECISIONS:
+                    self._decisions.clear()
+                self._decisions[key] = found
+        if isinstance(found, PolicyDenied):
+            raise PolicyDenied(found.message, reason=found.reason)
+        return found
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
@@ -83,6 +105,16 @@ class Policy:
 
     def check_operation(self, identity: Identity, service: str, method: str) -> ClientRule:
         """``service`` is the short name ('SignatureService'), ``method`` the RPC name."""
+        return self._decide("operation", identity, f"{service}/{method}")
+
+    def check_key(self, identity: Identity, key: str) -> None:
+        self._decide("key", identity, key)
+
+    def check_seal(self, identity: Identity, seal_id: str) -> None:
+        self._decide("seal", identity, seal_id)
+
+    def _check_operation(self, identity: Identity, operation: str) -> ClientRule:
+        service, _, method = operation.partition("/")
         if service in OPEN_SERVICES:
             return ClientRule()
         rule = self.rule(identity)
@@ -95,12 +127,14 @@ class Policy:
             raise PolicyDenied(f"{identity} may not call {service}/{method}", reason="OPERATION_NOT_ALLOWED")
         return rule
 
-    def check_key(self, identity: Identity, key: str) -> None:
+    def _check_key(self, identity: Identity, key: str) -> ClientRule:
         rule = self.rule(identity)
         if not rule.admin and not _match(rule.keys, key.partition("@")[0]):
             raise PolicyDenied(f"{identity} may not use key {key!r}", reason="KEY_NOT_ALLOWED")
+        return rule
 
-    def check_seal(self, identity: Identity, seal_id: str) -> None:
+    def _check_seal(self, identity: Identity, seal_id: str) -> ClientRule:
         rule = self.rule(identity)
         if not rule.admin and not _match(rule.seals, seal_id):
             raise PolicyDenied(f"{identity} may not use seal {seal_id!r}", reason="SEAL_NOT_ALLOWED")
+        return rule

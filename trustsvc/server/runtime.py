@@ -22,6 +22,7 @@ from trustsvc.server.policy import Policy
 from trustsvc.store.database import Database
 
 SIGNER_TTL_S = 5.0  # a rotation or disable on another daemon is seen within this time
+POLICY_CHECK_S = 1.0  # the policy file's mtime is looked at no more often than this
 
 
 class Runtime:
@@ -35,6 +36,7 @@ class Runtime:
         self._policy = policy
         self._policy_path = policy_path
         self._policy_mtime = policy_path.stat().st_mtime if policy_path and policy_path.exists() else 0.0
+        self._policy_checked = time.monotonic()
         self.metrics = metrics or Metrics()
         self.idempotency = IdempotencyStore(db)
         self.trust_anchors = list(trust_anchors)
@@ -45,9 +47,11 @@ class Runtime:
 
     # policy -----------------------------------------------------------------------
     def policy(self) -> Policy:
-        """The policy, reloaded when its file changed."""
+        """The policy, reloaded when its file changed (seen within ``POLICY_CHECK_S``)."""
         path = self._policy_path
-        if path is not None:
+        now = time.monotonic()
+        if path is not None and now - self._policy_checked >= POLICY_CHECK_S:
+            self._policy_checked = now
             try:
                 mtime = path.stat().st_mtime
             except OSError:

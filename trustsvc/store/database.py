@@ -34,6 +34,14 @@ class Transaction:
             raise self._db.wrap_error(exc) from exc
         return self
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Transaction:
+        """One statement over many parameter rows (one driver call)."""
+        try:
+            self._cur.executemany(self._db.translate(sql), [tuple(r) for r in rows])
+        except Exception as exc:
+            raise self._db.wrap_error(exc) from exc
+        return self
+
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cur.fetchone()
 
@@ -122,6 +130,25 @@ class Database:
                 if isinstance(exc, StoreError) or not _is_driver_error(exc):
                     raise
                 raise self.wrap_error(exc) from exc
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Transaction]:
+        """A read-only snapshot: on SQLite a deferred transaction, so readers never take the write lock."""
+        if self.dialect != "sqlite":
+            with self.transaction() as tx:
+                yield tx
+            return
+        conn = self._connection()
+        cur = conn.cursor()
+        try:
+            cur.execute("BEGIN DEFERRED")
+        except sqlite3.Error as exc:
+            raise self.wrap_error(exc) from exc
+        try:
+            yield Transaction(self, cur)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                cur.execute("ROLLBACK")
 
     # dialect ----------------------------------------------------------------------
     def translate(self, sql: str) -> str:
