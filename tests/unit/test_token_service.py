@@ -34,3 +34,37 @@ def test_service_round_trip_and_rotation(tmp_path: Path) -> None:
     assert info.value.reason == "REVOKED"
     assert service.revoke_subject("U1", before=2**40) == 2**40
     assert service.introspect(token2) == {"active": False}
+
+
+def test_daemon_mode_signer_lookup_and_mint(tmp_path: Path) -> None:
+    """The daemon passes its own (policy-checked) signer lookup; the issuer is reused until the signer changes."""
+    from trustsvc.token.codec import parse_compact
+
+    store = open_keystore("soft", tmp_path)
+    store.create("tok", "sm2")
+    looked_up: list[str] = []
+    current = {"signer": store.signer("tok")}
+
+    def signers(name: str):  # type: ignore[no-untyped-def]
+        looked_up.append(name)
+        if name != "tok":
+            raise PermissionError(name)
+        return current["signer"]
+
+    service = TokenService(store, Database(f"sqlite:///{tmp_path}/t.db"), TokenConfig(issuer="iss", key="tok"),
+                           signers=signers, create_key=False)
+    assert {i.name for i in store.list()} == {"tok"}  # create_key=False: nothing made behind our back
+    issued = service.mint("U1", {"scope": "a b"}, aud="app", ttl=60)
+    assert parse_compact(issued.token).payload == issued.claims and issued.claims["scope"] == "a b"
+    assert issued.key_ref == current["signer"].key_ref
+    assert service.verify(issued.token, audience="app").claims["jti"] == issued.claims["jti"]
+    with pytest.raises(TokenInvalid) as info:
+        service.verify(issued.token, audience="other")
+    assert info.value.reason == "WRONG_AUDIENCE"
+    first = service.issuer()
+    assert service.issuer() is first and looked_up == ["tok"] * 3
+    with pytest.raises(PermissionError):
+        service.mint("U1", key="someone-elses")
+    store.rotate("tok")
+    current["signer"] = store.signer("tok")
+    assert service.issuer() is not first and service.issuer().kid != first.kid

@@ -11,6 +11,7 @@ the certificate parse is cached by the certificate's bytes, so a call costs dict
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import time
@@ -30,6 +31,24 @@ from trustsvc.server.metrics import MethodMetrics, Metrics
 from trustsvc.server.policy import Identity, Policy
 
 REQUEST_ID_HEADER = "x-request-id"
+
+
+class _RequestIds:
+    """Fresh request ids without a system call: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_REQUEST_IDS = _RequestIds()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -63,7 +82,7 @@ def request_id_of(context: grpc.ServicerContext) -> str:
             if rid:
                 return rid
             break
-    return os.urandom(16).hex()
+    return _REQUEST_IDS.new()
 
 
 class _Method:

@@ -1,16 +1,20 @@
 """Structured JSON logs on stderr. Callers pass fields; keys, PINs and tokens are never logged.
 
 Field names containing a sensitive word are redacted whatever their value. Records are built
-without a caller lookup (the JSON line has no source location), so an access line per RPC is cheap.
+without a caller lookup (the JSON line has no source location), and INFO lines are written in
+batches (at least every ``FLUSH_S`` seconds, at once for WARNING and above, and at exit), so the
+access line per RPC costs no system call of its own.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import logging
 import sys
-from typing import Any
+import threading
+from typing import IO, Any
 
 try:
     import orjson
@@ -52,10 +56,59 @@ class JsonFormatter(logging.Formatter):
         return _dumps(out)
 
 
+FLUSH_S = 0.2
+MAX_BUFFERED = 256
+
+
+class BatchingStreamHandler(logging.Handler):
+    """Formats each record at once and writes lines in batches from a background flusher."""
+
+    def __init__(self, stream: IO[str] | None = None, *, flush_s: float = FLUSH_S) -> None:
+        super().__init__()
+        self.stream = stream or sys.stderr
+        self._lines: list[str] = []
+        self._wake = threading.Event()
+        self._closed = False
+        self._flusher = threading.Thread(target=self._run, args=(flush_s,), name="trustsvc-log-flush", daemon=True)
+        self._flusher.start()
+        atexit.register(self.flush)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - logging must not fail the caller
+            self.handleError(record)
+            return
+        self._lines.append(line)  # Handler.handle holds self.lock around emit, as flush does
+        if record.levelno >= logging.WARNING or len(self._lines) >= MAX_BUFFERED:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            lines, self._lines = self._lines, []
+            if lines:
+                try:
+                    self.stream.write("\n".join(lines) + "\n")
+                    self.stream.flush()
+                except (OSError, ValueError):  # a closed or broken stream: drop, never raise into an RPC
+                    pass
+
+    def _run(self, flush_s: float) -> None:
+        while not self._closed:
+            self._wake.wait(flush_s)
+            self.flush()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self.flush()
+        super().close()
+
+
 def setup(level: str = "INFO") -> None:
     if any(isinstance(h.formatter, JsonFormatter) for h in LOGGER.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BatchingStreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     LOGGER.addHandler(handler)
     LOGGER.setLevel(level)

@@ -6,7 +6,6 @@ two base64url encodings and one signature.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from trustsvc.token.codec import b64encode, check_finite, dumps
 from trustsvc.token.errors import TokenConfigError
 from trustsvc.token.identity import LegalPerson, NaturalPerson, Privacy
 from trustsvc.token.keyset import check_kid, kid_for
+from trustsvc.token.randomid import token_id
 
 _REGISTERED = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
 
@@ -60,7 +60,7 @@ class TokenIssuer:
             claims.update(extra)
         claims.update({"iss": self.issuer, "sub": sub, "iat": now, "nbf": now,
                        "exp": now + (self.ttl if ttl is None else ttl),
-                       "jti": jti or secrets.token_urlsafe(16)})
+                       "jti": jti or token_id(16)})
         audience = aud if aud is not None else claims.pop("aud", None) or self.audience
         if audience is not None:
             claims["aud"] = audience if isinstance(audience, str) else list(audience)

@@ -56,8 +56,8 @@ class RevocationStore:
         return cut
 
     def is_revoked(self, iss: str, jti: Any, sub: Any, iat: Any) -> bool:
-        """True if the jti is revoked or the subject was revoked after this token was issued."""
-        with self.db.transaction() as tx:
+        """True if the jti is revoked or the subject was revoked after this token was issued (a read, no write lock)."""
+        with self.db.read() as tx:
             row = tx.execute(
                 "SELECT (SELECT 1 FROM token_revoked_jti WHERE iss = ? AND jti = ?),"
                 " (SELECT issued_before FROM token_revoked_subject WHERE iss = ? AND sub = ?)",

@@ -2,21 +2,25 @@
 
 Built from a key store, a database and a small configuration; every call reads current state
 (keys through StoreKeySource, revocations from the shared database), so several daemons behind
-a load balancer agree.
+a load balancer agree. The daemon passes its own signer lookup (policy-checked, briefly cached);
+the issuer over a signer is built once and reused until the signer changes (rotation).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trustsvc.keys.base import KeyStore
+from trustsvc.algorithms.signer import Signer
+from trustsvc.keys.base import KeyStore, parse_key_ref
 from trustsvc.store.database import Database
 from trustsvc.token.algs import AlgPolicy
 from trustsvc.token.identity import LegalPerson, NaturalPerson, Privacy
 from trustsvc.token.issuer import TokenIssuer
-from trustsvc.token.local import DEFAULT_KEY, StoreKeySource, ensure_key, issuer_from_keystore
+from trustsvc.token.keyset import kid_for
+from trustsvc.token.local import DEFAULT_KEY, StoreKeySource, ensure_key
 from trustsvc.token.revocation import RevocationStore
 from trustsvc.token.trust import IssuerConfig
 from trustsvc.token.verifier import TokenVerifier, TrustedIssuer, VerifiedToken, introspect
@@ -37,6 +41,7 @@ class TokenConfig:
     sm2_aliases: tuple[str, ...] | None = None
     privacy: Privacy = field(default_factory=Privacy)
     trusted: tuple[IssuerConfig, ...] = ()
+    keys_ttl: float = 60.0  # our key set is reloaded at least this often (seconds)
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any], *, hmac_key: bytes = b"") -> TokenConfig:
@@ -49,49 +54,99 @@ class TokenConfig:
                    audience=obj.get("audience"), leeway=int(obj.get("leeway", cls.leeway)),
                    algorithms=tuple(obj.get("algorithms", cls.algorithms)),
                    sm2_aliases=tuple(aliases) if aliases is not None else None, privacy=privacy,
-                   trusted=tuple(IssuerConfig.from_dict(e) for e in obj.get("issuers", [])))
+                   trusted=tuple(IssuerConfig.from_dict(e) for e in obj.get("issuers", [])),
+                   keys_ttl=float(obj.get("keys_ttl", cls.keys_ttl)))
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A signed token with the claims it carries and the key version that signed it."""
+
+    token: str
+    claims: dict[str, Any]
+    key_ref: str
 
 
 class TokenService:
-    """Issue, verify, introspect, revoke and publish keys for one deployment."""
+    """Issue, verify, introspect, revoke and publish keys for one deployment.
 
-    def __init__(self, keystore: KeyStore, db: Database, config: TokenConfig | None = None) -> None:
+    ``signers(name)`` returns the Signer for a key name; by default the active version from the
+    key store (the store is asked which version is active on every issue). ``create_key`` makes
+    the configured key on first use when the store has none.
+    """
+
+    def __init__(self, keystore: KeyStore, db: Database, config: TokenConfig | None = None, *,
+                 signers: Callable[[str], Signer] | None = None, create_key: bool = True) -> None:
         self.config = config or TokenConfig()
         self.keystore = keystore
         self.revocations = RevocationStore(db)
-        ensure_key(keystore, self.config.key, self.config.key_spec)
-        self.keys = StoreKeySource(keystore, (self.config.key,), kid_style=self.config.kid_style)
+        if create_key:
+            ensure_key(keystore, self.config.key, self.config.key_spec)
+        self.keys = StoreKeySource(keystore, (self.config.key,), kid_style=self.config.kid_style,
+                                   ttl=self.config.keys_ttl)
         policy = AlgPolicy.of(self.config.algorithms, self.config.sm2_aliases)
         own = TrustedIssuer(self.config.issuer, self.keys, policy)
-        others = [t.trusted(self.config.sm2_aliases) for t in self.config.trusted]
-        self.verifier = TokenVerifier([own, *others], audience=self.config.audience, leeway=self.config.leeway,
-                                      revocation=self.revocations)
-        self._issuer: TokenIssuer | None = None
-        self._issuer_ref = ""
+        self._trusted = [own, *(t.trusted(self.config.sm2_aliases) for t in self.config.trusted)]
+        self.verifier = self._verifier(self.config.audience)
+        self._signers = signers or self._active_signer
+        self._store_signers: dict[str, Signer] = {}
+        self._issuers: dict[str, TokenIssuer] = {}
+        self._lock = threading.Lock()
 
-    def issuer(self) -> TokenIssuer:
-        """The issuer over the current active key version (rebuilt after a rotation)."""
-        info = self.keystore.info(self.config.key)
-        if self._issuer is None or self._issuer_ref != info.ref:
-            self._issuer = issuer_from_keystore(self.keystore, self.config.issuer, self.config.key,
-                                                kid_style=self.config.kid_style, ttl=self.config.ttl,
-                                                privacy=self.config.privacy)
-            self._issuer_ref = info.ref
-        return self._issuer
+    def _verifier(self, audience: str | None) -> TokenVerifier:
+        return TokenVerifier(self._trusted, audience=audience, leeway=self.config.leeway,
+                             revocation=self.revocations)
+
+    def _active_signer(self, name: str) -> Signer:
+        info = self.keystore.info(name)
+        signer = self._store_signers.get(name)
+        if signer is None or signer.key_ref != info.ref:
+            signer = self.keystore.signer(name, info.version)
+            with self._lock:
+                self._store_signers[name] = signer
+        return signer
+
+    def issuer(self, key: str | None = None) -> TokenIssuer:
+        """The issuer over ``key`` (default the configured key), rebuilt when its signer changes."""
+        name = key or self.config.key
+        signer = self._signers(name)
+        issuer = self._issuers.get(name)
+        if issuer is None or issuer.signer is not signer:
+            issuer = self._issuer_for(name, signer)
+            with self._lock:
+                if len(self._issuers) >= 64:
+                    self._issuers.clear()
+                self._issuers[name] = issuer
+        return issuer
+
+    def _issuer_for(self, name: str, signer: Signer) -> TokenIssuer:
+        ref_name, version = parse_key_ref(signer.key_ref.partition(":")[2]) if signer.key_ref else (name, None)
+        kid = kid_for(signer.public_key, ref_name, version, style=self.config.kid_style)
+        return TokenIssuer(signer, self.config.issuer, kid=kid, ttl=self.config.ttl, privacy=self.config.privacy)
+
+    def mint(self, sub: str, claims: Mapping[str, Any] | None = None, *, aud: str | Sequence[str] | None = None,
+             ttl: int | None = None, key: str | None = None, person: NaturalPerson | LegalPerson | None = None,
+             acr: str | None = None, amr: Sequence[str] | None = None) -> IssuedToken:
+        """A signed token and its claims (``jti``, ``exp`` ... for receipts and audit records)."""
+        issuer = self.issuer(key)
+        full = issuer.claims(sub, claims, aud=aud, ttl=ttl, person=person, acr=acr, amr=amr)
+        return IssuedToken(issuer.sign_claims(full), full, issuer.signer.key_ref)
 
     def issue(self, sub: str, claims: Mapping[str, Any] | None = None, *, aud: str | Sequence[str] | None = None,
               ttl: int | None = None, person: NaturalPerson | LegalPerson | None = None,
               acr: str | None = None, amr: Sequence[str] | None = None) -> str:
-        return self.issuer().issue(sub, claims, aud=aud, ttl=ttl, person=person, acr=acr, amr=amr)
+        return self.mint(sub, claims, aud=aud, ttl=ttl, person=person, acr=acr, amr=amr).token
 
-    def verify(self, token: str | bytes) -> VerifiedToken:
-        return self.verifier.verify(token)
+    def verify(self, token: str | bytes, *, audience: str | None = None) -> VerifiedToken:
+        """Verify for the configured audience, or for ``audience`` when given."""
+        return (self._verifier(audience) if audience else self.verifier).verify(token)
 
-    def introspect(self, token: str | bytes) -> dict[str, Any]:
-        return introspect(self.verifier, token)
+    def introspect(self, token: str | bytes, *, audience: str | None = None) -> dict[str, Any]:
+        return introspect(self._verifier(audience) if audience else self.verifier, token)
 
-    def revoke_jti(self, jti: str, *, iss: str | None = None, reason: str = "") -> None:
-        self.revocations.revoke_jti(iss or self.config.issuer, jti, reason=reason)
+    def revoke_jti(self, jti: str, *, iss: str | None = None, expires_at: int | None = None,
+                   reason: str = "") -> None:
+        self.revocations.revoke_jti(iss or self.config.issuer, jti, expires_at=expires_at, reason=reason)
 
     def revoke_subject(self, sub: str, before: int | None = None, *, iss: str | None = None,
                        reason: str = "") -> int:
