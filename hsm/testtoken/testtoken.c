@@ -39,12 +39,19 @@
 #define CKM_LUNA_SM2DSA 0x80000B21UL
 #define CKM_LUNA_SM3_SM2DSA 0x80000B22UL
 
-#define MAX_SESSIONS 64
+#define MAX_SESSIONS 64 /* table size; TESTTOKEN_MAX_SESSIONS may report and enforce fewer */
 #define MAX_OBJECTS 4096
 #define SLOT_ID 1
 
 static const unsigned char SM2_OID_DER[] = {0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d};
 static const char DEFAULT_ID[] = "1234567812345678";
+
+/* The session limit this token reports and enforces: TESTTOKEN_MAX_SESSIONS (1..64), else 64. */
+static int session_limit(void) {
+    const char *v = getenv("TESTTOKEN_MAX_SESSIONS");
+    int n = v ? atoi(v) : MAX_SESSIONS;
+    return (n >= 1 && n <= MAX_SESSIONS) ? n : MAX_SESSIONS;
+}
 
 typedef struct {
     CK_ATTRIBUTE_TYPE type;
@@ -377,7 +384,7 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
     info->flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED;
     CK_ULONG n = 0;
     for (int i = 0; i < MAX_SESSIONS; i++) n += sessions[i].open ? 1 : 0;
-    info->ulMaxSessionCount = info->ulMaxRwSessionCount = MAX_SESSIONS;
+    info->ulMaxSessionCount = info->ulMaxRwSessionCount = (CK_ULONG)session_limit();
     info->ulSessionCount = info->ulRwSessionCount = n;
     info->ulMaxPinLen = 64;
     info->ulMinPinLen = 4;
@@ -434,6 +441,9 @@ CK_RV C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY 
     if (slot != SLOT_ID) LEAVE(CKR_SLOT_ID_INVALID);
     if (!(flags & CKF_SERIAL_SESSION)) LEAVE(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
     if (!out) LEAVE(CKR_ARGUMENTS_BAD);
+    int open = 0;
+    for (int i = 0; i < MAX_SESSIONS; i++) open += sessions[i].open ? 1 : 0;
+    if (open >= session_limit()) LEAVE(CKR_SESSION_COUNT);
     for (int i = 0; i < MAX_SESSIONS; i++)
         if (!sessions[i].open) {
             memset(&sessions[i], 0, sizeof sessions[i]);

@@ -236,3 +236,36 @@ def test_build_is_test_only() -> None:
     """The emulator says what it is, loudly, in its source and README."""
     assert "TESTS ONLY" in (ROOT / "hsm" / "testtoken" / "testtoken.c").read_text()[:400]
     assert "TEST ONLY" in (ROOT / "hsm" / "testtoken" / "README.md").read_text()[:200]
+
+
+def test_pool_bounded_by_the_tokens_session_limit(testtoken: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token reports 4 sessions: the pool keeps one for the login and uses at most 3."""
+    monkeypatch.setenv("TESTTOKEN_MAX_SESSIONS", "4")
+    store = Pkcs11KeyStore(testtoken, token_label=TESTTOKEN_LABEL, pin=pin_source(pin=TESTTOKEN_PIN),
+                           max_sessions=16)
+    try:
+        store.sm2_self_test()
+        assert store.pool.stats["token_max"] == 4
+        assert store.pool.max_sessions == 3
+        store.create("sm2-limited", "sm2")
+        signer = store.signer("sm2-limited")
+        point = signer.public_key.point or b""
+        errors: list[str] = []
+
+        def work(n: int) -> None:
+            for i in range(20):
+                msg = f"{n}-{i}".encode()
+                try:
+                    sm2.verify(point, msg, signer.sign(msg))
+                except Exception as exc:  # noqa: BLE001 - collected and reported below
+                    errors.append(repr(exc))
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[:3]
+        assert store.pool.stats["open"] <= 3
+    finally:
+        store.close()

@@ -5,7 +5,8 @@ called from two threads at once (SoftHSM2 then disables its locks and crashes un
 concurrent C_Sign). ``lib.initialize`` is a Cython ``cpdef`` method, so a subclass overrides
 it and initialises with ``CKF_OS_LOCKING_OK`` through ctypes on the same loaded library.
 After ``fork`` a child must call C_Initialize again; ``load`` notices a new process id and
-does that.
+does that. A fork waits (bounded) until no signature is running, so the child never inherits a
+module mutex that another thread held.
 """
 
 from __future__ import annotations
@@ -33,8 +34,27 @@ class _InitArgs(ctypes.Structure):
                 ("flags", ctypes.c_ulong), ("pReserved", ctypes.c_void_p)]
 
 
+class _TokenInfo(ctypes.Structure):
+    """CK_TOKEN_INFO (PKCS#11 2.40 section 3.2, natural alignment as on Linux)."""
+
+    _fields_ = [("label", ctypes.c_char * 32), ("manufacturerID", ctypes.c_char * 32),
+                ("model", ctypes.c_char * 16), ("serialNumber", ctypes.c_char * 16),
+                ("flags", ctypes.c_ulong), ("ulMaxSessionCount", ctypes.c_ulong),
+                ("ulSessionCount", ctypes.c_ulong), ("ulMaxRwSessionCount", ctypes.c_ulong),
+                ("ulRwSessionCount", ctypes.c_ulong), ("ulMaxPinLen", ctypes.c_ulong),
+                ("ulMinPinLen", ctypes.c_ulong), ("ulTotalPublicMemory", ctypes.c_ulong),
+                ("ulFreePublicMemory", ctypes.c_ulong), ("ulTotalPrivateMemory", ctypes.c_ulong),
+                ("ulFreePrivateMemory", ctypes.c_ulong), ("hardwareVersion", ctypes.c_ubyte * 2),
+                ("firmwareVersion", ctypes.c_ubyte * 2), ("utcTime", ctypes.c_char * 16)]
+
+
+CK_EFFECTIVELY_INFINITE = 0
+CK_UNAVAILABLE_INFORMATION = ctypes.c_ulong(-1).value
+
+
 class _Raw:
-    """C_Initialize / C_Finalize of a module, called directly (same dlopen handle as python-pkcs11)."""
+    """C_Initialize / C_Finalize / C_GetTokenInfo of a module, called directly (same dlopen handle
+    as python-pkcs11; python-pkcs11 0.10 does not expose the token's session limits)."""
 
     def __init__(self, path: str) -> None:
         try:
@@ -49,6 +69,7 @@ class _Raw:
         proto = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.c_void_p)
         self._initialize = proto(funcs[1])
         self._finalize = proto(funcs[2])
+        self._get_token_info = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.c_ulong, ctypes.c_void_p)(funcs[7])
 
     def initialize(self) -> int:
         args = _InitArgs(None, None, None, None, CKF_OS_LOCKING_OK, None)
@@ -56,6 +77,15 @@ class _Raw:
 
     def finalize(self) -> int:
         return int(self._finalize(None))
+
+    def max_rw_sessions(self, slot_id: int) -> int | None:
+        """The token's limit on read-write sessions, or None when unlimited or not reported."""
+        info = _TokenInfo()
+        if self._get_token_info(slot_id, ctypes.addressof(info)) != CKR_OK:
+            return None
+        limits = [n for n in (info.ulMaxSessionCount, info.ulMaxRwSessionCount)
+                  if n not in (CK_EFFECTIVELY_INFINITE, CK_UNAVAILABLE_INFORMATION)]
+        return min(limits) if limits else None
 
 
 class _Lib(_pkcs11.lib):  # type: ignore[misc]
@@ -97,9 +127,49 @@ def load(path: str) -> Any:
         return lib
 
 
-_USE = threading.Condition()
+def max_rw_sessions(path: str, slot_id: int) -> int | None:
+    """The read-write session limit the token in ``slot_id`` reports (None: no limit given)."""
+    raw = _RAWS.get(os.path.realpath(path))
+    return raw.max_rw_sessions(slot_id) if raw is not None else None
+
+
+# Sessions in use per module, so that C_Finalize waits for them. enter/leave are on every
+# signature: a plain lock and a counter; the condition is notified only while someone waits.
+# Before a fork no PKCS#11 call may be running: a module mutex held by another thread at fork
+# time stays locked forever in the child, whose C_Finalize/C_Initialize would then hang.
+_USE = threading.Condition(threading.Lock())
 _INFLIGHT: dict[str, int] = {}
 _GENERATION: dict[str, int] = {}
+_reinit_waiting = 0
+_fork_pending = False
+FORK_QUIESCE_TIMEOUT = 5.0
+
+
+def _before_fork() -> None:
+    """Stop new calls and wait (bounded) for running ones; the lock is held across the fork."""
+    global _fork_pending
+    _USE.acquire()
+    _fork_pending = True
+    _USE.wait_for(lambda: not any(_INFLIGHT.values()), timeout=FORK_QUIESCE_TIMEOUT)
+
+
+def _after_fork_in_parent() -> None:
+    global _fork_pending
+    _fork_pending = False
+    _USE.notify_all()
+    _USE.release()
+
+
+def _after_fork_in_child() -> None:
+    global _USE, _reinit_waiting, _fork_pending
+    _USE = threading.Condition(threading.Lock())
+    _INFLIGHT.clear()
+    _reinit_waiting = 0
+    _fork_pending = False
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
 
 
 def generation(path: str) -> int:
@@ -110,13 +180,16 @@ def generation(path: str) -> int:
 def enter(path: str) -> None:
     """A session of ``path`` is in use (C_Finalize must wait)."""
     with _USE:
+        while _fork_pending:
+            _USE.wait()
         _INFLIGHT[path] = _INFLIGHT.get(path, 0) + 1
 
 
 def leave(path: str) -> None:
     with _USE:
-        _INFLIGHT[path] = _INFLIGHT.get(path, 1) - 1
-        _USE.notify_all()
+        _INFLIGHT[path] = max(0, _INFLIGHT.get(path, 1) - 1)
+        if _reinit_waiting or _fork_pending:
+            _USE.notify_all()
 
 
 def reinitialize(path: str, timeout: float = 10.0) -> None:
@@ -125,8 +198,14 @@ def reinitialize(path: str, timeout: float = 10.0) -> None:
     Every session and object handle of this process becomes invalid; other pools on the same
     module notice (CKR_SESSION_HANDLE_INVALID / CKR_USER_NOT_LOGGED_IN) and reconnect.
     """
+    global _reinit_waiting
     with _USE:
-        if not _USE.wait_for(lambda: _INFLIGHT.get(path, 0) <= 0, timeout=timeout):
+        _reinit_waiting += 1
+        try:
+            idle = _USE.wait_for(lambda: _INFLIGHT.get(path, 0) <= 0, timeout=timeout)
+        finally:
+            _reinit_waiting -= 1
+        if not idle:
             raise HsmUnavailable(f"{os.path.basename(path)}: operations still in flight, "
                                  "module not re-initialised", reason="HSM_UNAVAILABLE")
         real = os.path.realpath(path)

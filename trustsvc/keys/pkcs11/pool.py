@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from trustsvc.keys.pkcs11 import module
 from trustsvc.keys.pkcs11.errors import SESSION_GONE, TOKEN_GONE, translate
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 class PooledSession:
@@ -49,20 +51,28 @@ class SessionPool:
         self.token_label = token_label
         self.token_serial = token_serial
         self._pin = pin
-        self.max_sessions = max(1, max_sessions)
+        self.configured_max_sessions = max(1, max_sessions)
+        self.max_sessions = self.configured_max_sessions
         self.acquire_timeout = acquire_timeout
         self._backoff_min, self._backoff_max = backoff
+        self._epoch = 0
         self._reset_state()
         self.lib: Any = None
         self.token: Any = None
+        self.token_max_sessions: int | None = None
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _reset_if_alive(ref))
 
     def _reset_state(self) -> None:
-        self._pid = os.getpid()
-        self._cond = threading.Condition(threading.Lock())
+        """Fresh state: at construction and in a forked child (the parent's sessions and locks are
+        not the child's). The epoch only grows, so sessions from before never come back."""
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiting = 0
         self._idle: list[PooledSession] = []
         self._open = 0
         self._busy = 0
-        self._epoch = 0
+        self._epoch += 1
         self._module_generation = -1
         self._anchor: Any = None
         self._connected = False
@@ -118,9 +128,20 @@ class SessionPool:
             raise err from None
         self._epoch += 1
         self._module_generation = module.generation(self.module_path)
+        self._apply_token_limit()
         self._connected = True
         self._delay = self._backoff_min
         self._last_error = ""
+
+    def _apply_token_limit(self) -> None:
+        """Bound the pool by the token's own read-write session limit (one is the login anchor)."""
+        try:
+            limit = module.max_rw_sessions(self.module_path, self.token.slot.slot_id)
+        except Exception:  # noqa: BLE001 - a module that cannot say has no known limit
+            limit = None
+        self.token_max_sessions = limit
+        self.max_sessions = self.configured_max_sessions if limit is None \
+            else max(1, min(self.configured_max_sessions, limit - 1))
 
     def _fail_locked(self, message: str, *, reinit: bool) -> None:
         self._last_error = message
@@ -137,10 +158,6 @@ class SessionPool:
         self._reinit_needed = self._reinit_needed or reinit
         self._cond.notify_all()
 
-    def _check_fork(self) -> None:
-        if os.getpid() != self._pid:  # forked child: parent's sessions and locks are not ours
-            self._reset_state()
-
     # sessions -----------------------------------------------------------------------------
     @contextmanager
     def session(self) -> Iterator[PooledSession]:
@@ -154,7 +171,15 @@ class SessionPool:
             self._release(ps, ok)
 
     def _acquire(self) -> PooledSession:
-        self._check_fork()
+        # Fast path, taken on almost every call: an idle session of a live connection.
+        with self._lock:
+            if self._idle and self._connected and self._module_generation == module.generation(self.module_path):
+                self._busy += 1
+                module.enter(self.module_path)
+                return self._idle.pop()
+        return self._acquire_slow()
+
+    def _acquire_slow(self) -> PooledSession:
         deadline = time.monotonic() + self.acquire_timeout
         with self._cond:
             while True:
@@ -188,43 +213,57 @@ class SessionPool:
                 if remaining <= 0:
                     raise HsmUnavailable(f"all {self.max_sessions} sessions of {self._what()} busy",
                                          reason="HSM_POOL_EXHAUSTED")
-                self._cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
 
     def _release(self, ps: PooledSession, ok: bool) -> None:
-        if os.getpid() != self._pid:
-            return
         module.leave(self.module_path)
-        with self._cond:
-            self._busy -= 1
-            self._cond.notify_all()
-            if ps.epoch != self._epoch:
-                return  # from before a reconnect
-            if ok:
-                self._idle.append(ps)
-            else:
-                self._open -= 1
-                _close_quietly(ps.session)
+        with self._lock:
+            self._busy = max(0, self._busy - 1)
+            if ps.epoch == self._epoch:  # else: from before a reconnect or a fork, already forgotten
+                if ok:
+                    self._idle.append(ps)
+                else:
+                    self._open -= 1
+                    _close_quietly(ps.session)
+            if self._waiting:
+                self._cond.notify()
 
     def run(self, what: str, fn: Callable[[PooledSession], T]) -> T:
         """``fn(session)``; a dead session is replaced and ``fn`` retried once; a lost token
-        triggers one reconnect (module re-initialised) and, if that fails, ``HsmUnavailable``."""
+        triggers one reconnect (module re-initialised) and, if that fails, ``HsmUnavailable``.
+        A session whose call raised anything is closed, never reused."""
+        return self.run_with(what, _call, fn)
+
+    def run_with(self, what: str, fn: Callable[[PooledSession, A], T], arg: A) -> T:
+        """``run`` for ``fn(session, arg)``: no closure per call on the signing path."""
         for attempt in (0, 1):
-            epoch = -1
+            ps = self._acquire()
             try:
-                with self.session() as ps:
-                    epoch = ps.epoch
-                    return fn(ps)
+                result = fn(ps, arg)
             except SESSION_GONE as exc:
+                self._release(ps, False)
                 if isinstance(exc, px.UserNotLoggedIn):
-                    self._invalidate(epoch, reinit=False)
+                    self._invalidate(ps.epoch, reinit=False)
                 if attempt:
                     raise translate(exc, what) from None
             except TOKEN_GONE as exc:
-                self._invalidate(epoch, reinit=True)
+                self._release(ps, False)
+                self._invalidate(ps.epoch, reinit=True)
                 if attempt:
                     raise translate(exc, what) from None
             except pkcs11.PKCS11Error as exc:
+                self._release(ps, False)
                 raise translate(exc, what) from None
+            except BaseException:
+                self._release(ps, False)
+                raise
+            else:
+                self._release(ps, True)
+                return result
         raise AssertionError("unreachable")
 
     def _invalidate(self, epoch: int, *, reinit: bool) -> None:
@@ -244,7 +283,18 @@ class SessionPool:
     @property
     def stats(self) -> dict[str, object]:
         return {"open": self._open, "idle": len(self._idle), "max": self.max_sessions,
+                "token_max": self.token_max_sessions,
                 "connected": self._connected, "epoch": self._epoch, "last_error": self._last_error}
+
+
+def _call(ps: PooledSession, fn: Callable[[PooledSession], T]) -> T:
+    return fn(ps)
+
+
+def _reset_if_alive(ref: weakref.ref[SessionPool]) -> None:
+    pool = ref()
+    if pool is not None:
+        pool._reset_state()
 
 
 def _close_quietly(session: Any) -> None:

@@ -57,6 +57,11 @@ class Pkcs11Signer(Signer):
                            "a host-hashed (E_PREHASHED) mechanism", reason="HSM_SM2_ID_UNSUPPORTED")
         self.sm2_mode = sm2_mode
         self._mech, self._param, self._prepare, self._finish = self._plan()
+        self._cache_key = ("priv", label, key_id)
+
+    @property
+    def _what(self) -> str:
+        return f"signing with {self.key_ref or self.label}"
 
     def _plan(self) -> tuple[Any, Any, Any, Any]:
         """(mechanism, parameter, message -> token input, token output -> signature)."""
@@ -97,14 +102,16 @@ class Pkcs11Signer(Signer):
         mech, param, prep, fin = self._mech, self._param, self._prepare, self._finish
         return [fin(key.sign(prep(m), mechanism=mech, mechanism_param=param)) for m in messages]
 
+    def _sign_one(self, ps: PooledSession, message: bytes) -> bytes:
+        key = ps.keys.get(self._cache_key) or find_private_key(ps, self.label, self.key_id)
+        return self._finish(key.sign(self._prepare(message), mechanism=self._mech, mechanism_param=self._param))
+
     def sign(self, message: bytes) -> bytes:
-        return self.pool.run(f"signing with {self.key_ref or self.label}",
-                             lambda ps: self._sign_on(ps, (message,)))[0]
+        return self.pool.run_with(self._what, self._sign_one, message)
 
     def sign_batch(self, messages: Sequence[bytes]) -> list[bytes]:
         """Every message on one session (one pool round trip)."""
-        return self.pool.run(f"signing with {self.key_ref or self.label}",
-                             lambda ps: self._sign_on(ps, messages))
+        return self.pool.run(self._what, lambda ps: self._sign_on(ps, messages))
 
 
     # prehashed signing (SignDataStream) -------------------------------------------------
