@@ -38,6 +38,10 @@
 #define CKM_LUNA_SM2_KEYGEN 0x80000B20UL
 #define CKM_LUNA_SM2DSA 0x80000B21UL
 #define CKM_LUNA_SM3_SM2DSA 0x80000B22UL
+/* Test-defined (no vendor's code): SM3 with Z computed inside over the user ID given as the
+ * mechanism parameter (raw ID bytes), output r||s. Models the MSG_ID_PARAM input mode. */
+#define CKM_TESTTOKEN_SM3_SM2_ID_PARAM 0x8000F100UL
+#define MAX_ID_LEN 8191 /* ENTL is the ID's length in bits in two bytes */
 
 #define MAX_SESSIONS 64 /* table size; TESTTOKEN_MAX_SESSIONS may report and enforce fewer */
 #define MAX_OBJECTS 4096
@@ -78,6 +82,8 @@ typedef struct {
     int finding;
     int signing;
     CK_MECHANISM_TYPE sign_mech;
+    unsigned char id[MAX_ID_LEN]; /* CKM_TESTTOKEN_SM3_SM2_ID_PARAM: the user ID */
+    CK_ULONG id_len;
     CK_OBJECT_HANDLE sign_key;
 } session_t;
 
@@ -214,24 +220,33 @@ static int sm3(const unsigned char *a, size_t alen, const unsigned char *b, size
     return ok;
 }
 
-/* Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA) with the default ID */
-static int sm2_z(const unsigned char point[65], unsigned char z[32]) {
-    unsigned char buf[2 + 16 + 32 * 6];
+/* Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA) */
+static int sm2_z_id(const unsigned char point[65], const unsigned char *id, size_t idlen, unsigned char z[32]) {
+    unsigned char tail[32 * 6];
     BN_CTX *ctx = BN_CTX_new();
     BIGNUM *p = BN_new(), *a = BN_new(), *b = BN_new(), *gx = BN_new(), *gy = BN_new();
-    int ok = ctx && p && a && b && gx && gy && EC_GROUP_get_curve(group, p, a, b, ctx) &&
+    unsigned char *buf = malloc(2 + idlen + sizeof tail);
+    int ok = buf && idlen <= MAX_ID_LEN && ctx && p && a && b && gx && gy && EC_GROUP_get_curve(group, p, a, b, ctx) &&
              EC_POINT_get_affine_coordinates(group, EC_GROUP_get0_generator(group), gx, gy, ctx);
     if (ok) {
-        buf[0] = 0x00;
-        buf[1] = 0x80; /* 16 bytes * 8 bits */
-        memcpy(buf + 2, DEFAULT_ID, 16);
-        ok = BN_bn2binpad(a, buf + 18, 32) == 32 && BN_bn2binpad(b, buf + 50, 32) == 32 &&
-             BN_bn2binpad(gx, buf + 82, 32) == 32 && BN_bn2binpad(gy, buf + 114, 32) == 32;
-        memcpy(buf + 146, point + 1, 64);
-        ok = ok && sm3(buf, sizeof buf, NULL, 0, z);
+        size_t bits = idlen * 8;
+        buf[0] = (unsigned char)(bits >> 8);
+        buf[1] = (unsigned char)bits;
+        if (idlen) memcpy(buf + 2, id, idlen);
+        ok = BN_bn2binpad(a, tail, 32) == 32 && BN_bn2binpad(b, tail + 32, 32) == 32 &&
+             BN_bn2binpad(gx, tail + 64, 32) == 32 && BN_bn2binpad(gy, tail + 96, 32) == 32;
+        memcpy(tail + 128, point + 1, 64);
+        memcpy(buf + 2 + idlen, tail, sizeof tail);
+        ok = ok && sm3(buf, 2 + idlen + sizeof tail, NULL, 0, z);
     }
+    free(buf);
     BN_free(p), BN_free(a), BN_free(b), BN_free(gx), BN_free(gy), BN_CTX_free(ctx);
     return ok;
+}
+
+/* Z with the default ID 1234567812345678 */
+static int sm2_z(const unsigned char point[65], unsigned char z[32]) {
+    return sm2_z_id(point, (const unsigned char *)DEFAULT_ID, 16, z);
 }
 
 static int sm2_keygen(unsigned char d_out[32], unsigned char point[65]) {
@@ -398,6 +413,7 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
 
 static const CK_MECHANISM_TYPE MECHS[] = {
     CKM_SANSEC_SM2_KEYGEN, CKM_SANSEC_SM2_SIGN_E, CKM_SANSEC_SM3_SM2_NO_Z, CKM_SANSEC_SM3_SM2_Z,
+    CKM_TESTTOKEN_SM3_SM2_ID_PARAM,
     CKM_LUNA_SM2_KEYGEN,   CKM_LUNA_SM2DSA,       CKM_LUNA_SM3_SM2DSA,
 };
 #define NMECHS (sizeof MECHS / sizeof MECHS[0])
@@ -727,7 +743,8 @@ static CK_KEY_TYPE mech_key_type(CK_MECHANISM_TYPE m) {
     switch (m) {
     case CKM_SANSEC_SM2_SIGN_E:
     case CKM_SANSEC_SM3_SM2_NO_Z:
-    case CKM_SANSEC_SM3_SM2_Z: return CKK_SANSEC_SM2;
+    case CKM_SANSEC_SM3_SM2_Z:
+    case CKM_TESTTOKEN_SM3_SM2_ID_PARAM: return CKK_SANSEC_SM2;
     case CKM_LUNA_SM2DSA:
     case CKM_LUNA_SM3_SM2DSA: return CKK_LUNA_SM2;
     default: return 0;
@@ -742,7 +759,10 @@ CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE kh
     if (!logged_in) LEAVE(CKR_USER_NOT_LOGGED_IN);
     CK_KEY_TYPE want = mech_key_type(mech->mechanism);
     if (!want) LEAVE(CKR_MECHANISM_INVALID);
-    if (mech->pParameter || mech->ulParameterLen) LEAVE(CKR_MECHANISM_PARAM_INVALID);
+    if (mech->mechanism == CKM_TESTTOKEN_SM3_SM2_ID_PARAM) {
+        if (mech->ulParameterLen > MAX_ID_LEN || (mech->ulParameterLen && !mech->pParameter))
+            LEAVE(CKR_MECHANISM_PARAM_INVALID);
+    } else if (mech->pParameter || mech->ulParameterLen) LEAVE(CKR_MECHANISM_PARAM_INVALID);
     object_t *o = object_get(kh);
     if (!o || !visible(o)) LEAVE(CKR_KEY_HANDLE_INVALID);
     if (!o->has_key || attr_ulong(o, CKA_CLASS, 0) != CKO_PRIVATE_KEY) LEAVE(CKR_KEY_TYPE_INCONSISTENT);
@@ -751,6 +771,11 @@ CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE kh
     s->signing = 1;
     s->sign_mech = mech->mechanism;
     s->sign_key = kh;
+    s->id_len = 0;
+    if (mech->mechanism == CKM_TESTTOKEN_SM3_SM2_ID_PARAM) {
+        if (mech->ulParameterLen) memcpy(s->id, mech->pParameter, mech->ulParameterLen);
+        s->id_len = mech->ulParameterLen;
+    }
     LEAVE(CKR_OK);
 }
 
@@ -778,6 +803,8 @@ CK_RV C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR si
         if (prehashed) memcpy(e, data, 32);
         else if (s->sign_mech == CKM_SANSEC_SM3_SM2_NO_Z) { /* SM3(M), no Z: not GM/T 0009 */
             if (!sm3(data, len, NULL, 0, e)) rv = CKR_FUNCTION_FAILED;
+        } else if (s->sign_mech == CKM_TESTTOKEN_SM3_SM2_ID_PARAM) {
+            if (!sm2_z_id(o->point, s->id, s->id_len, z) || !sm3(z, 32, data, len, e)) rv = CKR_FUNCTION_FAILED;
         } else if (!sm2_z(o->point, z) || !sm3(z, 32, data, len, e)) rv = CKR_FUNCTION_FAILED;
         if (rv == CKR_OK && !sm2_sign_e(o->d, e, rs)) rv = CKR_FUNCTION_FAILED;
         if (rv == CKR_OK) {

@@ -29,9 +29,11 @@ from trustsvc.algorithms.sm3 import sm3
 from trustsvc.errors import HsmError, InvalidSignature
 from trustsvc.keys.base import KeyState
 from trustsvc.keys.pkcs11 import Pkcs11KeyStore, module, pin_source
+from trustsvc.keys.pkcs11.signer import Pkcs11Signer
 
 SANSEC_SIGN_E, SANSEC_NO_Z, SANSEC_Z = 0x80008104, 0x80008100, 0x80008102
 LUNA_SM2DSA, LUNA_SM3_SM2DSA = 0x80000B21, 0x80000B22
+TESTTOKEN_ID_PARAM = 0x8000F100
 MESSAGES = [b"", b"a", b"hello SM2 over PKCS#11", bytes(range(256)) * 5]
 
 
@@ -58,6 +60,7 @@ CASES = [
     ("sansec", SANSEC_NO_Z, "MSG_NO_Z"),  # sansec.toml declares host_z_prefix: the host passes Z||M
     ("luna", LUNA_SM2DSA, "E_PREHASHED"),
     ("luna", LUNA_SM3_SM2DSA, "MSG_Z_INTERNAL"),
+    ("testtoken", TESTTOKEN_ID_PARAM, "MSG_ID_PARAM"),  # test-defined code: the ID is the parameter
 ]
 
 
@@ -267,5 +270,44 @@ def test_pool_bounded_by_the_tokens_session_limit(testtoken: str, monkeypatch: p
             t.join()
         assert not errors, errors[:3]
         assert store.pool.stats["open"] <= 3
+    finally:
+        store.close()
+
+
+def test_id_param_mode_signs_with_another_id(testtoken: str, tmp_path: Path) -> None:
+    """MSG_ID_PARAM: the token computes Z over the ID the host passes, so any ID works."""
+    openssl = require_tool("openssl")
+    store = open_store(testtoken, "testtoken", TESTTOKEN_ID_PARAM)
+    try:
+        store.sm2_self_test()
+        assert store.sm2_mode is not None and store.sm2_mode.input.value == "MSG_ID_PARAM"
+        info = store.create("sm2-id-param", "sm2")
+        base = store.signer("sm2-id-param")
+        alice = Pkcs11Signer(store.pool, base.label, base.key_id, base.public_key, sm2_mode=base.sm2_mode,
+                             sm2_id=b"alice@example.cn")
+        sig = alice.sign(b"hello")
+        sm2.verify(base.public_key.point or b"", b"hello", sig, b"alice@example.cn")
+        with pytest.raises(InvalidSignature):
+            sm2.verify(base.public_key.point or b"", b"hello", sig)  # the default ID
+        (tmp_path / "pub.pem").write_bytes(info.public_key.to_pem())
+        (tmp_path / "msg").write_bytes(b"hello")
+        (tmp_path / "sig").write_bytes(sig)
+        out = subprocess.run([openssl, "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"),
+                              "-rawin", "-digest", "sm3", "-pkeyopt", "distid:alice@example.cn",
+                              "-in", str(tmp_path / "msg"), "-sigfile", str(tmp_path / "sig")],
+                             capture_output=True, text=True)
+        assert out.returncode == 0 and "Success" in out.stdout, out.stdout + out.stderr
+    finally:
+        store.close()
+
+
+def test_id_param_declared_for_a_mechanism_without_parameter_refused(testtoken: str, tmp_path: Path) -> None:
+    d = _profiles(tmp_path, 'name = "Z inside, no parameter"\nmechanism = 0x80008102\n'
+                            'input = "MSG_ID_PARAM"\noutput = "RAW_RS"\n')
+    store = open_store(testtoken, "bad", profiles_dir=d)
+    try:
+        report = store.sm2_self_test()
+        assert report[0]["status"] == "refused", report
+        assert store.sm2_mode is None
     finally:
         store.close()

@@ -19,19 +19,19 @@ from trustsvc.errors import HsmError
 PROFILE_DIR = Path(__file__).resolve().parents[3] / "hsm" / "profiles"
 
 
-class InputMode(str, enum.Enum):
+class InputMode(enum.StrEnum):
     E_PREHASHED = "E_PREHASHED"  # input is e = SM3(Z||M), computed on the host
     MSG_Z_INTERNAL = "MSG_Z_INTERNAL"  # input is M; token computes Z with the default ID
     MSG_NO_Z = "MSG_NO_Z"  # input is hashed with SM3 and signed, no Z (host passes Z||M)
     MSG_ID_PARAM = "MSG_ID_PARAM"  # input is M; the ID goes in the mechanism parameter
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(enum.StrEnum):
     RAW_RS = "RAW_RS"
     DER = "DER"
 
 
-class PointFormat(str, enum.Enum):
+class PointFormat(enum.StrEnum):
     EC_POINT_DER = "EC_POINT_DER"  # CKA_EC_POINT holds DER OCTET STRING(04||X||Y)
     EC_POINT_RAW = "EC_POINT_RAW"  # CKA_EC_POINT holds 04||X||Y
 

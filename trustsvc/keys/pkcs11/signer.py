@@ -91,11 +91,18 @@ class Pkcs11Signer(Signer):
             prep = lambda m: z + m  # noqa: E731
         elif mode.input is InputMode.MSG_Z_INTERNAL:
             prep = ident
+        elif mode.input is InputMode.MSG_ID_PARAM:  # the token computes Z over the ID we pass
+            return mech, bytes(self.sm2_id), ident, self._finish_for(mode)
         else:
-            raise HsmError("SM2 input mode MSG_ID_PARAM is not implemented", reason="HSM_BAD_PROFILE")
-        fin = (lambda s: sm2.rs_to_der(sm2.signature_to_rs(s))) if mode.output is OutputFormat.DER \
-            else sm2.rs_to_der
-        return mech, None, prep, fin
+            raise HsmError(f"unknown SM2 input mode {mode.input!r}", reason="HSM_BAD_PROFILE")
+        return mech, None, prep, self._finish_for(mode)
+
+    @staticmethod
+    def _finish_for(mode: SignMode) -> Any:
+        """Token output (raw r||s or DER) to a DER SM2 signature."""
+        if mode.output is OutputFormat.DER:
+            return lambda s: sm2.rs_to_der(sm2.signature_to_rs(s))
+        return sm2.rs_to_der
 
     def _sign_on(self, ps: PooledSession, messages: Sequence[bytes]) -> list[bytes]:
         key = find_private_key(ps, self.label, self.key_id)

@@ -36,13 +36,14 @@ from trustsvc.keys.base import KeyInfo, KeyState, KeyStore
 from trustsvc.keys.pkcs11 import module
 from trustsvc.keys.pkcs11.errors import translate
 from trustsvc.keys.pkcs11.pool import PooledSession, SessionPool
-from trustsvc.keys.pkcs11.profiles import PointFormat, SignMode, Sm2Profile, load_profiles, select
+from trustsvc.keys.pkcs11.profiles import InputMode, PointFormat, SignMode, Sm2Profile, load_profiles, select
 from trustsvc.keys.pkcs11.signer import Pkcs11Signer
 
 APPLICATION = "trustsvc"
 SM2_CURVE_OID_DER = bytes.fromhex("06082a811ccf5501822d")
 ED25519_OID_DER = bytes.fromhex("06032b6570")
 SELF_TEST_MESSAGE = b"trustsvc SM2 self-test"
+SELF_TEST_ID = b"trustsvc-self-test-id"  # MSG_ID_PARAM: proves the token uses the ID it is given
 
 
 def key_id(label: str) -> bytes:
@@ -116,7 +117,7 @@ class Pkcs11KeyStore(KeyStore):
             return {"label": t.label, "serial": t.serial.decode(errors="replace").strip(),
                     "manufacturer": t.manufacturer_id, "model": t.model,
                     "library": lib.manufacturer_id, "library_description": lib.library_description,
-                    "library_version": "%d.%d" % lib.library_version}
+                    "library_version": "{}.{}".format(*lib.library_version)}
         return self.pool.run("reading token information", run)
 
     # SM2 profiles and self-test -----------------------------------------------------------------
@@ -174,6 +175,10 @@ class Pkcs11KeyStore(KeyStore):
                 sig = signer._sign_on(ps, (SELF_TEST_MESSAGE,))[0]
                 try:
                     sm2.verify(public.point or b"", SELF_TEST_MESSAGE, sig)
+                    if mode.input is InputMode.MSG_ID_PARAM:  # the token must honour the ID we pass
+                        other = Pkcs11Signer(self.pool, label, kid, public, sm2_mode=mode, sm2_id=SELF_TEST_ID)
+                        sm2.verify(public.point or b"", SELF_TEST_MESSAGE,
+                                   other._sign_on(ps, (SELF_TEST_MESSAGE,))[0], SELF_TEST_ID)
                 except Exception as exc:  # InvalidSignature / DecodeError, with a diagnosis
                     raise HsmError(
                         f"profile {profile.name} mechanism 0x{mode.mechanism:08X} ({mode.name}) output does "
