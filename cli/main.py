@@ -1,7 +1,8 @@
 """The ``trustsvc`` command. Each module in cli/ with a ``register(subparsers)`` adds a command group.
 
 Exit codes: 0 success; 1 verification failed (a document, seal, token or log did not verify);
-2 bad usage or bad input; 3 a service or component was unavailable or failed.
+2 bad usage or bad input; 3 refused or failed (not found, conflicting state such as a revoked seal,
+a component unavailable).
 """
 
 from __future__ import annotations

@@ -124,9 +124,9 @@ def test_unknown_revoked_suspended_foreign_seals_refused(client: Client, seals: 
     rect = [300, 400, 450, 550]
     assert _refused(client, _opts(seal_id="TS99999999", rect=rect)) == (grpc.StatusCode.NOT_FOUND, "SEAL_NOT_FOUND")
     assert _refused(client, _opts(seal_id=seals["revoked"], rect=rect)) == (
-        grpc.StatusCode.FAILED_PRECONDITION, "SEAL_REVOKED")
+        grpc.StatusCode.FAILED_PRECONDITION, "SEAL_NOT_ACTIVE")
     assert _refused(client, _opts(seal_id=seals["suspended"], rect=rect)) == (
-        grpc.StatusCode.FAILED_PRECONDITION, "SEAL_SUSPENDED")
+        grpc.StatusCode.FAILED_PRECONDITION, "SEAL_NOT_ACTIVE")
     # the signing key's certificate must be one of the seal's holders (its certList)
     assert _refused(client, _opts(key="demo-other", seal_id=seals["demo"], rect=rect)) == (
         grpc.StatusCode.FAILED_PRECONDITION, "SIGNER_NOT_IN_CERT_LIST")

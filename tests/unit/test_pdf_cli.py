@@ -228,10 +228,10 @@ def test_registered_seal_picture(env: Env, pdf_in: Path, tmp_path: Path, capsys:
     assert validate_pdf_signature(sig, validation_context([env.roots["sm2"]])).valid
     other = tmp_path / "other.pdf"
     assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(other), "--key", "licence-ec", *env.key_args,
-                 "--seal-id", "1101080000000001", "--box", "300,400,150,150"]) == 2
+                 "--seal-id", "1101080000000001", "--box", "300,400,150,150"]) == 3  # refused: conflict
     assert _error(capsys)["error"] == "SIGNER_NOT_IN_CERT_LIST" and not other.exists()
     assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(other), "--key", "licence-sm2", *env.key_args,
-                 "--seal-id", "9999", "--box", "300,400,150,150"]) == 2
+                 "--seal-id", "9999", "--box", "300,400,150,150"]) == 3  # refused: not found
     assert _error(capsys)["error"] == "SEAL_NOT_FOUND"
 
 

@@ -1,7 +1,10 @@
 """The picture of a registered electronic seal (GB/T 38540), for a visible PDF signature.
 
-The seal must be active in the registry, within its validity period, and list the signer's certificate
-(certList: the certificate itself, or its SM3/SHA-256 digest); its picture must be PNG or GIF.
+One check for the CLI and the daemon: the seal exists (NotFound SEAL_NOT_FOUND), is active
+(Conflict SEAL_NOT_ACTIVE, the message names its state), is within its validity (SEAL_NOT_VALID_NOW),
+lists the signer's certificate in certList, itself or by its SM3/SHA-256 digest
+(SIGNER_NOT_IN_CERT_LIST: a seal may only be stamped by its holders), and has a raster picture
+(SEAL_PICTURE_UNSUPPORTED). The reasons are those of ``trustsvc.seal.sign``.
 """
 
 from __future__ import annotations
@@ -9,13 +12,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 
 from trustsvc.algorithms.sm3 import sm3
-from trustsvc.errors import InvalidInput, NotFound
+from trustsvc.errors import Conflict
+from trustsvc.seal.model import ParsedSeal
 from trustsvc.seal.parse import parse_seal
 from trustsvc.seal.registry import SealRegistry
 
 MM_TO_PT = 72 / 25.4
+RASTER_PICTURES = ("PNG", "GIF", "JPG", "JPEG", "BMP")
 _DIGESTS = {"sm3": sm3, "1.2.156.10197.1.401": sm3, "sha256": lambda b: hashlib.sha256(b).digest()}
 
 
@@ -29,27 +35,25 @@ class SealPicture:
 
 
 def registered_seal_picture(registry: SealRegistry, es_id: str, signer_cert: bytes,
-                            at: dt.datetime | None = None) -> SealPicture:
-    """The picture of seal ``es_id`` for a signer whose certificate is ``signer_cert``; refuses unusable seals."""
-    try:
-        record = registry.get(es_id)
-    except NotFound as exc:
-        raise InvalidInput(exc.message, reason=exc.reason) from None
-    status = registry.status(es_id)
-    if status != "active":
-        raise InvalidInput(f"seal {es_id} is {status}: only an active seal may be shown", reason="SEAL_NOT_ACTIVE")
-    seal = parse_seal(record.der)
+                            at: dt.datetime | None = None,
+                            parse: Callable[[bytes], ParsedSeal] = parse_seal) -> SealPicture:
+    """The picture of seal ``es_id`` for a signer whose certificate is ``signer_cert``; refuses unusable
+    seals. ``parse`` may be a caching parser (the daemon keeps parsed seals)."""
+    record = registry.get(es_id)  # NotFound SEAL_NOT_FOUND
     now = at or dt.datetime.now(dt.UTC)
+    state = "expired" if record.status in ("active", "suspended") and record.valid_end < now else record.status
+    if state != "active":
+        raise Conflict(f"seal {es_id} is {state}: only an active seal may stamp documents", reason="SEAL_NOT_ACTIVE")
+    seal = parse(record.der)
     if (seal.valid_start and now < seal.valid_start) or (seal.valid_end and now > seal.valid_end):
-        raise InvalidInput(f"seal {es_id} is not valid now ({seal.valid_start} .. {seal.valid_end})",
-                           reason="SEAL_NOT_VALID_NOW")
-    if not _lists(seal.cert_list_type, seal.cert_list, seal.cert_digests, signer_cert):
-        raise InvalidInput(f"the signing certificate is not in seal {es_id}'s certList",
-                           reason="SIGNER_NOT_IN_CERT_LIST")
-    kind = seal.picture_type.strip().upper()
-    if kind not in ("PNG", "GIF"):
-        raise InvalidInput(f"seal {es_id} has a {seal.picture_type!r} picture; PDF seals need PNG or GIF",
-                           reason="BAD_SEAL_PICTURE")
+        raise Conflict(f"seal {es_id} is not valid now ({seal.valid_start} .. {seal.valid_end})",
+                       reason="SEAL_NOT_VALID_NOW")
+    if not signer_cert or not _lists(seal.cert_list_type, seal.cert_list, seal.cert_digests, signer_cert):
+        raise Conflict(f"the signing certificate is not in seal {es_id}'s certList: the seal may only be "
+                       "stamped by its holders", reason="SIGNER_NOT_IN_CERT_LIST")
+    if seal.picture_type.strip().upper() not in RASTER_PICTURES:
+        raise Conflict(f"seal {es_id} has a {seal.picture_type!r} picture; a visible stamp needs a raster "
+                       "picture (PNG, GIF, JPEG, BMP)", reason="SEAL_PICTURE_UNSUPPORTED")
     size = (seal.picture_width_mm * MM_TO_PT, seal.picture_height_mm * MM_TO_PT)
     return SealPicture(es_id, seal.picture_data, size if min(size) > 0 else (120.0, 120.0))
 

@@ -8,7 +8,6 @@ docs/daemon.md). Batch signing uses the prepared-template fast path (one hash + 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import tempfile
@@ -20,10 +19,10 @@ import grpc
 
 from trustsvc import codegen
 from trustsvc.algorithms.signer import Signer
-from trustsvc.algorithms.sm3 import sm3
 from trustsvc.errors import Conflict, InvalidInput, TrustsvcError
 from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.fast import FastPdfSigner
+from trustsvc.pdf.registered_seal import registered_seal_picture
 from trustsvc.pdf.signing import SignOptions, sign_pdf_to
 from trustsvc.pdf.verify import verify_pdf
 from trustsvc.seal.model import ParsedSeal
@@ -38,9 +37,7 @@ pb, pb_grpc = codegen.load("document")
 OUT_CHUNK = 1024 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024
 REPLAY_BYTES = 8 * 1024 * 1024  # signed PDFs up to this size are kept for idempotent replay
-MM = 72 / 25.4  # PDF points per millimetre
 PARSED_SEALS = 64  # parsed seals kept (each holds its picture, at most 512 KiB)
-_PICTURES = ("PNG", "GIF", "JPG", "JPEG", "BMP")
 
 
 class DocumentService(pb_grpc.DocumentServiceServicer):
@@ -48,7 +45,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
         self.rt = rt
         self.seals = SealRegistry(rt.db)
         self._fast: dict[int, FastPdfSigner] = {}
-        self._parsed: dict[str, ParsedSeal] = {}  # esID -> parsed seal (re-parsed when its DER changes)
+        self._parsed: dict[bytes, ParsedSeal] = {}  # seal DER -> parsed seal
         self._lock = threading.Lock()
 
     # options ------------------------------------------------------------------------------
@@ -71,16 +68,8 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
         """The stamp of a registered seal the caller may use, placed by rect, anchor_text or field_name."""
         seal_id = options.seal_id
         self.rt.policy().check_seal(ctx.current().identity, seal_id)
-        seal = self._seal(seal_id)
-        cert = signer.certificate or b""
-        listed = (cert in seal.cert_list if seal.cert_list_type == 1
-                  else any(v == sm3(cert) for _k, v in seal.cert_digests))
-        if not cert or not listed:
-            raise Conflict(f"the certificate of key {options.key or 'default'!r} is not in seal {seal_id}'s "
-                           "certList: the seal may only be stamped by its holders", reason="SIGNER_NOT_IN_CERT_LIST")
-        picture = seal.picture_data
-        size = (seal.picture_width_mm * MM or 120.0, seal.picture_height_mm * MM or 120.0)
-        page = int(options.page)
+        stamp = registered_seal_picture(self.seals, seal_id, signer.certificate or b"", parse=self._parse)
+        picture, size, page = stamp.picture, stamp.size, int(options.page)
         if options.rect:
             if len(options.rect) != 4:
                 raise InvalidInput("rect must be 4 numbers: x1, y1, x2, y2", reason="BAD_SEAL_PLACEMENT")
@@ -95,26 +84,15 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
         raise InvalidInput("a visible seal needs rect (with page), anchor_text (with page) or an existing empty "
                            "signature field in field_name", reason="BAD_SEAL_PLACEMENT")
 
-    def _seal(self, seal_id: str) -> ParsedSeal:
-        """An active seal with a raster picture; NOT_FOUND / FAILED_PRECONDITION with the precise reason."""
-        rec = self.seals.get(seal_id)  # NotFound SEAL_NOT_FOUND
-        now = dt.datetime.now(dt.UTC)
-        state = "expired" if rec.status in ("active", "suspended") and rec.valid_end < now else rec.status
-        if state != "active":
-            raise Conflict(f"seal {seal_id} is {state}: it may not stamp documents", reason=f"SEAL_{state.upper()}")
-        if rec.valid_start > now:
-            raise Conflict(f"seal {seal_id} is valid only from {rec.valid_start.isoformat()}",
-                           reason="SEAL_NOT_YET_VALID")
-        seal = self._parsed.get(seal_id)
-        if seal is None or seal.der != rec.der:
-            seal = parse_seal(rec.der)
+    def _parse(self, der: bytes) -> ParsedSeal:
+        """parse_seal with a small cache keyed by the seal's DER (a re-registered seal is re-parsed)."""
+        seal = self._parsed.get(der)
+        if seal is None:
+            seal = parse_seal(der)
             with self._lock:
                 if len(self._parsed) >= PARSED_SEALS:
                     self._parsed.clear()
-                self._parsed[seal_id] = seal
-        if seal.picture_type.strip().upper() not in _PICTURES:
-            raise Conflict(f"seal {seal_id} has a {seal.picture_type} picture; a visible stamp needs a raster "
-                           "picture (PNG, GIF, JPEG)", reason="SEAL_PICTURE_UNSUPPORTED")
+                self._parsed[der] = seal
         return seal
 
     # signing ------------------------------------------------------------------------------
