@@ -24,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls = Path(config.home) / "tls" / "clients"
         info = {
             "listening": target, "mtls": not config.insecure, "metrics": config.metrics_listen or None,
-            "services": {k: ("ready" if v else "unimplemented") for k, v in daemon.wired.items()},  # type: ignore[attr-defined]
+            "services": sorted(daemon.wired),  # type: ignore[attr-defined]
             "server_ca": config.tls_client_ca, "policy": config.policy, "database": config.redacted()["database"],
             "connect": {
                 "python": (f"from trustsvc.client import Client; c = Client.from_home({str(config.home)!r}, "

@@ -6,14 +6,12 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-import grpc
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
 from trustsvc import codegen
 from trustsvc.audit import AuditRecord
 from trustsvc.errors import InvalidInput, TrustsvcError
-from trustsvc.server import context as ctx
 from trustsvc.server.errors import status_for
 
 common_pb2, _ = codegen.load("common")
@@ -45,12 +43,3 @@ def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
 
 def item_error(exc: TrustsvcError) -> status_pb2.Status:
     return status_for(exc)
-
-
-def unimplemented(library: str) -> Any:
-    """A servicer method that says, truthfully, that its library has not landed yet."""
-    def method(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      f"{ctx.current().operation} is not available: the {library} library is not wired into "
-                      "this daemon yet")
-    return method
