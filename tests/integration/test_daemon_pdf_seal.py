@@ -158,3 +158,24 @@ def test_policy_limits_seals(running: Running, seals: dict[str, str], tmp_path: 
             grpc.StatusCode.PERMISSION_DENIED, "SEAL_NOT_ALLOWED")
         signed = _sign(limited, licence_pdf(), _opts(seal_id=seals["demo"], rect=rect))
         _assert_in_box(_red_pixels(signed, tmp_path), (300, 400, 150, 150))
+
+
+def test_batch_with_seal_stamps_every_document(client: Client, seals: dict[str, str], tmp_path: Path) -> None:
+    """BatchSignPdf with seal_id: the fast path stamps each PDF; a bad item fails alone."""
+    opts = _opts(seal_id=seals["demo"], page=0, rect=[300, 400, 450, 550])
+    resp = client.call(client.documents.BatchSignPdf, document_pb2.BatchSignPdfRequest(options=opts, items=[
+        document_pb2.BatchSignPdfRequest.Item(id="a", pdf=licence_pdf(text="first")),
+        document_pb2.BatchSignPdfRequest.Item(id="bad", pdf=b"%PDF-1.7 truncated"),
+        document_pb2.BatchSignPdfRequest.Item(id="b", pdf=licence_pdf(text="second"))]), timeout=60)
+    by_id = {r.id: r for r in resp.results}
+    assert by_id["bad"].WhichOneof("outcome") == "error"
+    for name in ("a", "b"):
+        signed = bytes(by_id[name].pdf)
+        (tmp_path / name).mkdir()
+        _assert_in_box(_red_pixels(signed, tmp_path / name), (300, 400, 150, 150))
+        _valid(client, signed)
+    with pytest.raises(grpc.RpcError) as err:  # the seal checks apply to batches too
+        client.call(client.documents.BatchSignPdf, document_pb2.BatchSignPdfRequest(
+            options=_opts(seal_id=seals["revoked"], page=0, rect=[300, 400, 450, 550]),
+            items=[document_pb2.BatchSignPdfRequest.Item(id="a", pdf=licence_pdf())]))
+    assert (err.value.code(), error_reason(err.value)) == (grpc.StatusCode.FAILED_PRECONDITION, "SEAL_NOT_ACTIVE")

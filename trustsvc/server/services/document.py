@@ -3,7 +3,8 @@
 The stream spools the incoming PDF and the signed output to temporary files beyond 8 MiB and returns
 the output in 1 MiB chunks, so memory stays bounded whatever the size. Under an idempotency key a
 signed PDF up to 8 MiB is kept for replay; a larger one is not (its hash and size are: see
-docs/daemon.md). Batch signing uses the prepared-template fast path (one hash + one signature each).
+docs/daemon.md). Batch signing uses the prepared-template fast path (one hash + one signature each),
+with the seal picture, if any, prepared once per batch.
 """
 
 from __future__ import annotations
@@ -190,9 +191,11 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
         if not request.items:
             raise InvalidInput("items is empty", reason="MISSING_FIELD")
         o = request.options
-        if o.seal_id or o.with_timestamp or o.rect or o.anchor_text:
-            raise InvalidInput("batch signing (prepared template) takes no seal_id, rect, anchor_text or "
-                               "with_timestamp: use SignPdf for those", reason="BATCH_OPTION_UNSUPPORTED")
+        if o.with_timestamp:
+            raise InvalidInput("batch signing (prepared template) makes B-B signatures: use SignPdf with "
+                               "with_timestamp", reason="BATCH_OPTION_UNSUPPORTED")
+        if not o.seal_id and (o.rect or o.anchor_text):
+            raise InvalidInput("rect and anchor_text place a visible seal: give seal_id too", reason="SEAL_ID_REQUIRED")
         call = ctx.current()
         req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
         return self.rt.idempotency.run(call.client, request.options.idempotency_key, call.operation, req_hash,
@@ -200,14 +203,20 @@ class DocumentService(pb_grpc.DocumentServiceServicer):
 
     def _batch(self, request: Any) -> Any:
         call = ctx.current()
-        fast = self._fast_signer(request.options.key or "default")
+        o = request.options
+        if o.seal_id:  # the seal picture is prepared once for the whole batch
+            signer = self.rt.signer(o.key or "default")
+            fast = FastPdfSigner(signer, appearance=self._appearance(o, signer))
+            field_name = None if o.rect or o.anchor_text else o.field_name or None
+        else:
+            fast, field_name = self._fast_signer(o.key or "default"), o.field_name or None
         results, audited = [], []
         for item in request.items:
             call.check_deadline()
             try:
                 if not item.pdf:
                     raise InvalidInput("pdf is empty", reason="EMPTY_DATA")
-                signed = fast.sign(item.pdf, field_name=request.options.field_name or None)
+                signed = fast.sign(item.pdf, field_name=field_name)
             except TrustsvcError as exc:
                 results.append(pb.BatchSignPdfResponse.Result(id=item.id, error=item_error(exc)))
                 continue
