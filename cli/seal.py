@@ -56,7 +56,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_make(args: argparse.Namespace) -> int:
-    from trustsvc.algorithms.signer import SoftwareSigner
+    from trustsvc.algorithms.signer import Signer, SoftwareSigner
     from trustsvc.pki.certificate import Certificate
     from trustsvc.seal.make import Picture, SealSpec, SealType, make_seal
     from trustsvc.seal.picture import check_upload, render_png
@@ -65,7 +65,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     if args.maker_key:
         from trustsvc.algorithms.encoding import load_private_key
 
-        maker = SoftwareSigner(load_private_key(Path(args.maker_key).read_bytes()))
+        maker: Signer = SoftwareSigner(load_private_key(Path(args.maker_key).read_bytes()))
     else:
         from trustsvc.keys.factory import open_keystore
 

@@ -62,7 +62,7 @@ class Client:
                  key: str | Path | bytes | None = None, insecure: bool = False, timeout: float = 30.0,
                  retries: int = 4, backoff: float = 0.1, max_message_bytes: int = 64 * 1024 * 1024,
                  server_name: str | None = None) -> None:
-        options = [("grpc.max_receive_message_length", max_message_bytes),
+        options: list[tuple[str, int | str]] = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes)]
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))

@@ -18,7 +18,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from types import ModuleType
+from collections.abc import Iterator
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
@@ -81,7 +82,7 @@ def generate(out: Path = OUT) -> None:
 
 
 @contextlib.contextmanager
-def _lock() -> object:
+def _lock() -> Iterator[IO[str]]:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with open(OUT.parent / ".codegen.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -101,7 +102,7 @@ def ensure() -> None:
             importlib.invalidate_caches()
 
 
-def load(name: str) -> tuple[ModuleType, ModuleType]:
+def load(name: str) -> tuple[Any, Any]:
     """(``<name>_pb2``, ``<name>_pb2_grpc``) for one proto file, generating first if needed."""
     ensure()
     return (importlib.import_module(f"{PACKAGE}.{name}_pb2"), importlib.import_module(f"{PACKAGE}.{name}_pb2_grpc"))

@@ -7,6 +7,7 @@ curve OID). Writes PKCS#8 with PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) when a pa
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from asn1crypto import algos
 from asn1crypto import keys as asn1_keys
@@ -21,7 +22,7 @@ from trustsvc.algorithms.signature_algorithm import KeyType
 from trustsvc.errors import DecodeError, InvalidInput, UnsupportedAlgorithm, WrongPassphrase
 
 PBKDF2_ITERATIONS = 100_000
-_KDF_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
+_KDF_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
                "sm3": hashes.SM3}
 
 

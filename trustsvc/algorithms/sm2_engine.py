@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from typing import Protocol
 
 from trustsvc.errors import UnsupportedAlgorithm
@@ -120,7 +121,7 @@ class PurePythonEngine:
         return is_on_curve(point)
 
 
-_ENGINES = {"gmalglib": GmalglibEngine, "pure-python": PurePythonEngine}
+_ENGINES: dict[str, Callable[[], Sm2Engine]] = {"gmalglib": GmalglibEngine, "pure-python": PurePythonEngine}
 _engine: Sm2Engine | None = None
 
 
@@ -138,4 +139,5 @@ def get_engine() -> Sm2Engine:
                 _engine = GmalglibEngine()
             except ImportError:
                 _engine = PurePythonEngine()
+    assert _engine is not None
     return _engine

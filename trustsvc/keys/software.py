@@ -190,7 +190,7 @@ class SoftwareKeyStore(KeyStore):
             "private_key": self._seal(name, version, key),
         }
         with self._cache_lock:
-            self._cache[(name, version)] = (hashlib.sha256(entry["private_key"].encode()).digest(), key)
+            self._cache[(name, version)] = (hashlib.sha256(str(entry["private_key"]).encode()).digest(), key)
         return entry
 
     def _info(self, name: str, entry: dict[str, Any]) -> KeyInfo:
@@ -262,7 +262,7 @@ class SoftwareKeyStore(KeyStore):
         return self._info(name, entry)
 
     def list(self) -> list[KeyInfo]:
-        out = []
+        out: list[KeyInfo] = []
         for path in sorted(self.directory.glob("*" + KEY_SUFFIX)):
             name = path.name[: -len(KEY_SUFFIX)]
             record = self._read_json(path)

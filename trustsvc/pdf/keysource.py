@@ -8,8 +8,10 @@ with the store's reason.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,17 +88,17 @@ class KeySource:
         return signer
 
 
-class _user_errors:  # noqa: N801 (used as a context manager)
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
     """Turn store errors a user can fix into InvalidInput (exit code 2), keeping the reason."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
-        if isinstance(exc, (KeyNotFound, KeyDisabled, WrongPassphrase)) or (
-                isinstance(exc, HsmError) and exc.reason in _HSM_USER_ERRORS):
+    try:
+        yield
+    except (KeyNotFound, KeyDisabled, WrongPassphrase) as exc:
+        raise InvalidInput(exc.message, reason=exc.reason) from None
+    except HsmError as exc:
+        if exc.reason in _HSM_USER_ERRORS:
             raise InvalidInput(exc.message, reason=exc.reason) from None
-        return False
+        raise
 
 
 def load_signer(source: KeySource, ref: str) -> Signer:

@@ -245,7 +245,7 @@ class CertificateBuilder:
                                "extn_value": {"key_identifier": aki_source}})
         for extn_id, value, critical in self._extensions:
             extensions.append({"extn_id": extn_id, "critical": critical, "extn_value": value})
-        sig_alg = {"algorithm": signer.algorithm.oid}
+        sig_alg: dict[str, object] = {"algorithm": signer.algorithm.oid}
         if signer.algorithm is SignatureAlgorithm.RSA_PSS_SHA256:
             sig_alg["parameters"] = {"hash_algorithm": {"algorithm": "sha256"}, "mask_gen_algorithm": {
                 "algorithm": "mgf1", "parameters": {"algorithm": "sha256"}}, "salt_length": 32}

@@ -100,7 +100,7 @@ class SessionPool:
                 module.reinitialize(self.module_path, timeout=self.acquire_timeout)
                 self._reinit_needed = False
             self.lib = module.load(self.module_path)
-            kwargs = {"token_label": self.token_label} if self.token_label else {}
+            kwargs: dict[str, str | bytes] = {"token_label": self.token_label} if self.token_label else {}
             if self.token_serial:
                 kwargs["token_serial"] = self.token_serial.encode()
             try:

@@ -77,7 +77,7 @@ def _parse(data: dict[str, object], source: str) -> Sm2Profile:
             SignMode(mechanism=int(m["mechanism"]), input=InputMode(m["input"]),
                      output=OutputFormat(m["output"]), name=str(m.get("name", "")),
                      host_z_prefix=bool(m.get("host_z_prefix", False)))
-            for m in data["sign"])  # type: ignore[union-attr]
+            for m in data["sign"])  # type: ignore[union-attr,attr-defined]
         return Sm2Profile(
             name=str(data["name"]), description=str(data.get("description", "")),
             key_type=int(key["key_type"]), keygen=int(key["keygen"]),

@@ -41,7 +41,7 @@ REPLAY_BYTES = 8 * 1024 * 1024  # signed PDFs up to this size are kept for idemp
 PARSED_SEALS = 64  # parsed seals kept (each holds its picture, at most 512 KiB)
 
 
-class DocumentService(pb_grpc.DocumentServiceServicer):
+class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-defined]  # generated at run time
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.seals = SealRegistry(rt.db)

@@ -20,7 +20,7 @@ def key_message(info: KeyInfo) -> Any:
                   certificate_chain=list(info.certificate_chain))
 
 
-class KeyService(pb_grpc.KeyServiceServicer):
+class KeyService(pb_grpc.KeyServiceServicer):  # type: ignore[name-defined]  # generated at run time
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 

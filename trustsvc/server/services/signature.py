@@ -39,7 +39,7 @@ def _load_cert(data: bytes) -> Certificate:
     return Certificate.load(data)
 
 
-class SignatureService(pb_grpc.SignatureServiceServicer):
+class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-defined]  # generated at run time
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 

@@ -19,7 +19,7 @@ from trustsvc.tsa import LocalTsa, parse_response, verify_timestamp_token
 pb, pb_grpc = codegen.load("timestamp")
 
 
-class TimeStampService(pb_grpc.TimeStampServiceServicer):
+class TimeStampService(pb_grpc.TimeStampServiceServicer):  # type: ignore[name-defined]  # generated at run time
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._tsa: LocalTsa | None = None
