@@ -188,3 +188,23 @@ def test_group_commit_is_fail_closed_for_every_caller(tmp_path) -> None:
     log.append(AuditEvent("SignData", "after"))
     report = verify_log(db)
     assert report.ok and report.records == 3, report.problems
+
+
+def test_two_writers_on_one_database_keep_one_chain(tmp_path) -> None:
+    """Two logs (as two daemons would) over one SQLite file: each notices the other's appends."""
+    url = f"sqlite:///{tmp_path}/shared.db"
+    signer = SoftwareSigner.generate("sm2")
+    a, b = AuditLog(Database(url), signer, checkpoint_every=5), AuditLog(Database(url), signer, checkpoint_every=5)
+
+    def worker(log: AuditLog, k: int) -> None:
+        for i in range(15):
+            log.append_many([AuditEvent("SignData", f"c{k}", request_id=f"{k}-{i}-{j}") for j in range(1 + i % 3)])
+
+    threads = [threading.Thread(target=worker, args=(log, k)) for k, log in enumerate([a, b, a, b])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report = verify_log(a.db, trusted_keys=[signer.public_key])
+    assert report.ok and report.records == 4 * sum(1 + i % 3 for i in range(15)), report.problems
+    assert report.checkpoints >= 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from trustsvc.algorithms.signer import Signer
 from trustsvc.algorithms.sm3 import sm3
 from trustsvc.audit.canonical import canonical_json
-from trustsvc.errors import StoreError
+from trustsvc.errors import Conflict, StoreError
 from trustsvc.store.database import Database, Transaction
 
 GENESIS = "00" * 32
@@ -42,7 +43,21 @@ MIGRATIONS = [
 
 _FIELDS = ("seq", "time", "request_id", "client", "operation", "ref", "document_hash", "result", "detail",
            "prev_hash", "hash")
-_INSERT = f"INSERT INTO audit_log ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+_ROWS_PER_INSERT = 999 // len(_FIELDS)  # within SQLite's oldest default limit on bound parameters
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_sql(n: int) -> str:
+    """One INSERT of ``n`` rows: one statement step per batch instead of one per record."""
+    row = "(" + ", ".join("?" * len(_FIELDS)) + ")"
+    return f"INSERT INTO audit_log ({', '.join(_FIELDS)}) VALUES " + ", ".join([row] * n)
+
+
+_MOVE_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
+
+
+class _StaleHead(Exception):
+    """Another writer moved the head since this process last saw it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,10 +130,11 @@ class AuditLog:
         self.db = db
         self.signer = signer
         self.checkpoint_every = max(1, checkpoint_every)
-        self._lock = threading.Lock()  # guards the queue and the leader flag
+        self._cv = threading.Condition(threading.Lock())  # guards the queue; wakes the writer
         self._io = threading.Lock()  # one transaction at a time per process: avoids SQLite busy-waits
         self._queue: list[_Pending] = []
-        self._writing = False
+        self._writer: threading.Thread | None = None
+        self._head_seen: tuple[int, str] | None = None  # the head as this process last wrote or read it
         db.migrate("audit", MIGRATIONS)
 
     # writing ----------------------------------------------------------------------
@@ -129,82 +145,102 @@ class AuditLog:
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         """Commit several records in one transaction, in order; return only once they are durable.
 
-        Group commit: a caller that finds no write in progress becomes the leader and writes every
-        queued caller's events in one transaction; callers arriving meanwhile queue and sleep until
-        their batch is written (or until they are handed the lead). If the transaction fails, every
-        caller in it gets the error, so no caller ever believes an uncommitted record was written.
+        Group commit: callers queue their events and sleep; one writer thread commits everything
+        queued in one transaction, then wakes each caller of that batch. If the transaction fails,
+        every caller in it gets the error, so no caller ever believes an uncommitted record was written.
         """
         if not events:
             return []
         mine = _Pending(list(events))
-        with self._lock:
+        with self._cv:
             self._queue.append(mine)
-            lead = not self._writing
-            self._writing = True
-        if not lead:
-            mine.gate.acquire()  # released once written, or to hand this caller the lead
-            if mine.done:
-                return mine.result()
-        self._lead(mine)
+            if self._writer is None or not self._writer.is_alive():  # first use, or in a forked child
+                self._writer = threading.Thread(target=self._run, name="trustsvc-audit-writer", daemon=True)
+                self._writer.start()
+            self._cv.notify()
+        mine.gate.acquire()  # released by the writer once the batch is committed or has failed
         return mine.result()
 
-    def _lead(self, mine: _Pending) -> None:
-        with self._lock:
-            batch, self._queue = self._queue, []
-        try:
-            self._write(batch)
-        finally:
-            for pending in batch:
-                if not pending.done:  # _write was interrupted before deciding: refuse
-                    pending.fail(StoreError("the audit write was interrupted", reason="AUDIT_UNAVAILABLE"))
-            with self._lock:
-                successor = self._queue[0] if self._queue else None
-                self._writing = successor is not None
-            for pending in batch:
-                if pending is not mine:
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue:
+                    self._cv.wait()
+                batch, self._queue = self._queue, []
+            try:
+                self._write(batch)
+            finally:
+                for pending in batch:
+                    if not pending.done:  # _write was interrupted before deciding: refuse
+                        pending.fail(StoreError("the audit write was interrupted", reason="AUDIT_UNAVAILABLE"))
                     pending.gate.release()
-            if successor is not None:
-                successor.gate.release()  # not done: it leads the next batch
 
     def _write(self, batch: list[_Pending]) -> None:
+        """One transaction for ``batch``. The head is taken from memory when this process wrote it
+        last; the conditional head update (and the seq primary key) detect another writer, and the
+        transaction is then retried once from the stored head."""
+        results: list[list[AuditRecord]] = []
         try:
-            with self._io, self.db.transaction() as tx:
-                seq, prev = self._head(tx)
-                now = _now()
-                rows: list[tuple[Any, ...]] = []
-                due: list[AuditRecord] = []
-                results: list[list[AuditRecord]] = []
-                every = self.checkpoint_every if self.signer is not None else 0
-                for pending in batch:
-                    out: list[AuditRecord] = []
-                    for event in pending.events:
-                        seq += 1
-                        detail = canonical_json(event.detail if type(event.detail) is dict
-                                                else dict(event.detail)).decode()
-                        body = {
-                            "seq": seq, "time": now, "request_id": event.request_id, "client": event.client,
-                            "operation": event.operation, "ref": event.ref, "document_hash": event.document_hash,
-                            "result": event.result, "detail": detail, "prev_hash": prev,
-                        }
-                        row = (seq, now, event.request_id, event.client, event.operation, event.ref,
-                               event.document_hash, event.result, detail, prev, record_hash(prev, body))
-                        rec = AuditRecord(*row)
-                        rows.append(row)
-                        out.append(rec)
-                        prev = rec.hash
-                        if every and seq % every == 0:
-                            due.append(rec)
-                    results.append(out)
-                tx.executemany(_INSERT, rows)
-                for rec in due:
-                    self._checkpoint(tx, rec)
-                tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
+            with self._io:
+                for attempt in (0, 1):
+                    try:
+                        with self.db.transaction() as tx:
+                            head = self._head_seen
+                            if head is None or attempt or self.db.dialect != "sqlite":
+                                head = self._head(tx)
+                            rows, results, due = self._build(batch, head)
+                            for i in range(0, len(rows), _ROWS_PER_INSERT):
+                                chunk = rows[i:i + _ROWS_PER_INSERT]
+                                tx.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
+                            for rec in due:
+                                self._checkpoint(tx, rec)
+                            new_head = (rows[-1][0], rows[-1][-1])
+                            if tx.execute(_MOVE_HEAD, (*new_head, *head)).rowcount != 1:
+                                raise _StaleHead()
+                        self._head_seen = new_head
+                        break
+                    except (_StaleHead, Conflict):
+                        self._head_seen = None
+                        if attempt:
+                            raise StoreError("the audit head moved during the write", reason="AUDIT_UNAVAILABLE") \
+                                from None
         except BaseException as exc:
+            self._head_seen = None
             for pending in batch:
                 pending.fail(exc)
             return
         for pending, out in zip(batch, results, strict=True):
             pending.succeed(out)
+
+    def _build(self, batch: list[_Pending], head: tuple[int, str]
+               ) -> tuple[list[tuple[Any, ...]], list[list[AuditRecord]], list[AuditRecord]]:
+        """Rows to insert, the records per caller, and the records due a checkpoint."""
+        seq, prev = head
+        now = _now()
+        rows: list[tuple[Any, ...]] = []
+        due: list[AuditRecord] = []
+        results: list[list[AuditRecord]] = []
+        every = self.checkpoint_every if self.signer is not None else 0
+        for pending in batch:
+            out: list[AuditRecord] = []
+            for event in pending.events:
+                seq += 1
+                detail = canonical_json(event.detail if type(event.detail) is dict else dict(event.detail)).decode()
+                body = {
+                    "seq": seq, "time": now, "request_id": event.request_id, "client": event.client,
+                    "operation": event.operation, "ref": event.ref, "document_hash": event.document_hash,
+                    "result": event.result, "detail": detail, "prev_hash": prev,
+                }
+                row = (seq, now, event.request_id, event.client, event.operation, event.ref,
+                       event.document_hash, event.result, detail, prev, record_hash(prev, body))
+                rec = AuditRecord(*row)
+                rows.append(row)
+                out.append(rec)
+                prev = rec.hash
+                if every and seq % every == 0:
+                    due.append(rec)
+            results.append(out)
+        return rows, results, due
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now (e.g. at shutdown); None when the log is empty or already there."""
@@ -266,7 +302,7 @@ class AuditLog:
 
 
 class _Pending:
-    """One caller's events waiting for the group commit; ``gate`` is held until the caller may go on."""
+    """One caller's events waiting for the group commit; ``gate`` is held until they are decided."""
 
     __slots__ = ("_error", "_records", "done", "events", "gate")
 

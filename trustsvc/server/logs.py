@@ -9,11 +9,13 @@ access line per RPC costs no system call of its own.
 from __future__ import annotations
 
 import atexit
+import collections
 import datetime as dt
 import json
 import logging
 import sys
 import threading
+import time
 from typing import IO, Any
 
 try:
@@ -66,7 +68,7 @@ class BatchingStreamHandler(logging.Handler):
     def __init__(self, stream: IO[str] | None = None, *, flush_s: float = FLUSH_S) -> None:
         super().__init__()
         self.stream = stream or sys.stderr
-        self._lines: list[str] = []
+        self._lines: collections.deque[str] = collections.deque()  # append/popleft are atomic
         self._wake = threading.Event()
         self._closed = False
         self._flusher = threading.Thread(target=self._run, args=(flush_s,), name="trustsvc-log-flush", daemon=True)
@@ -79,13 +81,22 @@ class BatchingStreamHandler(logging.Handler):
         except Exception:  # noqa: BLE001 - logging must not fail the caller
             self.handleError(record)
             return
-        self._lines.append(line)  # Handler.handle holds self.lock around emit, as flush does
-        if record.levelno >= logging.WARNING or len(self._lines) >= MAX_BUFFERED:
+        self.write_line(line, urgent=record.levelno >= logging.WARNING)
+
+    def write_line(self, line: str, *, urgent: bool = False) -> None:
+        """Queue one formatted line (no lock, no system call unless ``urgent`` or the queue is long)."""
+        self._lines.append(line)
+        if urgent or len(self._lines) >= MAX_BUFFERED:
             self.flush()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
-            lines, self._lines = self._lines, []
+            lines = []
+            try:
+                while True:
+                    lines.append(self._lines.popleft())
+            except IndexError:
+                pass
             if lines:
                 try:
                     self.stream.write("\n".join(lines) + "\n")
@@ -121,7 +132,18 @@ def log(level: int, msg: str, **fields: Any) -> None:
 
 
 def access_log(method: str, code: str, seconds: float, client: str | None, request_id: str | None) -> None:
-    """The one INFO line per RPC."""
-    if LOGGER.isEnabledFor(logging.INFO):
-        log(logging.INFO, "rpc", method=method, code=code, ms=round(seconds * 1000, 3), client=client,
-            request_id=request_id)
+    """The one INFO line per RPC: the same JSON as ``log``, queued straight to batching handlers."""
+    if not LOGGER.isEnabledFor(logging.INFO):
+        return
+    fields = {"method": method, "code": code, "ms": round(seconds * 1000, 3), "client": client,
+              "request_id": request_id}
+    line = ""
+    for handler in LOGGER.handlers:
+        if type(handler) is BatchingStreamHandler and handler.level <= logging.INFO and not handler.filters:
+            if not line:
+                now = dt.datetime.fromtimestamp(time.time(), dt.UTC).isoformat()
+                line = _dumps({"time": now, "level": "INFO", "msg": "rpc", **fields})
+            handler.write_line(line)
+        else:
+            handler.handle(LOGGER.makeRecord(LOGGER.name, logging.INFO, "", 0, "rpc", (), None,
+                                             extra={"fields": fields}))
