@@ -32,7 +32,7 @@ def seal_message(rec: SealRecord, holder_cert: bytes = b"") -> Any:
                    maker_key=rec.maker, holder_key=rec.holder, holder_certificate=holder_cert)
 
 
-class SealService(pb_grpc.SealServiceServicer):
+class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  # generated at run time
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.registry = SealRegistry(rt.db)
@@ -157,7 +157,7 @@ class SealService(pb_grpc.SealServiceServicer):
         ses = signer.sign_hash(digest, prop)
         audit = self.rt.record(ref=f"seal:{rec.es_id}", document_hash=digest.hex(),
                                detail={"key": signer.signer.key_ref, "property": prop})
-        self.rt.metrics.signatures.labels(signer.signer.key_ref).inc()
+        self.rt.metrics.signed(signer.signer.key_ref)
         return pb.SignWithSealResponse(ses_signature=ses, audit=receipt(audit))
 
     def VerifySealSignature(self, request: Any, context: grpc.ServicerContext) -> Any:

@@ -41,7 +41,7 @@ def tokens_for(rt: Runtime) -> Tokens:
     return Tokens(rt.keystore, rt.db, config, signers=rt.signer, create_key=False)
 
 
-class TokenService(pb_grpc.TokenServiceServicer):
+class TokenService(pb_grpc.TokenServiceServicer):  # type: ignore[name-defined]  # generated at run time
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.tokens = tokens_for(rt)
