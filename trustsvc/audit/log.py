@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trustsvc.algorithms.signer import Signer
-from trustsvc.algorithms.sm3 import sm3
 from trustsvc.audit.canonical import canonical_json
+from trustsvc.audit.digest import sm3
 from trustsvc.errors import Conflict, StoreError
 from trustsvc.store.database import Database, Transaction
 
@@ -116,7 +116,7 @@ def record_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
         prev = bytes.fromhex(prev_hash)
     except ValueError:
         prev = prev_hash.encode()
-    return sm3(prev + canonical_json(dict(body))).hex()
+    return sm3(prev + canonical_json(body if type(body) is dict else dict(body))).hex()
 
 
 def checkpoint_message(seq: int, hash_hex: str, time: str) -> bytes:

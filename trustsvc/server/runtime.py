@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from trustsvc.algorithms.signer import Signer
-from trustsvc.algorithms.sm3 import sm3
 from trustsvc.audit import AuditEvent, AuditLog, AuditRecord
+from trustsvc.audit.digest import sm3_hex
 from trustsvc.errors import InvalidInput, StoreError
 from trustsvc.keys.base import KeyStore, parse_key_ref
 from trustsvc.pki.certificate import Certificate
@@ -94,8 +94,9 @@ class Runtime:
     def record_many(self, items: Sequence[tuple[str, bytes | None, str, dict[str, Any]]], *, result: str = "ok",
                     operation: str = "") -> list[AuditRecord]:
         call = ctx.current()
-        events = [AuditEvent(operation or call.operation, call.client, call.request_id, ref,
-                             doc_hash or (sm3(data).hex() if data is not None else ""), result, detail)
+        operation, client, request_id = operation or call.operation, call.client, call.request_id
+        events = [AuditEvent(operation, client, request_id, ref,
+                             doc_hash or (sm3_hex(data) if data is not None else ""), result, detail)
                   for ref, data, doc_hash, detail in items]
         try:
             return self.audit.append_many(events)
