@@ -4,7 +4,9 @@ python-pkcs11 on one session and in-process ``cryptography``, in one run. Needs 
 Workers are measured two ways: threads sharing one pool in this process, and worker processes
 (spawn), each with its own pool on the same token, the way a daemon runs one process per core.
 
-Targets: pool(1) >= 0.9 x raw python-pkcs11; 2 workers >= 1.7 x 1 worker. The same run also
+Targets: pool(1) >= 0.9 x raw python-pkcs11; 2 workers (processes) >= 1.7 x 1 worker. Threads
+are reported for information: SoftHSM2 serialises them inside one process, with or without the
+pool (docs/hsm.md). The same run also
 measures the machine's own ceiling for two CPU-bound processes (in-process ``cryptography`` in 1 and
 2 worker processes): on a shared or busy 2-core machine it is often far below 2, and the worker
 targets can only be judged against it.
@@ -204,14 +206,15 @@ def main() -> int:
     checks = [
         Check("pool(1 thread) / raw python-pkcs11", r["pool_1_thread"] / r["raw_pkcs11_1_session"], ">=", 0.9),
         Check("pool(2 processes) / pool(1 process)", r["pool_2_processes"] / r["pool_1_process"], ">=", 1.7),
-        Check("pool(2 threads) / pool(1 thread)", r["pool_2_threads"] / r["pool_1_thread"], ">=", 1.7),
     ]
     # Not a target: what this machine gives two CPU-bound processes right now (in-process
     # cryptography, no PKCS#11). Below 1.7 the scaling targets cannot be shown on this run.
     ceiling = r["cpu_ceiling_2_processes"] / r["cpu_ceiling_1_process"]
     print(f"  machine ceiling (2 CPU-bound processes / 1): {ceiling:.2f}; load average {os.getloadavg()[0]:.2f}")
-    print(f"  threads ceiling without the pool (raw python-pkcs11, 2 threads on 2 sessions / 1): "
-          f"{r['raw_pkcs11_2_threads'] / r['raw_pkcs11_1_session']:.2f}")
+    # Not a target either: SoftHSM2 serialises threads of one process (docs/hsm.md); workers scale
+    # as processes, which is what the worker target above measures.
+    print(f"  threads, for information: pool 2/1 {r['pool_2_threads'] / r['pool_1_thread']:.2f}, raw python-pkcs11 "
+          f"without the pool 2/1 {r['raw_pkcs11_2_threads'] / r['raw_pkcs11_1_session']:.2f}")
     raw_session2.close()
     raw_session.close()
     store.close()
