@@ -1,7 +1,10 @@
 # trustsvc daemon: multi-stage build, non-root, SoftHSM2 inside for the demo, grpc.health.v1 health check.
 FROM python:3.11-slim AS build
 WORKDIR /src
-RUN pip install --no-cache-dir --upgrade pip wheel grpcio-tools
+# gmalglib (the native SM2 engine) is an sdist: it needs a C compiler here, not in the final image
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
+    && pip install --no-cache-dir --upgrade pip wheel grpcio-tools
 COPY pyproject.toml README.md ./
 COPY trustsvc ./trustsvc
 COPY cli ./cli
@@ -17,8 +20,13 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY --from=build /src/trustsvc/_generated /usr/local/lib/python3.11/site-packages/trustsvc/_generated
 COPY deploy/trustsvc.toml /etc/trustsvc/trustsvc.toml
+# SM2 vendor profiles and the SoftHSM2 set-up script (`trustsvc hsm init-dev DIR` for a demo token)
+COPY hsm/profiles /opt/trustsvc/hsm/profiles
+COPY hsm/setup-softhsm.sh /opt/trustsvc/hsm/setup-softhsm.sh
 USER trustsvc
 ENV TRUSTSVC_HOME=/var/lib/trustsvc \
+    TRUSTSVC_HSM_DIR=/opt/trustsvc/hsm \
+    TRUSTSVC_HSM_PROFILES=/opt/trustsvc/hsm/profiles \
     SOFTHSM2_CONF=/var/lib/trustsvc/softhsm2.conf
 VOLUME ["/var/lib/trustsvc"]
 EXPOSE 50051 9464

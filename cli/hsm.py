@@ -47,7 +47,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _init_dev(args: argparse.Namespace) -> int:
-    script = Path(__file__).resolve().parents[1] / "hsm" / "setup-softhsm.sh"
+    hsm_dir = Path(os.environ.get("TRUSTSVC_HSM_DIR", Path(__file__).resolve().parents[1] / "hsm"))
+    script = hsm_dir / "setup-softhsm.sh"
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
     pin_file = directory / "user.pin"
