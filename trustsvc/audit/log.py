@@ -130,10 +130,10 @@ class AuditLog:
         self.db = db
         self.signer = signer
         self.checkpoint_every = max(1, checkpoint_every)
-        self._cv = threading.Condition(threading.Lock())  # guards the queue; wakes the writer
+        self._mu = threading.Lock()  # guards the queue and the leader flag
         self._io = threading.Lock()  # one transaction at a time per process: avoids SQLite busy-waits
         self._queue: list[_Pending] = []
-        self._writer: threading.Thread | None = None
+        self._leading = False  # a caller is committing; newcomers queue behind it
         self._head_seen: tuple[int, str] | None = None  # the head as this process last wrote or read it
         db.migrate("audit", MIGRATIONS)
 
@@ -145,35 +145,44 @@ class AuditLog:
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         """Commit several records in one transaction, in order; return only once they are durable.
 
-        Group commit: callers queue their events and sleep; one writer thread commits everything
-        queued in one transaction, then wakes each caller of that batch. If the transaction fails,
-        every caller in it gets the error, so no caller ever believes an uncommitted record was written.
+        Group commit without a writer thread: a caller that finds no commit under way commits
+        everything queued (its own events first) in its own thread; callers arriving meanwhile
+        queue and sleep. When the commit ends, each caller of the batch is woken with its records
+        or the error, and the first caller still queued, if any, is woken to lead the next batch.
+        No caller ever believes an uncommitted record was written.
         """
         if not events:
             return []
         mine = _Pending(list(events))
-        with self._cv:
+        with self._mu:
             self._queue.append(mine)
-            if self._writer is None or not self._writer.is_alive():  # first use, or in a forked child
-                self._writer = threading.Thread(target=self._run, name="trustsvc-audit-writer", daemon=True)
-                self._writer.start()
-            self._cv.notify()
-        mine.gate.acquire()  # released by the writer once the batch is committed or has failed
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            mine.gate.acquire()  # released with a result, or to make this caller the next leader
+            if mine.done:
+                return mine.result()
+        self._lead(mine)
         return mine.result()
 
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._queue:
-                    self._cv.wait()
-                batch, self._queue = self._queue, []
-            try:
-                self._write(batch)
-            finally:
-                for pending in batch:
-                    if not pending.done:  # _write was interrupted before deciding: refuse
-                        pending.fail(StoreError("the audit write was interrupted", reason="AUDIT_UNAVAILABLE"))
+    def _lead(self, mine: _Pending) -> None:
+        """Commit the queue as one batch, answer its callers, hand leadership on (or give it up)."""
+        with self._mu:
+            batch, self._queue = self._queue, []
+        try:
+            self._write(batch)
+        finally:
+            with self._mu:
+                successor = self._queue[0] if self._queue else None
+                if successor is None:
+                    self._leading = False
+            for pending in batch:
+                if not pending.done:  # _write was interrupted before deciding: refuse
+                    pending.fail(StoreError("the audit write was interrupted", reason="AUDIT_UNAVAILABLE"))
+                if pending is not mine:
                     pending.gate.release()
+            if successor is not None:
+                successor.gate.release()  # not done: it leads the next batch
 
     def _write(self, batch: list[_Pending]) -> None:
         """One transaction for ``batch``. The head is taken from memory when this process wrote it
