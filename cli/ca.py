@@ -7,7 +7,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from cli.common import emit, home, read_input
+from cli.common import add_key_store_args, emit, home, key_source, read_input
 from trustsvc.algorithms.encoding import private_key_to_pem
 from trustsvc.errors import InvalidInput
 from trustsvc.pki.ca import CA_KEY_SPECS, DEFAULT_NAME, PROFILES, DevelopmentCA
@@ -46,17 +46,44 @@ def parse_serial(text: str) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    ca = DevelopmentCA.init(ca_dir(args), name=args.name, key_type=args.key_type, passphrase=passphrase(),
-                            days=args.days)
-    emit({"directory": str(ca.directory), "subject": ca.certificate.subject, "key_type": args.key_type,
-          "encrypted": passphrase() is not None, "sha256": ca.certificate.fingerprint_sha256}, args.json,
+    if args.key:  # the root key lives in a key store or HSM; ca-key.pem is not written
+        store = args.store or "soft"
+        source = key_source(args, store)
+        signer = source.signer(source.open(), args.key, require_certificate=False)
+        # key_ref is "store:NAME@VERSION": pin the version the root certifies (a later rotation keeps it)
+        ref = signer.key_ref.split(":", 1)[1] if ":" in signer.key_ref else args.key
+        ca = DevelopmentCA.init(ca_dir(args), name=args.name, days=args.days, signer=signer,
+                                key_location={"store": store, "ref": ref})
+        where = f"key {args.key} in the {store} store"
+    else:
+        ca = DevelopmentCA.init(ca_dir(args), name=args.name, key_type=args.key_type, passphrase=passphrase(),
+                                days=args.days)
+        where = ("ca-key.pem, encrypted" if passphrase() else
+                 f"ca-key.pem, unencrypted (mode 0600); set {PASSPHRASE_ENV} to encrypt it")
+    emit({"directory": str(ca.directory), "subject": ca.certificate.subject, "key_type": ca.signer.public_key.spec,
+          "key": where, "sha256": ca.certificate.fingerprint_sha256}, args.json,
          f"CA created in {ca.directory}\n  {ca.certificate.subject}\n  sha256 {ca.certificate.fingerprint_sha256}"
-         + ("" if passphrase() else f"\n  key stored unencrypted (mode 0600); set {PASSPHRASE_ENV} to encrypt it"))
+         f"\n  key: {where}")
     return 0
 
 
+def open_ca(args: argparse.Namespace) -> DevelopmentCA:
+    """The CA in <home>/ca, with its key from ca-key.pem or from the key store/HSM named in ca.json."""
+    directory = ca_dir(args)
+    location = DevelopmentCA.key_location(directory) if (directory / "ca.json").exists() else None
+    if location is None:
+        return DevelopmentCA.open(directory, passphrase())
+    source = key_source(args, location["store"])
+    try:
+        signer = source.signer(source.open(), location["ref"], require_certificate=False)
+    except InvalidInput as exc:
+        raise InvalidInput(f"the CA key is {location['ref']} in the {location['store']} store: {exc.message}",
+                           reason=exc.reason) from None
+    return DevelopmentCA.open(directory, signer=signer)
+
+
 def _issue(args: argparse.Namespace) -> int:
-    ca = DevelopmentCA.open(ca_dir(args), passphrase())
+    ca = open_ca(args)
     kwargs = {"dns": args.dns or (), "ips": args.ip or (), "days": args.days}
     if args.csr:
         request = CertificateRequest.load(read_input(args.csr))
@@ -82,7 +109,7 @@ def _issue(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    ca = DevelopmentCA.open(ca_dir(args), passphrase())
+    ca = open_ca(args)
     crl = ca.revoke(parse_serial(args.serial), RevocationReason.parse(args.reason))
     emit({"revoked": args.serial.lower(), "reason": args.reason, "crl_number": crl.crl_number}, args.json,
          f"revoked {args.serial.lower()} ({args.reason}); CRL #{crl.crl_number} published")
@@ -90,7 +117,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _crl(args: argparse.Namespace) -> int:
-    ca = DevelopmentCA.open(ca_dir(args), passphrase())
+    ca = open_ca(args)
     crl = ca.publish_crl(days=args.days)
     if args.out:
         Path(args.out).write_bytes(crl.to_pem() if not args.der else crl.der)
@@ -103,7 +130,7 @@ def _crl(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    ca = DevelopmentCA.open(ca_dir(args), passphrase())
+    ca = open_ca(args)
     records = ca.index()
     emit(records, args.json, "\n".join(
         f"{r['serial']:>8}  {r['profile']:<12} {'REVOKED ' if r['revoked_at'] else 'valid   '} {r['subject']}"
@@ -139,10 +166,14 @@ def _verify(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("ca", help="development certificate authority (not for production)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    add_key_store_args(parser.add_argument_group(
+        "the CA key when it lives in a key store or HSM (init --key; later commands read ca.json)"),
+        store_default=None)
     sub = parser.add_subparsers(dest="ca_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("init", help="create a root CA in <home>/ca")
-    p.add_argument("--key-type", default="sm2", choices=CA_KEY_SPECS)
+    p.add_argument("--key-type", default="sm2", choices=CA_KEY_SPECS, help="for a new key in ca-key.pem")
+    p.add_argument("--key", help="use this existing key (NAME or NAME@VERSION) from --store soft|hsm instead")
     p.add_argument("--name", default=DEFAULT_NAME, help="root CA common name")
     p.add_argument("--days", type=int, default=3650)
     p.set_defaults(func=_init)

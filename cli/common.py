@@ -28,3 +28,23 @@ def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
 def read_input(path: str) -> bytes:
     """Bytes of a file, or of stdin for '-'."""
     return sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+
+
+def add_key_store_args(group: argparse._ArgumentGroup, *, store_default: str | None = "soft") -> None:
+    """Where a signing key lives (as `trustsvc key`); passphrase and PIN never on the command line."""
+    group.add_argument("--store", choices=("soft", "hsm"), default=store_default,
+                       help=f"key store (default {store_default})" if store_default else "key store")
+    group.add_argument("--passphrase-file", help="soft store passphrase file (else $TRUSTSVC_KEYSTORE_PASSPHRASE)")
+    group.add_argument("--passphrase-env", help="environment variable holding the soft store passphrase")
+    group.add_argument("--hsm-module", help="PKCS#11 module (else $TRUSTSVC_PKCS11_MODULE or SoftHSM2)")
+    group.add_argument("--hsm-token", help="HSM token label (else $TRUSTSVC_PKCS11_TOKEN)")
+    group.add_argument("--pin-file", help="file holding the HSM user PIN")
+    group.add_argument("--pin-env", help="environment variable holding the HSM user PIN")
+
+
+def key_source(args: argparse.Namespace, store: str | None = None) -> Any:
+    """The ``trustsvc.keys.source.KeySource`` the key store arguments describe."""
+    from trustsvc.keys.source import KeySource
+
+    return KeySource(store or args.store, str(home(args)), args.passphrase_file, args.passphrase_env,
+                     args.hsm_module, args.hsm_token, args.pin_file, args.pin_env)

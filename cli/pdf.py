@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.common import emit, home, read_input
+from cli.common import add_key_store_args, emit, home, key_source, read_input
 from trustsvc.errors import InvalidInput
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
@@ -53,13 +53,7 @@ def _signing_args(c: argparse.ArgumentParser) -> None:
     who.add_argument("--key", help="key NAME or NAME@VERSION in the store; its certificate chain is used")
     who.add_argument("--dev-identity", choices=["sm2", "ecdsa", "rsa"],
                      help="DEMO/TEST ONLY: a throw-away key and CA made up for this run; never for real documents")
-    k.add_argument("--store", choices=("soft", "hsm"), default="soft", help="key store (default soft)")
-    k.add_argument("--passphrase-file", help="soft store passphrase file (else $TRUSTSVC_KEYSTORE_PASSPHRASE)")
-    k.add_argument("--passphrase-env", help="environment variable holding the soft store passphrase")
-    k.add_argument("--hsm-module", help="PKCS#11 module (else $TRUSTSVC_PKCS11_MODULE or SoftHSM2)")
-    k.add_argument("--hsm-token", help="HSM token label (else $TRUSTSVC_PKCS11_TOKEN)")
-    k.add_argument("--pin-file", help="file holding the HSM user PIN")
-    k.add_argument("--pin-env", help="environment variable holding the HSM user PIN")
+    add_key_store_args(k)
     g = c.add_argument_group("PAdES level and certification")
     g.add_argument("--level", type=str.upper, choices=LEVELS, default="B-B", help="PAdES baseline level")
     g.add_argument("--tsa-url", help="RFC 3161 time-stamping service for B-T and up")
@@ -192,13 +186,6 @@ def _check_level(args: argparse.Namespace) -> None:
         raise InvalidInput("--tsa-key needs a key store; with --dev-identity use --tsa-url", reason="BAD_USAGE")
 
 
-def _key_source(args: argparse.Namespace) -> Any:
-    from trustsvc.pdf.keysource import KeySource
-
-    return KeySource(args.store, str(home(args)), args.passphrase_file, args.passphrase_env, args.hsm_module,
-                     args.hsm_token, args.pin_file, args.pin_env)
-
-
 class _keys:  # noqa: N801 (a context manager)
     """(signer, {"signer": factory, "timestamper": factory or None, "tsa_roots": ...}); the store is opened and the
     keys checked here, before any output is written."""
@@ -210,6 +197,7 @@ class _keys:  # noqa: N801 (a context manager)
     def __enter__(self) -> tuple[Any, dict[str, Any]]:
         import functools
 
+        from trustsvc.keys.source import load_signer
         from trustsvc.pdf import keysource
 
         args = self.args
@@ -221,7 +209,7 @@ class _keys:  # noqa: N801 (a context manager)
                   "not for real documents", file=sys.stderr)
             factory = functools.partial(_dev_signer, args.dev_identity)
             return dev_identity(args.dev_identity).signer, {"signer": factory, "timestamper": tsa, "tsa_roots": ()}
-        source = _key_source(args)
+        source = key_source(args)
         self.store = source.open()
         signer = source.signer(self.store, args.key)
         tsa_roots: tuple[bytes, ...] = ()
@@ -232,7 +220,7 @@ class _keys:  # noqa: N801 (a context manager)
             LocalTsa(tsa_signer)  # refuses a key without a timeStamping certificate
             tsa = functools.partial(keysource.local_tsa_timestamper, source, args.tsa_key)
             tsa_roots = (tsa_signer.certificate_chain[-1],)
-        return signer, {"signer": functools.partial(keysource.load_signer, source, args.key), "timestamper": tsa,
+        return signer, {"signer": functools.partial(load_signer, source, args.key), "timestamper": tsa,
                         "tsa_roots": tsa_roots}
 
     def __exit__(self, *exc: object) -> None:

@@ -25,7 +25,7 @@ def _time(text: str | None) -> dt.datetime | None:
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(f"bad time {text!r}: use ISO 8601", reason="BAD_TIME") from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -75,10 +75,11 @@ def cmd_make(args: argparse.Namespace) -> int:
         data = Path(args.picture).read_bytes()
         kind = check_upload(data)
     else:
-        data, kind = render_png(args.org or args.name, name=args.label, code=args.es_id or "", diameter_mm=args.size), "PNG"
+        data = render_png(args.org or args.name, name=args.label, code=args.es_id or "", diameter_mm=args.size)
+        kind = "PNG"
     registry = _registry(args)
     es_id = args.es_id or registry.next_es_id(args.prefix)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     spec = SealSpec(es_id=es_id, seal_type=SealType.parse(args.type), name=args.name, holder_certs=holders,
                     valid_start=_time(args.valid_from) or now,
                     valid_end=_time(args.valid_to) or now + dt.timedelta(days=args.days),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.algorithms.sm2 import rs_to_der
 from trustsvc.errors import TrustsvcError
 from trustsvc.keys.pkcs11 import Pkcs11KeyStore, Pkcs11Signer, pin_source
-from trustsvc.pki.ca import profile
+from trustsvc.pki.ca import DevelopmentCA, profile
 from trustsvc.pki.certificate import Certificate, CertificateBuilder
 from trustsvc.pki.cms import sign_cms, verify_cms
 from trustsvc.seal.make import Picture, SealSpec, SealType, make_seal
@@ -337,3 +338,40 @@ def test_sm2_token_signed_in_token_verifies_with_ours_and_openssl(sm2_store: Pkc
     # OpenSSL does check: another signing input is refused
     assert openssl_sm2_verify(openssl, tmp_path, info.public_key.to_pem(), signing_input + b"x",
                               rs_to_der(rs)).returncode != 0
+
+
+def test_cli_ca_with_its_root_key_in_softhsm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`trustsvc ca init --store hsm --key NAME`: no ca-key.pem; issue and CRL sign in the token;
+    OpenSSL verifies the chain and the CRL; without the HSM the CA refuses to open, saying why."""
+    from cli.main import main
+
+    openssl = require_tool("openssl")
+    label = "ca-" + uuid.uuid4().hex[:8]
+    conf = make_softhsm(tmp_path / "hsm", label)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOFTHSM2_CONF", str(conf))
+        mp.setenv("TRUSTSVC_CA_PIN", PIN)
+        store = Pkcs11KeyStore(SOFTHSM_MODULE, token_label=label, pin=pin_source(pin=PIN))
+        store.create("root-ca", "ec-p256")
+        store.close()
+        home = ["--home", str(tmp_path / "home")]
+        hsm = ["--store", "hsm", "--hsm-module", SOFTHSM_MODULE, "--hsm-token", label, "--pin-env", "TRUSTSVC_CA_PIN"]
+        assert main([*home, "ca", *hsm, "init", "--key", "root-ca", "--name", "HSM Root"]) == 0
+        ca_dir = tmp_path / "home" / "ca"
+        assert not (ca_dir / "ca-key.pem").exists()
+        assert json.loads((ca_dir / "ca.json").read_text())["key"] == {"store": "hsm", "ref": "root-ca@1"}
+        leaf, crl = tmp_path / "leaf.pem", tmp_path / "ca.crl"
+        assert main([*home, "ca", *hsm, "issue", "--profile", "client", "--cn", "hsm-issued",
+                     "--out-cert", str(leaf), "--out-key", str(tmp_path / "leaf.key")]) == 0
+        assert main([*home, "ca", *hsm, "crl", "--out", str(crl)]) == 0
+        out = subprocess.run([openssl, "verify", "-check_ss_sig", "-crl_check", "-CAfile", str(ca_dir / "ca-cert.pem"),
+                              "-CRLfile", str(crl), str(leaf)], capture_output=True, text=True)
+        assert out.returncode == 0 and "OK" in out.stdout, out.stdout + out.stderr
+        capsys.readouterr()
+        mp.delenv("TRUSTSVC_PKCS11_TOKEN", raising=False)
+        assert main([*home, "ca", "issue", "--profile", "client", "--cn", "x"]) == 2  # no HSM options given
+        err = json.loads(capsys.readouterr().err)
+        assert err["error"] == "HSM_CONFIG" and "the CA key is root-ca@1 in the hsm store" in err["message"]
+    with pytest.raises(TrustsvcError) as refused:  # the library says where the key is
+        DevelopmentCA.open(ca_dir)
+    assert refused.value.reason == "CA_KEY_EXTERNAL"

@@ -269,7 +269,7 @@ def test_pool_bounded_by_the_tokens_session_limit(testtoken: str, monkeypatch: p
         for t in threads:
             t.join()
         assert not errors, errors[:3]
-        assert store.pool.stats["open"] <= 3
+        assert store.pool.stats["open"] in (0, 1, 2, 3)
     finally:
         store.close()
 

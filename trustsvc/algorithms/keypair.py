@@ -99,6 +99,17 @@ class PublicKey:
         return None
 
     @property
+    def spec(self) -> str:
+        """The key spec as ``PrivateKey.generate`` takes it: sm2, ec-p256, rsa-3072, ed25519..."""
+        if self.key_type is KeyType.SM2:
+            return "sm2"
+        if self.key_type is KeyType.EC:
+            return "ec-" + (self.curve or "")
+        if self.key_type is KeyType.RSA:
+            return f"rsa-{self._crypto.key_size}"
+        return "ed25519"
+
+    @property
     def fingerprint(self) -> str:
         """SHA-256 of the SPKI, hex."""
         return hashlib.sha256(self.spki).hexdigest()
@@ -212,13 +223,7 @@ class PrivateKey:
 
     @property
     def spec(self) -> str:
-        if self.key_type is KeyType.SM2:
-            return "sm2"
-        if self.key_type is KeyType.EC:
-            return "ec-" + (self.public_key.curve or "")
-        if self.key_type is KeyType.RSA:
-            return f"rsa-{self._crypto.key_size}"
-        return "ed25519"
+        return self.public_key.spec
 
     def sm2_scalar(self) -> bytes:
         """The raw SM2 private scalar (for encoding only)."""

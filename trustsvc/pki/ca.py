@@ -3,7 +3,9 @@
 Layout of the directory::
 
     ca.json         name, key spec, next serial, next CRL number
-    ca-key.pem      root key: PKCS#8 encrypted with the passphrase when one is given; always mode 0600
+    ca-key.pem      root key: PKCS#8 encrypted with the passphrase when one is given; always mode 0600.
+                    Absent when the key lives in a key store or HSM: ca.json then names it
+                    ({"key": {"store": "hsm", "ref": "NAME@VERSION"}}) and ``open`` takes its Signer.
     ca-cert.pem     self-signed root certificate
     index.json      every issued certificate: serial, subject, profile, validity, revocation
     certs/<serial>.pem
@@ -27,7 +29,7 @@ from typing import Any
 from trustsvc.algorithms.encoding import load_private_key, private_key_to_pem
 from trustsvc.algorithms.keypair import KEY_SPECS, PrivateKey, PublicKey
 from trustsvc.algorithms.signature_algorithm import KeyType
-from trustsvc.algorithms.signer import SoftwareSigner
+from trustsvc.algorithms.signer import Signer, SoftwareSigner
 from trustsvc.errors import CertificateError, Conflict, InvalidInput, NotFound
 from trustsvc.pki.certificate import Certificate, CertificateBuilder
 from trustsvc.pki.crl import CertificateRevocationList, RevocationReason, RevokedEntry, build_crl
@@ -102,7 +104,7 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
 class DevelopmentCA:
     """A root CA in a directory; open with ``init``, ``open`` or ``open_or_init``."""
 
-    def __init__(self, directory: Path, signer: SoftwareSigner, certificate: Certificate) -> None:
+    def __init__(self, directory: Path, signer: Signer, certificate: Certificate) -> None:
         self.directory = directory
         self.signer = signer.with_certificates([certificate.der])
         self.certificate = certificate
@@ -111,48 +113,77 @@ class DevelopmentCA:
     # lifecycle -------------------------------------------------------------------------
     @classmethod
     def init(cls, directory: str | Path, *, name: str = DEFAULT_NAME, key_type: str = "sm2",
-             passphrase: bytes | None = None, days: int = 3650, organization: str = "trustsvc") -> DevelopmentCA:
-        """Create a new CA; raises Conflict if ``directory`` already holds one."""
+             passphrase: bytes | None = None, days: int = 3650, organization: str = "trustsvc",
+             signer: Signer | None = None, key_location: dict[str, str] | None = None) -> DevelopmentCA:
+        """Create a new CA; raises Conflict if ``directory`` already holds one.
+
+        Without ``signer`` a root key of ``key_type`` is generated and kept in ca-key.pem. With a
+        ``signer`` (a key store or HSM key) no key is written; ``key_location`` (e.g.
+        ``{"store": "hsm", "ref": "ca@1"}``) is recorded in ca.json so that the CA can be reopened."""
         directory = Path(directory)
         if (directory / "ca.json").exists():
             raise Conflict(f"a CA already exists in {directory}", reason="CA_EXISTS")
-        if key_type not in CA_KEY_SPECS:
-            raise InvalidInput(f"CA key type {key_type!r} not supported; use one of {', '.join(CA_KEY_SPECS)}",
-                               reason="UNKNOWN_KEY_SPEC")
+        key: PrivateKey | None = None
+        if signer is None:
+            if key_type not in CA_KEY_SPECS:
+                raise InvalidInput(f"CA key type {key_type!r} not supported; use one of {', '.join(CA_KEY_SPECS)}",
+                                   reason="UNKNOWN_KEY_SPEC")
+            key = PrivateKey.generate(key_type)
+            signer = SoftwareSigner(key, key_ref="dev-ca")
+        else:
+            key_type = signer.public_key.spec  # the default spec of keys the CA generates
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         (directory / "certs").mkdir(exist_ok=True, mode=0o700)
-        key = PrivateKey.generate(key_type)
-        signer = SoftwareSigner(key, key_ref="dev-ca")
         now = dt.datetime.now(UTC).replace(microsecond=0)
         cert = (CertificateBuilder()
                 .subject({"country_name": "CN", "organization_name": organization, "common_name": name})
-                .public_key(key.public_key)
+                .public_key(signer.public_key)
                 .serial_number(int.from_bytes(os.urandom(15), "big") | 1)
                 .validity(now - dt.timedelta(minutes=5), now + dt.timedelta(days=days))
                 .basic_constraints(True, 1)
                 .key_usage({"key_cert_sign", "crl_sign", "digital_signature"})
                 .sign(signer))
-        _write(directory / "ca-key.pem", private_key_to_pem(key, passphrase), 0o600)
+        if key is not None:
+            _write(directory / "ca-key.pem", private_key_to_pem(key, passphrase), 0o600)
         _write(directory / "ca-cert.pem", cert.to_pem())
         _write(directory / "index.json", b"[]\n")
-        _write(directory / "ca.json", json.dumps({
-            "name": name, "key_type": key_type, "encrypted": passphrase is not None,
-            "next_serial": 0x1000, "next_crl_number": 1, "created": now.isoformat()}, indent=2).encode())
+        state: dict[str, Any] = {"name": name, "key_type": key_type,
+                                 "encrypted": key is not None and passphrase is not None,
+                                 "next_serial": 0x1000, "next_crl_number": 1, "created": now.isoformat()}
+        if key is None:
+            state["key"] = dict(key_location or {"store": "external", "ref": signer.key_ref})
+        _write(directory / "ca.json", json.dumps(state, indent=2).encode())
         ca = cls(directory, signer, cert)
         ca.publish_crl()
         return ca
 
     @classmethod
-    def open(cls, directory: str | Path, passphrase: bytes | None = None) -> DevelopmentCA:
-        """Load an existing CA; raises NotFound, WrongPassphrase."""
+    def open(cls, directory: str | Path, passphrase: bytes | None = None, *,
+             signer: Signer | None = None) -> DevelopmentCA:
+        """Load an existing CA; raises NotFound, WrongPassphrase. A CA whose key lives in a key store
+        or HSM (see ``key_location``) needs that key's ``signer``."""
         directory = Path(directory)
         if not (directory / "ca.json").exists():
             raise NotFound(f"no CA in {directory}: run `trustsvc ca init` first", reason="CA_NOT_FOUND")
-        key = load_private_key((directory / "ca-key.pem").read_bytes(), passphrase)
         cert = Certificate.load((directory / "ca-cert.pem").read_bytes())
-        if cert.public_key != key.public_key:
+        external = cls.key_location(directory)
+        if signer is None:
+            if external is not None:
+                raise InvalidInput(f"the key of the CA in {directory} is {external.get('ref')!r} in the "
+                                   f"{external.get('store')} store: open the CA with that key's signer",
+                                   reason="CA_KEY_EXTERNAL")
+            signer = SoftwareSigner(load_private_key((directory / "ca-key.pem").read_bytes(), passphrase),
+                                    key_ref="dev-ca")
+        if cert.public_key != signer.public_key:
             raise CertificateError("CA key and certificate do not match", reason="KEY_MISMATCH")
-        return cls(directory, SoftwareSigner(key, key_ref="dev-ca"), cert)
+        return cls(directory, signer, cert)
+
+    @staticmethod
+    def key_location(directory: str | Path) -> dict[str, str] | None:
+        """Where the CA's key lives when it is not ca-key.pem ({"store": ..., "ref": ...}), else None."""
+        state = json.loads((Path(directory) / "ca.json").read_text())
+        location = state.get("key")
+        return dict(location) if isinstance(location, dict) else None
 
     @classmethod
     def open_or_init(cls, directory: str | Path, *, passphrase: bytes | None = None, **kwargs: Any) -> DevelopmentCA:
