@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,7 +198,7 @@ def test_seal_lifecycle_and_signing(client: Client, admin: Client) -> None:
 
 
 # ------------------------------------------------------------------ DocumentService
-def test_pdf_sign_verify_stream_batch(client: Client) -> None:
+def test_pdf_sign_verify_stream_batch(client: Client, running: Running) -> None:
     from trustsvc.client import document_pb2
     from trustsvc.pdf.devkit import licence_pdf
 
@@ -226,6 +228,12 @@ def test_pdf_sign_verify_stream_batch(client: Client) -> None:
                document_pb2.BatchSignPdfRequest.Item(id="c", pdf=licence_pdf(text="second"))]))
     outcomes = {r.id: r.WhichOneof("outcome") for r in batch.results}
     assert outcomes == {"a": "pdf", "b": "error", "c": "pdf"}
+    (rec,) = running.daemon.rt.audit.records(after=batch.audit.seq - 1, limit=1)  # one record for the batch
+    items = json.loads(rec.detail)["items"]
+    assert [(i, h, outcome != "ok") for i, h, outcome in items] == [
+        ("a", hashlib.sha256(pdf).hexdigest(), False), ("b", hashlib.sha256(b"not a pdf").hexdigest(), True),
+        ("c", items[2][1], False)]
+    assert rec.result == "partial" and rec.operation == "DocumentService/BatchSignPdf"
     for r in batch.results:
         if r.WhichOneof("outcome") == "pdf":
             assert client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=r.pdf)).result.valid

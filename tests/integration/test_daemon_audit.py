@@ -3,6 +3,7 @@ and with the audit store unwritable signing RPCs fail with UNAVAILABLE and retur
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -10,7 +11,8 @@ import grpc
 import pytest
 
 from tests.integration.test_daemon_fixtures import Running, start_daemon
-from trustsvc.audit import verify_log
+from trustsvc.audit import canonical_json, verify_log
+from trustsvc.audit.digest import sm3_hex
 from trustsvc.client import error_reason, signature_pb2, timestamp_pb2, token_pb2
 
 pytestmark = pytest.mark.integration
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def running(tmp_path) -> Iterator[Running]:
-    r = start_daemon(tmp_path / "home")
+    r = start_daemon(tmp_path / "home", audit_checkpoint_every=4)
     yield r
     r.daemon.stop(2)
 
@@ -34,9 +36,10 @@ def test_mixed_run_is_fully_audited_and_verifies(running: Running) -> None:
                request_id=rid("SignatureService/SignData"))
         c.call(c.signature.SignMessage, signature_pb2.SignMessageRequest(key="default", data=b"b"),
                request_id=rid("SignatureService/SignMessage"))
-        c.call(c.signature.BatchSignData, signature_pb2.BatchSignDataRequest(
-            key="default", items=[signature_pb2.BatchSignDataRequest.Item(id=str(i), data=b"x") for i in range(5)]),
-            request_id=rid("SignatureService/BatchSignData"))
+        batch = [signature_pb2.BatchSignDataRequest.Item(id=str(i), data=b"x%d" % i) for i in range(5)]
+        batch.append(signature_pb2.BatchSignDataRequest.Item(id="empty", data=b""))
+        c.call(c.signature.BatchSignData, signature_pb2.BatchSignDataRequest(key="default", items=batch),
+               request_id=rid("SignatureService/BatchSignData"))
         if running.daemon.wired["TokenService"]:
             c.call(c.tokens.IssueToken, token_pb2.IssueTokenRequest(subject="s"),
                    request_id=rid("TokenService/IssueToken"))
@@ -50,7 +53,11 @@ def test_mixed_run_is_fully_audited_and_verifies(running: Running) -> None:
         recs = log.find(request_id)
         assert recs and all(r.operation == op for r in recs), (op, recs)
         assert recs[0].client in ("cn=demo-client", "cn=admin")
-    assert len(log.find(ids[2][0])) == 5  # one record per batch item
+    # one record per batch RPC, listing every item: id, SM3 of its data, outcome
+    (batch_rec,) = log.find(ids[2][0])
+    items = json.loads(batch_rec.detail)["items"]
+    assert items == [[str(i), sm3_hex(b"x%d" % i), "ok"] for i in range(5)] + [["empty", "", "EMPTY_DATA"]]
+    assert batch_rec.result == "partial" and batch_rec.document_hash == sm3_hex(canonical_json(items))
     signer_key = running.daemon.rt.audit.signer.public_key  # type: ignore[union-attr]
     report = verify_log(running.db, trusted_keys=[signer_key])
     assert report.ok and report.checkpoints >= 1, report.problems
@@ -59,6 +66,13 @@ def test_mixed_run_is_fully_audited_and_verifies(running: Running) -> None:
         tx.execute("UPDATE audit_log SET client = 'cn=someone-else' WHERE seq = 3")
     report = verify_log(running.db, trusted_keys=[signer_key])
     assert not report.ok and report.first_bad_seq == 3
+    # so is an edited item inside a batch record
+    with running.db.transaction() as tx:
+        tx.execute("UPDATE audit_log SET client = 'cn=demo-client' WHERE seq = 3")
+        tx.execute("UPDATE audit_log SET detail = replace(detail, ?, ?) WHERE seq = ?",
+                   (sm3_hex(b"x2"), sm3_hex(b"forged"), batch_rec.seq))
+    report = verify_log(running.db, trusted_keys=[signer_key])
+    assert [(p.seq, p.kind) for p in report.problems] == [(batch_rec.seq, "EDITED")]
 
 
 def test_unwritable_audit_store_refuses_to_sign(running: Running) -> None:

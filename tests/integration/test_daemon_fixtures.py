@@ -34,7 +34,7 @@ class Running:
 
 def start_daemon(home: Path, **overrides: object) -> Running:
     cfg = load_config(None, env={}, home=home, listen="127.0.0.1:0", metrics_listen="", grace_s=5,
-                      audit_checkpoint_every=10, **overrides)
+                      **{"audit_checkpoint_every": 10, **overrides})
     db = SwitchableDatabase(cfg.database)
     rt = build_runtime(cfg, db=db)
     daemon = Daemon(cfg, rt)

@@ -10,6 +10,7 @@ from typing import Any
 
 from trustsvc.algorithms.signer import Signer
 from trustsvc.audit import AuditEvent, AuditLog, AuditRecord
+from trustsvc.audit.canonical import canonical_json
 from trustsvc.audit.digest import sm3_hex
 from trustsvc.errors import InvalidInput, StoreError
 from trustsvc.keys.base import KeyStore, parse_key_ref
@@ -90,6 +91,18 @@ class Runtime:
                result: str = "ok", detail: dict[str, Any] | None = None, operation: str = "") -> AuditRecord:
         """Commit an audit record for the current call; raises StoreError (-> UNAVAILABLE) when it cannot."""
         return self.record_many([(ref, data, document_hash, detail or {})], result=result, operation=operation)[-1]
+
+    def record_batch(self, ref: str, items: Sequence[tuple[str, str, str]], detail: dict[str, Any] | None = None,
+                     ) -> AuditRecord:
+        """Commit ONE record for a batch RPC listing every item as ``[id, document hash, outcome]``.
+
+        ``outcome`` is "ok" (signed) or the refusal's reason. The record's ``document_hash`` is SM3
+        of the canonical JSON of that list, its result "ok" when every item was signed, else "partial".
+        """
+        listed = [list(item) for item in items]
+        result = "ok" if all(item[2] == "ok" for item in items) else "partial"
+        return self.record(ref=ref, document_hash=sm3_hex(canonical_json(listed)), result=result,
+                           detail={**(detail or {}), "items": listed})
 
     def record_many(self, items: Sequence[tuple[str, bytes | None, str, dict[str, Any]]], *, result: str = "ok",
                     operation: str = "") -> list[AuditRecord]:

@@ -210,21 +210,25 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
             field_name = None if o.rect or o.anchor_text else o.field_name or None
         else:
             fast, field_name = self._fast_signer(o.key or "default"), o.field_name or None
-        results, audited = [], []
+        results, listed, signed_count = [], [], 0
         for item in request.items:
             call.check_deadline()
+            doc_hash = hashlib.sha256(item.pdf).hexdigest() if item.pdf else ""
             try:
                 if not item.pdf:
                     raise InvalidInput("pdf is empty", reason="EMPTY_DATA")
                 signed = fast.sign(item.pdf, field_name=field_name)
             except TrustsvcError as exc:
                 results.append(pb.BatchSignPdfResponse.Result(id=item.id, error=item_error(exc)))
+                listed.append((item.id, doc_hash, exc.reason))
                 continue
             results.append(pb.BatchSignPdfResponse.Result(id=item.id, pdf=signed))
-            audited.append((fast.signer.key_ref, None, hashlib.sha256(item.pdf).hexdigest(), {"item": item.id}))
-        recs = self.rt.record_many(audited) if audited else []
-        self.rt.metrics.signatures.labels(fast.signer.key_ref).inc(len(audited))
-        return pb.BatchSignPdfResponse(results=results, audit=receipt(recs[-1]) if recs else None)
+            listed.append((item.id, doc_hash, "ok"))
+            signed_count += 1
+        detail = {"hash": "sha256", **({"seal": o.seal_id} if o.seal_id else {})}
+        rec = self.rt.record_batch(fast.signer.key_ref, listed, detail) if signed_count else None
+        self.rt.metrics.signed(fast.signer.key_ref, signed_count)
+        return pb.BatchSignPdfResponse(results=results, audit=receipt(rec) if rec else None)
 
     def VerifyPdf(self, request: Any, context: grpc.ServicerContext) -> Any:
         import json

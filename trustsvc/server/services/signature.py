@@ -15,6 +15,7 @@ from trustsvc.algorithms.encoding import load_public_key
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.algorithms.signer import MessageHasher, Signer, Verifier
 from trustsvc.algorithms.sm3 import Sm3Hasher, sm3
+from trustsvc.audit.digest import sm3_hex
 from trustsvc.errors import InvalidInput, InvalidSignature, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.server import context as ctx
@@ -215,18 +216,13 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         return self._idem(request, pb.BatchSignDataResponse, lambda: self._batch(request))
 
     def _batch(self, request: Any) -> Any:
+        """Sign every item with data; one audit record lists every item (id, SM3 of the data, outcome)."""
         call = ctx.current()
         signer = _with_id(self.rt.signer(request.key), request.sm2_id)
-        results: list[Any] = [None] * len(request.items)
-        todo: list[int] = []
-        for i, item in enumerate(request.items):
-            if not item.data:
-                results[i] = pb.BatchSignDataResponse.Result(
-                    id=item.id, error=item_error(InvalidInput("data is empty", reason="EMPTY_DATA")))
-            else:
-                todo.append(i)
+        items = request.items
+        todo = [i for i, item in enumerate(items) if item.data]
         call.check_deadline()
-        messages = [request.items[i].data for i in todo]
+        messages = [items[i].data for i in todo]
         try:
             signatures: list[bytes | TrustsvcError] = list(signer.sign_batch(messages))
         except TrustsvcError:
@@ -238,18 +234,27 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
                 except TrustsvcError as exc:
                     signatures.append(exc)
         call.check_deadline()
-        audited = []
+        outcome: list[bytes | TrustsvcError] = [_EMPTY_DATA] * len(items)
         for i, sig in zip(todo, signatures, strict=True):
-            item = request.items[i]
-            if isinstance(sig, TrustsvcError):
-                results[i] = pb.BatchSignDataResponse.Result(id=item.id, error=item_error(sig))
+            outcome[i] = sig
+        Result = pb.BatchSignDataResponse.Result
+        results, listed, signed = [], [], 0
+        for item, sig in zip(items, outcome, strict=True):
+            if isinstance(sig, bytes):
+                results.append(Result(id=item.id, signature=sig))
+                listed.append((item.id, sm3_hex(item.data), "ok"))
+                signed += 1
             else:
-                results[i] = pb.BatchSignDataResponse.Result(id=item.id, signature=sig)
-                audited.append((signer.key_ref, item.data, "", {"item": item.id}))
-        recs = self.rt.record_many(audited) if audited else []
-        self.rt.metrics.signatures.labels(signer.key_ref).inc(len(audited))
+                results.append(Result(id=item.id, error=item_error(sig)))
+                listed.append((item.id, sm3_hex(item.data) if item.data else "", sig.reason))
+        detail = {"algorithm": signer.algorithm.value, "hash": "sm3"}
+        rec = self.rt.record_batch(signer.key_ref, listed, detail) if signed else None
+        self.rt.metrics.signed(signer.key_ref, signed)
         return pb.BatchSignDataResponse(results=results, algorithm=signer.algorithm.value, key_ref=signer.key_ref,
-                                        audit=receipt(recs[-1]) if recs else None)
+                                        audit=receipt(rec) if rec else None)
+
+
+_EMPTY_DATA = InvalidInput("data is empty", reason="EMPTY_DATA")
 
 
 def _chunks(request_iterator: Iterator[Any]) -> Iterator[bytes]:
