@@ -190,11 +190,13 @@ def test_group_commit_is_fail_closed_for_every_caller(tmp_path) -> None:
     assert report.ok and report.records == 3, report.problems
 
 
-def test_two_writers_on_one_database_keep_one_chain(tmp_path) -> None:
-    """Two logs (as two daemons would) over one SQLite file: each notices the other's appends."""
+@pytest.mark.parametrize("shared", [False, True])
+def test_two_writers_on_one_database_keep_one_chain(tmp_path, shared: bool) -> None:
+    """Two logs (as two daemons would) over one SQLite file: each notices the other's appends; with
+    ``shared`` (processes > 1) they queue on the lock file and read the head in every transaction."""
     url = f"sqlite:///{tmp_path}/shared.db"
     signer = SoftwareSigner.generate("sm2")
-    a, b = AuditLog(Database(url), signer, checkpoint_every=5), AuditLog(Database(url), signer, checkpoint_every=5)
+    a, b = (AuditLog(Database(url), signer, checkpoint_every=5, shared=shared) for _ in range(2))
 
     def worker(log: AuditLog, k: int) -> None:
         for i in range(15):

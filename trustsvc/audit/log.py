@@ -10,11 +10,14 @@ committed together (group commit) share that commit's time and are inserted with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import functools
+import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from trustsvc.algorithms.signer import Signer
@@ -126,8 +129,14 @@ def checkpoint_message(seq: int, hash_hex: str, time: str) -> bytes:
 class AuditLog:
     """Appends records and checkpoints; safe for threads and for several processes sharing a database."""
 
-    def __init__(self, db: Database, signer: Signer | None = None, *, checkpoint_every: int = 100) -> None:
+    def __init__(self, db: Database, signer: Signer | None = None, *, checkpoint_every: int = 100,
+                 shared: bool = False) -> None:
+        """``shared``: other processes append to the same store all the time (``processes`` > 1): the
+        head is read in every transaction, and on SQLite appends queue on a lock file beside the
+        database, so a waiting process wakes when the lock is free (SQLite's busy handler sleeps)."""
         self.db = db
+        self.shared = shared
+        self._lock_fd: int | None = None
         self.signer = signer
         self.checkpoint_every = max(1, checkpoint_every)
         self._mu = threading.Lock()  # guards the queue and the leader flag
@@ -190,12 +199,12 @@ class AuditLog:
         transaction is then retried once from the stored head."""
         results: list[list[AuditRecord]] = []
         try:
-            with self._io:
+            with self._io, self._across_processes():
                 for attempt in (0, 1):
                     try:
                         with self.db.transaction() as tx:
                             head = self._head_seen
-                            if head is None or attempt or self.db.dialect != "sqlite":
+                            if head is None or attempt or self.shared or self.db.dialect != "sqlite":
                                 head = self._head(tx)
                             rows, results, due = self._build(batch, head)
                             for i in range(0, len(rows), _ROWS_PER_INSERT):
@@ -220,6 +229,21 @@ class AuditLog:
             return
         for pending, out in zip(batch, results, strict=True):
             pending.succeed(out)
+
+    @contextlib.contextmanager
+    def _across_processes(self) -> Iterator[None]:
+        """An exclusive lock on ``<database>.audit-lock`` while shared on a SQLite file; else nothing."""
+        path = getattr(self.db, "path", ":memory:")
+        if not self.shared or self.db.dialect != "sqlite" or path == ":memory:":
+            yield
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(f"{path}.audit-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _build(self, batch: list[_Pending], head: tuple[int, str]
                ) -> tuple[list[tuple[Any, ...]], list[list[AuditRecord]], list[AuditRecord]]:
@@ -255,7 +279,7 @@ class AuditLog:
         """Sign the current head now (e.g. at shutdown); None when the log is empty or already there."""
         if self.signer is None:
             return None
-        with self._io:
+        with self._io, self._across_processes():
             return self._checkpoint_now()
 
     def _checkpoint_now(self) -> Checkpoint | None:

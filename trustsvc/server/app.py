@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -71,7 +72,8 @@ def build_runtime(config: Config, *, keystore: Any = None, db: Database | None =
             ensure_key(keystore, ca, name, spec, profile)
     if audit_signer is None:
         audit_signer = keystore.signer(config.audit_key)
-    audit = AuditLog(db, audit_signer, checkpoint_every=config.audit_checkpoint_every)
+    audit = AuditLog(db, audit_signer, checkpoint_every=config.audit_checkpoint_every,
+                     shared=config.processes > 1)
     policy_path = Path(config.policy)
     anchors = [ca.certificate] if ca is not None else []
     return Runtime(config, db, keystore, audit, Policy.load(policy_path), Metrics(), trust_anchors=anchors, ca=ca,
@@ -98,7 +100,7 @@ class Daemon:
             interceptors=[interceptor], maximum_concurrent_rpcs=cfg.max_concurrency,
             options=[("grpc.max_receive_message_length", cfg.max_message_bytes),
                      ("grpc.max_send_message_length", cfg.max_message_bytes),
-                     ("grpc.so_reuseport", 0)])
+                     ("grpc.so_reuseport", 1 if cfg.processes > 1 else 0)])
         names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         for proto, service, impl, library in SERVICES:
             pb, pb_grpc = codegen.load(proto)
@@ -126,6 +128,7 @@ class Daemon:
         self.server.start()
         self.metrics_server = self.rt.metrics.serve(cfg.metrics_listen)
         log(logging.INFO, "trustsvc daemon started", listen=cfg.listen, port=self.port, mtls=not cfg.insecure,
+            pid=os.getpid(), processes=cfg.processes,
             services=sorted(self.wired),
             metrics=cfg.metrics_listen or None)
         return self.port
@@ -151,8 +154,11 @@ class Daemon:
             self.server.wait_for_termination()
 
 
-def serve(config: Config, *, on_started: Callable[[Daemon], None] | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then drain gracefully."""
+def serve(config: Config, *, on_started: Callable[[Any], None] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then drain gracefully (``config.processes`` > 1: a Supervisor)."""
+    if config.processes > 1:
+        _supervise(config, on_started)
+        return
     daemon = Daemon(config)
     daemon.start()
     if on_started is not None:
@@ -167,6 +173,27 @@ def serve(config: Config, *, on_started: Callable[[Daemon], None] | None = None)
     signal.signal(signal.SIGINT, handle)
     stopping.wait()
     daemon.stop()
+
+
+def _supervise(config: Config, on_started: Callable[[Any], None] | None) -> None:
+    from trustsvc.server.processes import Supervisor
+
+    logs.setup(config.log_level)
+    supervisor = Supervisor(config)
+    supervisor.start()
+
+    def handle(signum: int, _frame: object) -> None:
+        log(logging.INFO, "signal received; stopping the daemon processes", signal=signum)
+        supervisor.request_stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    if on_started is not None:
+        on_started(supervisor)
+    try:
+        supervisor.watch()
+    finally:
+        supervisor.stop()
 
 
 def trust_anchor_paths(paths: list[str]) -> list[Certificate]:
