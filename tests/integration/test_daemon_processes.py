@@ -1,8 +1,10 @@
-"""``processes = 2``: two daemon processes on one port (SO_REUSEPORT) issue tokens concurrently over
-many connections; both serve, and the shared audit log is one chain that `trustsvc audit verify` accepts."""
+"""``processes = 2``: two daemon processes on one port (SO_REUSEPORT), each pinned to its own CPU, issue
+tokens concurrently over many connections; both serve, and the shared audit log is one chain that
+`trustsvc audit verify` accepts."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -34,9 +36,11 @@ def test_two_processes_share_one_port_and_one_audit_chain(tmp_path: Path, capsys
 
     home = tmp_path / "home"
     config = load_config(None, env={}, home=home, listen="127.0.0.1:0", metrics_listen="", grace_s=5,
-                         processes=2, audit_checkpoint_every=7)
+                         processes=2, audit_checkpoint_every=7, pin_cpus=True)
     supervisor = Supervisor(config)
     port = supervisor.start()
+    cpus = sorted(os.sched_getaffinity(0))
+    assert [os.sched_getaffinity(p.pid) for p in supervisor._children] == [{cpus[0]}, {cpus[1 % len(cpus)]}]
     prefixes: set[str] = set()
     errors: list[BaseException] = []
 

@@ -159,6 +159,10 @@ def serve(config: Config, *, on_started: Callable[[Any], None] | None = None) ->
     if config.processes > 1:
         _supervise(config, on_started)
         return
+    if config.pin_cpus:  # before any thread starts: they all inherit it
+        from trustsvc.server.processes import pin_to_cpu
+
+        pin_to_cpu(0)
     daemon = Daemon(config)
     daemon.start()
     if on_started is not None:

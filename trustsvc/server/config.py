@@ -8,6 +8,7 @@ Keys (TOML ``[server]`` table, env ``TRUSTSVC_<KEY>`` upper-case)::
     tls_cert, tls_key, tls_client_ca   (PEM paths; mTLS is required unless insecure = true)
     max_message_bytes = 67108864   max_concurrency = 64   workers = 16 (threads per process)
     processes = 1 (server processes on the one port, SO_REUSEPORT; see trustsvc/server/processes.py)
+    pin_cpus = false (each server process keeps all its threads on one CPU: process i on the i-th)
     default_deadline_s = 30        audit_checkpoint_every = 100   audit_key = "audit"
     token_key = "token"            tsa_key = "tsa"        grace_s = 10
 """
@@ -42,6 +43,7 @@ class Config:
     max_concurrency: int = 64
     workers: int = 16
     processes: int = 1
+    pin_cpus: bool = False
     default_deadline_s: float = 30.0
     audit_checkpoint_every: int = 100
     audit_key: str = "audit"

@@ -8,13 +8,20 @@ several connections to use them all. The children share the store: the audit log
 chain (appends are serialised by a file lock on SQLite, by the head row lock on PostgreSQL).
 Child i serves metrics on the metrics port + i. SIGTERM/SIGINT is passed on and every child drains
 and checkpoints; a child that dies is started again.
+
+``pin_cpus``: process i keeps all its threads on the i-th CPU it may use. Only one thread of a
+process runs Python at a time (the GIL); on one CPU a GIL handoff is a plain switch, while across
+CPUs every handoff wakes a thread on another CPU (an interprocessor interrupt; measured: 26 against
+10 context switches per token request, and about a third more CPU time).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
@@ -50,10 +57,22 @@ def child_config(config: Config, index: int) -> Config:
     return dataclasses.replace(config, metrics_listen=metrics)
 
 
-def _child(config: Config, ready: Connection) -> None:
+def pin_to_cpu(index: int) -> int:
+    """Keep this process (its threads, and those it starts later) on its ``index``-th usable CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[index % len(cpus)]
+    for task in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ["0"]:
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task), {cpu})
+    return cpu
+
+
+def _child(config: Config, index: int, ready: Connection) -> None:
     """One server process: serve until SIGTERM/SIGINT, then drain and checkpoint."""
     from trustsvc.server.app import Daemon
 
+    if config.pin_cpus:
+        pin_to_cpu(index)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _s, _f: stopping.set())
@@ -96,7 +115,7 @@ class Supervisor:
 
     def _launch(self, index: int) -> Connection:
         receive, send = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(target=_child, args=(child_config(self.config, index), send),
+        proc = self._ctx.Process(target=_child, args=(child_config(self.config, index), index, send),
                                  name=f"trustsvc-{index}")
         proc.start()
         send.close()
