@@ -137,7 +137,8 @@ def max_rw_sessions(path: str, slot_id: int) -> int | None:
 # signature: a plain lock and a counter; the condition is notified only while someone waits.
 # Before a fork no PKCS#11 call may be running: a module mutex held by another thread at fork
 # time stays locked forever in the child, whose C_Finalize/C_Initialize would then hang.
-_USE = threading.Condition(threading.Lock())
+_USE_LOCK = threading.Lock()  # enter/leave take it directly (a Condition's __enter__ is Python code)
+_USE = threading.Condition(_USE_LOCK)
 _INFLIGHT: dict[str, int] = {}
 _GENERATION: dict[str, int] = {}
 _reinit_waiting = 0
@@ -161,8 +162,9 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _USE, _reinit_waiting, _fork_pending
-    _USE = threading.Condition(threading.Lock())
+    global _USE, _USE_LOCK, _reinit_waiting, _fork_pending
+    _USE_LOCK = threading.Lock()
+    _USE = threading.Condition(_USE_LOCK)
     _INFLIGHT.clear()
     _reinit_waiting = 0
     _fork_pending = False
@@ -179,15 +181,16 @@ def generation(path: str) -> int:
 
 def enter(path: str) -> None:
     """A session of ``path`` is in use (C_Finalize must wait)."""
-    with _USE:
+    with _USE_LOCK:
         while _fork_pending:
             _USE.wait()
         _INFLIGHT[path] = _INFLIGHT.get(path, 0) + 1
 
 
 def leave(path: str) -> None:
-    with _USE:
-        _INFLIGHT[path] = max(0, _INFLIGHT.get(path, 1) - 1)
+    with _USE_LOCK:
+        n = _INFLIGHT.get(path, 1) - 1
+        _INFLIGHT[path] = n if n > 0 else 0
         if _reinit_waiting or _fork_pending:
             _USE.notify_all()
 

@@ -222,7 +222,8 @@ class SessionPool:
     def _release(self, ps: PooledSession, ok: bool) -> None:
         module.leave(self.module_path)
         with self._lock:
-            self._busy = max(0, self._busy - 1)
+            if self._busy > 0:
+                self._busy -= 1
             if ps.epoch == self._epoch:  # else: from before a reconnect or a fork, already forgotten
                 if ok:
                     self._idle.append(ps)

@@ -58,10 +58,7 @@ class Pkcs11Signer(Signer):
         self.sm2_mode = sm2_mode
         self._mech, self._param, self._prepare, self._finish = self._plan()
         self._cache_key = ("priv", label, key_id)
-
-    @property
-    def _what(self) -> str:
-        return f"signing with {self.key_ref or self.label}"
+        self._what = f"signing with {self.key_ref or self.label}"
 
     def _plan(self) -> tuple[Any, Any, Any, Any]:
         """(mechanism, parameter, message -> token input, token output -> signature)."""
