@@ -189,8 +189,8 @@ def main() -> int:
     one, two = Workers(1, str(conf), label), Workers(2, str(conf), label)
     cpu1, cpu2 = Workers(1, str(conf), "", 4 * BATCH), Workers(2, str(conf), "", 4 * BATCH)
     try:
-        rates = interleaved({"raw_pkcs11_1_session": raw, "raw_pkcs11_2_threads": raw2,
-                             "pool_1_thread": pool1, "pool_2_threads": pool2,
+        rates = interleaved({"raw_pkcs11_1_session": raw, "pool_1_thread": pool1,  # adjacent: the pair compared
+                             "raw_pkcs11_2_threads": raw2, "pool_2_threads": pool2,
                              "pool_1_process": one.run, "pool_2_processes": two.run,
                              "cryptography_in_process": crypto,
                              "cpu_ceiling_1_process": cpu1.run, "cpu_ceiling_2_processes": cpu2.run},
