@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from trustsvc.client import Client, document_pb2, error_reason, seal_pb2
 from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.devkit import licence_pdf
 from trustsvc.seal.parse import parse_seal
+from trustsvc.server.runtime import POLICY_CHECK_S
 from trustsvc.server.tls import issue_client_cert
 
 pytestmark = pytest.mark.integration
@@ -59,7 +61,22 @@ def seals(running: Running) -> dict[str, str]:
     issue_client_cert(running.home, "seal-limited")
     policy = running.home / "policy.toml"
     policy.write_text(policy.read_text() + LIMITED_POLICY.format(allowed=out["demo"]))
+    _await_policy(running, "seal-limited")
     return out
+
+
+def _await_policy(running: Running, client_name: str) -> None:
+    """The daemon looks at the policy file at most once per POLICY_CHECK_S: wait until it knows the client."""
+    deadline = time.monotonic() + 10 * POLICY_CHECK_S
+    with running.client(client_name) as c:
+        while True:
+            try:
+                c.call(c.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=licence_pdf()))
+                return
+            except grpc.RpcError as exc:
+                if error_reason(exc) != "UNKNOWN_CLIENT" or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
 
 
 def _opts(key: str = "default", **kw: object) -> document_pb2.PdfSignOptions:
