@@ -38,12 +38,12 @@ SM2_DEFAULT_ID = "1234567812345678"
 
 
 def openssl_sm2_verify(openssl: str, directory: Path, public_pem: bytes, message: bytes,
-                       signature_der: bytes) -> subprocess.CompletedProcess[str]:
-    """``openssl pkeyutl -verify`` of an SM2 signature with SM3 and the default ID (distid)."""
+                       signature_der: bytes, sm2_id: str = SM2_DEFAULT_ID) -> subprocess.CompletedProcess[str]:
+    """``openssl pkeyutl -verify`` of an SM2 signature with SM3 and the SM2 ID (distid, default 1234567812345678)."""
     (directory / "pub.pem").write_bytes(public_pem)
     (directory / "msg").write_bytes(message)
     (directory / "sig").write_bytes(signature_der)
     return subprocess.run([openssl, "pkeyutl", "-verify", "-pubin", "-inkey", str(directory / "pub.pem"),
-                           "-rawin", "-digest", "sm3", "-pkeyopt", f"distid:{SM2_DEFAULT_ID}",
+                           "-rawin", "-digest", "sm3", "-pkeyopt", f"distid:{sm2_id}",
                            "-in", str(directory / "msg"), "-sigfile", str(directory / "sig")],
                           capture_output=True, text=True)

@@ -289,13 +289,7 @@ def test_id_param_mode_signs_with_another_id(testtoken: str, tmp_path: Path) -> 
         sm2.verify(base.public_key.point or b"", b"hello", sig, b"alice@example.cn")
         with pytest.raises(InvalidSignature):
             sm2.verify(base.public_key.point or b"", b"hello", sig)  # the default ID
-        (tmp_path / "pub.pem").write_bytes(info.public_key.to_pem())
-        (tmp_path / "msg").write_bytes(b"hello")
-        (tmp_path / "sig").write_bytes(sig)
-        out = subprocess.run([openssl, "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"),
-                              "-rawin", "-digest", "sm3", "-pkeyopt", "distid:alice@example.cn",
-                              "-in", str(tmp_path / "msg"), "-sigfile", str(tmp_path / "sig")],
-                             capture_output=True, text=True)
+        out = openssl_sm2_verify(openssl, tmp_path, info.public_key.to_pem(), b"hello", sig, "alice@example.cn")
         assert out.returncode == 0 and "Success" in out.stdout, out.stdout + out.stderr
     finally:
         store.close()
