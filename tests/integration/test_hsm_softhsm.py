@@ -73,9 +73,10 @@ def test_versions_rotate_disable_certificates(store: Pkcs11KeyStore) -> None:
     with pytest.raises(KeyDisabled):
         store.signer("k-rot", 1)
     # certificate beside the key (same CKA_ID)
+    import datetime as dt
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
-    import datetime as dt
     ca = PrivateKey.generate("ec-p256").crypto_key
     name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "k-rot")])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).serial_number(7)
