@@ -245,23 +245,16 @@ class SessionPool:
             ps = self._acquire()
             try:
                 result = fn(ps, arg)
-            except SESSION_GONE as exc:
+            except BaseException as exc:
                 self._release(ps, False)
-                if isinstance(exc, px.UserNotLoggedIn):
+                if not isinstance(exc, pkcs11.PKCS11Error):
+                    raise
+                if isinstance(exc, TOKEN_GONE):
+                    self._invalidate(ps.epoch, reinit=True)
+                elif isinstance(exc, px.UserNotLoggedIn):
                     self._invalidate(ps.epoch, reinit=False)
-                if attempt:
+                if attempt or not isinstance(exc, SESSION_GONE + TOKEN_GONE):
                     raise translate(exc, what) from None
-            except TOKEN_GONE as exc:
-                self._release(ps, False)
-                self._invalidate(ps.epoch, reinit=True)
-                if attempt:
-                    raise translate(exc, what) from None
-            except pkcs11.PKCS11Error as exc:
-                self._release(ps, False)
-                raise translate(exc, what) from None
-            except BaseException:
-                self._release(ps, False)
-                raise
             else:
                 self._release(ps, True)
                 return result
