@@ -12,8 +12,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pkcs11
@@ -159,17 +158,6 @@ class SessionPool:
         self._cond.notify_all()
 
     # sessions -----------------------------------------------------------------------------
-    @contextmanager
-    def session(self) -> Iterator[PooledSession]:
-        """A session for exclusive use; returned to the pool afterwards."""
-        ps = self._acquire()
-        ok = False
-        try:
-            yield ps
-            ok = True
-        finally:
-            self._release(ps, ok)
-
     def _acquire(self) -> PooledSession:
         # Fast path, taken on almost every call: an idle session of a live connection.
         with self._lock:
