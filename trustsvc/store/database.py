@@ -107,11 +107,7 @@ class Database:
         """A transaction: committed on success, rolled back on any exception."""
         conn = self._connection()
         if self.dialect == "sqlite":
-            cur = conn.cursor()
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self.wrap_error(exc) from exc
+            cur = self._sqlite_begin(conn, "IMMEDIATE")
             try:
                 yield Transaction(self, cur)
                 cur.execute("COMMIT")
@@ -138,17 +134,21 @@ class Database:
             with self.transaction() as tx:
                 yield tx
             return
-        conn = self._connection()
-        cur = conn.cursor()
-        try:
-            cur.execute("BEGIN DEFERRED")
-        except sqlite3.Error as exc:
-            raise self.wrap_error(exc) from exc
+        cur = self._sqlite_begin(self._connection(), "DEFERRED")
         try:
             yield Transaction(self, cur)
         finally:
             with contextlib.suppress(sqlite3.Error):
                 cur.execute("ROLLBACK")
+
+    def _sqlite_begin(self, conn: Any, mode: str) -> Any:
+        """A cursor in a new SQLite transaction (BEGIN IMMEDIATE takes the write lock, DEFERRED does not)."""
+        cur = conn.cursor()
+        try:
+            cur.execute(f"BEGIN {mode}")
+        except sqlite3.Error as exc:
+            raise self.wrap_error(exc) from exc
+        return cur
 
     # dialect ----------------------------------------------------------------------
     def translate(self, sql: str) -> str:
