@@ -30,10 +30,7 @@ _KDF_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {"sha1": hashes.SHA
 def load_public_key(data: bytes) -> PublicKey:
     """PEM or DER SPKI, or a raw SM2 point (64 or 65 bytes, or 33 compressed)."""
     if pem.is_pem(data):
-        label, der = pem.decode(data)
-        if label != "PUBLIC KEY":
-            raise DecodeError(f"expected a PUBLIC KEY PEM block, got {label}", reason="BAD_PEM")
-        return PublicKey.from_spki(der)
+        return PublicKey.from_spki(pem.der_of(data, "PUBLIC KEY"))
     if len(data) in (33, 64, 65) and data[:1] != b"\x30":
         return PublicKey.from_sm2_point(data)
     return PublicKey.from_spki(data)

@@ -40,3 +40,14 @@ def decode(data: bytes) -> tuple[str, bytes]:
     if not blocks:
         raise DecodeError("no PEM block found", reason="BAD_PEM")
     return blocks[0]
+
+
+def der_of(data: bytes, *labels: str) -> bytes:
+    """DER from PEM whose first block is labelled one of ``labels``, or ``data`` itself when it is not PEM."""
+    if not is_pem(data):
+        return data
+    label, der = decode(data)
+    if label not in labels:
+        article = "an" if labels[0][0] in "AEIOX" else "a"
+        raise DecodeError(f"expected {article} {labels[0]} PEM block, got {label}", reason="BAD_PEM")
+    return der

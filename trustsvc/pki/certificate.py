@@ -23,7 +23,7 @@ from trustsvc.errors import CertificateError, DecodeError, InvalidSignature
 
 asn1_registry.register()
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 class Certificate:
@@ -56,11 +56,7 @@ class Certificate:
     @classmethod
     def load(cls, data: bytes) -> Certificate:
         """From PEM or DER."""
-        if pem.is_pem(data):
-            label, data = pem.decode(data)
-            if label not in ("CERTIFICATE", "X509 CERTIFICATE"):
-                raise DecodeError(f"expected a CERTIFICATE PEM block, got {label}", reason="BAD_PEM")
-        return cls(data)
+        return cls(pem.der_of(data, "CERTIFICATE", "X509 CERTIFICATE"))
 
     @classmethod
     def load_all(cls, data: bytes) -> list[Certificate]:

@@ -18,7 +18,7 @@ from trustsvc.algorithms import asn1_registry, pem
 from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.algorithms.signer import Signer
-from trustsvc.errors import CertificateError, DecodeError, InvalidSignature, TrustsvcError
+from trustsvc.errors import CertificateError, InvalidSignature, TrustsvcError
 from trustsvc.pki._asn1 import guarded, signature_algorithm_field
 from trustsvc.pki.certificate import Certificate
 
@@ -96,11 +96,7 @@ class CertificateRevocationList:
     @classmethod
     def load(cls, data: bytes) -> CertificateRevocationList:
         """From PEM ('X509 CRL') or DER."""
-        if pem.is_pem(data):
-            label, data = pem.decode(data)
-            if label != "X509 CRL":
-                raise DecodeError(f"expected an X509 CRL PEM block, got {label}", reason="BAD_PEM")
-        return cls(data)
+        return cls(pem.der_of(data, "X509 CRL"))
 
     @property
     def issuer_name(self) -> x509.Name:

@@ -15,7 +15,7 @@ from trustsvc.algorithms import asn1_registry, pem
 from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.algorithms.signer import Signer
-from trustsvc.errors import DecodeError, InvalidSignature, TrustsvcError
+from trustsvc.errors import InvalidSignature, TrustsvcError
 from trustsvc.pki._asn1 import guarded, signature_algorithm_field
 
 asn1_registry.register()
@@ -38,11 +38,7 @@ class CertificateRequest:
     @classmethod
     def load(cls, data: bytes) -> CertificateRequest:
         """From PEM ('CERTIFICATE REQUEST') or DER."""
-        if pem.is_pem(data):
-            label, data = pem.decode(data)
-            if label not in ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"):
-                raise DecodeError(f"expected a CERTIFICATE REQUEST PEM block, got {label}", reason="BAD_PEM")
-        return cls(data)
+        return cls(pem.der_of(data, "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"))
 
     @property
     def subject_name(self) -> x509.Name:
