@@ -22,8 +22,8 @@ from trustsvc.algorithms.signature_algorithm import KeyType
 from trustsvc.errors import DecodeError, InvalidInput, UnsupportedAlgorithm, WrongPassphrase
 
 PBKDF2_ITERATIONS = 100_000
-_KDF_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
-               "sm3": hashes.SM3}
+_KDF_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512, "sm3": hashes.SM3}
 
 
 # ---------------------------------------------------------------------------------- public
