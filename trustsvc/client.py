@@ -154,22 +154,14 @@ class Client:
     def sign_data_stream(self, key: str, chunks: Iterable[bytes], *, idempotency_key: str = "",
                          timeout: float | None = None) -> Any:
         init = signature_pb2.SignStreamInit(key=key, idempotency_key=idempotency_key)
-
-        def gen() -> Iterator[Any]:
-            yield signature_pb2.SignDataStreamRequest(init=init)
-            for c in chunks:
-                yield signature_pb2.SignDataStreamRequest(chunk=c)
-        return self.signature.SignDataStream(gen(), timeout=timeout or self.timeout)
+        return self.signature.SignDataStream(_then_chunks(signature_pb2.SignDataStreamRequest, {"init": init}, chunks),
+                                             timeout=timeout or self.timeout)
 
     def sign_message_stream(self, key: str, chunks: Iterable[bytes], *, idempotency_key: str = "",
                             timeout: float | None = None) -> Any:
         init = signature_pb2.SignStreamInit(key=key, idempotency_key=idempotency_key)
-
-        def gen() -> Iterator[Any]:
-            yield signature_pb2.SignMessageStreamRequest(init=init)
-            for c in chunks:
-                yield signature_pb2.SignMessageStreamRequest(chunk=c)
-        return self.signature.SignMessageStream(gen(), timeout=timeout or self.timeout)
+        return self.signature.SignMessageStream(_then_chunks(signature_pb2.SignMessageStreamRequest, {"init": init},
+                                                             chunks), timeout=timeout or self.timeout)
 
     def sign_pdf_stream(self, options: Any, chunks: Iterable[bytes], out: BinaryIO, *,
                         timeout: float | None = None) -> Any:
@@ -177,12 +169,9 @@ class Client:
 
         The output's SHA-256 is checked against the summary's ``signed_sha256`` (DecodeError if they differ).
         """
-        def gen() -> Iterator[Any]:
-            yield document_pb2.SignPdfStreamRequest(options=options)
-            for c in chunks:
-                yield document_pb2.SignPdfStreamRequest(chunk=c)
         sha, summary = hashlib.sha256(), None
-        for part in self.documents.SignPdfStream(gen(), timeout=timeout or self.timeout):
+        requests = _then_chunks(document_pb2.SignPdfStreamRequest, {"options": options}, chunks)
+        for part in self.documents.SignPdfStream(requests, timeout=timeout or self.timeout):
             if part.WhichOneof("part") == "chunk":
                 sha.update(part.chunk)
                 out.write(part.chunk)
@@ -218,3 +207,11 @@ class Client:
 
     def disable_key(self, name: str, version: int = 0, **kw: Any) -> Any:
         return self.call(self.keys.DisableKey, key_pb2.DisableKeyRequest(name=name, version=version), **kw).key
+
+
+def _then_chunks(request_type: Any, first: dict[str, Any], chunks: Iterable[bytes]) -> Iterator[Any]:
+    """A client stream: ``request_type(**first)`` (its init or options), then one ``request_type(chunk=...)``
+    per chunk."""
+    yield request_type(**first)
+    for c in chunks:
+        yield request_type(chunk=c)
