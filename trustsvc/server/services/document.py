@@ -51,8 +51,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
 
     # options ------------------------------------------------------------------------------
     def _options(self, options: Any) -> tuple[Signer, SignOptions]:
-        if not options.seal_id and (options.rect or options.anchor_text):
-            raise InvalidInput("rect and anchor_text place a visible seal: give seal_id too", reason="SEAL_ID_REQUIRED")
+        _placement_needs_seal(options)
         signer = self.rt.signer(options.key or "default")
         appearance = self._appearance(options, signer) if options.seal_id else None
         opts = SignOptions(field_name=options.field_name or None, reason=options.reason or None,
@@ -194,8 +193,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         if o.with_timestamp:
             raise InvalidInput("batch signing (prepared template) makes B-B signatures: use SignPdf with "
                                "with_timestamp", reason="BATCH_OPTION_UNSUPPORTED")
-        if not o.seal_id and (o.rect or o.anchor_text):
-            raise InvalidInput("rect and anchor_text place a visible seal: give seal_id too", reason="SEAL_ID_REQUIRED")
+        _placement_needs_seal(o)
         call = ctx.current()
         req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
         return self.rt.idempotency.run(call.client, request.options.idempotency_key, call.operation, req_hash,
@@ -251,6 +249,12 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
             reason = next(sig.result.reason for sig in sigs if not sig.result.valid)
         return pb.VerifyPdfResponse(result=result(report.valid, reason), signatures=sigs,
                                     report_json=json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+
+
+def _placement_needs_seal(options: Any) -> None:
+    """rect and anchor_text place a seal: without seal_id they are a mistake, refused with SEAL_ID_REQUIRED."""
+    if not options.seal_id and (options.rect or options.anchor_text):
+        raise InvalidInput("rect and anchor_text place a visible seal: give seal_id too", reason="SEAL_ID_REQUIRED")
 
 
 def _hash_file(f: BinaryIO) -> tuple[int, str]:
