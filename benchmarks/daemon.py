@@ -16,6 +16,12 @@ Reports requests/s and p50/p99 latency for: echo, data signing, token issuance, 
 batch signing (signatures/s) next to the in-process signing rate of the same key, measured in P
 processes signing at once (the same CPU the daemon may use).
 
+Also measured on the echo server: ``echo_sign``, the same bare handler returning one SM2 signature
+over the request with the daemon's "default" key and engine, and nothing else (no audit, policy,
+interceptor or protobuf). It is the floor for any RPC that signs once: ``echo_sign / echo`` is the
+highest ratio such an RPC could reach here, and ``token_issue / echo_sign`` is how close the
+daemon's token issuance comes to that floor.
+
 Also reported, being less noisy than rates on a shared machine: the servers' CPU time (user +
 system, all threads of all their processes, from /proc) per request for each job, and the fdatasync
 latency of the disk holding the audit store (every signing/issuing reply waits for at least one).
@@ -50,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.harness import RESULTS, Check, Rate, report  # noqa: E402
 
 ECHO_METHOD = "/bench.Echo/Echo"
+ECHO_SIGN_METHOD = "/bench.Echo/EchoSign"  # echo that returns one SM2 signature over the request: a signing floor
 
 
 # ------------------------------------------------------------------ echo server (child process)
@@ -61,9 +68,13 @@ def echo_server(home: Path, port: int = 0, pin: int = -1) -> None:
 
     if pin >= 0:  # as the daemon's process number ``pin`` does with pin_cpus
         pin_to_cpu(pin)
+    from trustsvc.keys.factory import open_keystore
+
     files = ensure_dev_tls(home)
+    signer = open_keystore("soft", home).signer("default")  # the daemon's SignData key and engine
     handler = grpc.method_handlers_generic_handler("bench.Echo", {
-        "Echo": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)})  # bytes in, bytes out
+        "Echo": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req),  # bytes in, bytes out
+        "EchoSign": grpc.unary_unary_rpc_method_handler(lambda req, ctx: signer.sign(req))})
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
                          options=[("grpc.so_reuseport", 1 if port else 0)])
     server.add_generic_rpc_handlers((handler,))
@@ -263,6 +274,7 @@ def run_configuration(args: argparse.Namespace, processes: int) -> tuple[dict[st
         _, signature_grpc = codegen.load("signature")
         _, seal_grpc = codegen.load("seal")
         echo_calls = [c.unary_unary(ECHO_METHOD) for c in echo_channels]
+        echo_sign_calls = [c.unary_unary(ECHO_SIGN_METHOD) for c in echo_channels]
         tokens = [token_grpc.TokenServiceStub(c) for c in channels]
         signatures = [signature_grpc.SignatureServiceStub(c) for c in channels]
         seals = [seal_grpc.SealServiceStub(c) for c in channels]
@@ -285,6 +297,7 @@ def run_configuration(args: argparse.Namespace, processes: int) -> tuple[dict[st
 
         jobs: dict[str, Callable[[int], object]] = {
             "echo": lambda i: pick(echo_calls)(payload, timeout=30),
+            "echo_sign": lambda i: pick(echo_sign_calls)(payload, timeout=30),
             "sign_data": lambda i: pick(signatures).SignData(sign_req, timeout=30),
             "token_issue": lambda i: pick(tokens).IssueToken(token_req, timeout=30),
             "seal_sign": lambda i: pick(seals).SignWithSeal(seal_req, timeout=30),
@@ -293,7 +306,7 @@ def run_configuration(args: argparse.Namespace, processes: int) -> tuple[dict[st
         lats: dict[str, list[float]] = {k: [] for k in jobs}
         cpu: dict[str, list[float]] = {k: [0.0, 0.0] for k in jobs}  # server CPU seconds, requests
         client_cpu: dict[str, float] = dict.fromkeys(jobs, 0.0)  # this process's CPU seconds
-        server_pids = {k: [daemon.pid] for k in jobs} | {"echo": [e.pid for e in echoes]}
+        server_pids = {k: [daemon.pid] for k in jobs} | dict.fromkeys(("echo", "echo_sign"), [e.pid for e in echoes])
         batch_threads = 2 if processes == 1 else 2 * processes
         batch_rates, inproc_rates, batch_lat, batch_cpu = [], [], [], [0.0, 0.0]
         for _ in range(args.rounds):  # interleaved rounds: machine noise hits every job alike
@@ -334,6 +347,10 @@ def run_configuration(args: argparse.Namespace, processes: int) -> tuple[dict[st
         sync_ms = fdatasync_ms(home)
         print(f"  fdatasync (audit store disk)         {sync_ms:>8.2f} ms")
         echo_rate = rates["echo"].ops_per_s
+        floor = rates["echo_sign"].ops_per_s / echo_rate
+        token_vs_floor = rates["token_issue"].ops_per_s / rates["echo_sign"].ops_per_s
+        print(f"  echo + one SM2 signature / echo      {floor:>8.2f}   (no RPC that signs can beat this)")
+        print(f"  token issuance / (echo + signature)  {token_vs_floor:>8.2f}")
         checks = [
             Check("token issuance / echo", rates["token_issue"].ops_per_s / echo_rate, ">=", 0.60),
             Check("batch signing / in-process signing", rates["batch_sign (sigs/s)"].ops_per_s
@@ -346,6 +363,8 @@ def run_configuration(args: argparse.Namespace, processes: int) -> tuple[dict[st
             "client_cpu_us_per_request": client_cpu_us, "fdatasync_ms": sync_ms,
             "threads": args.threads, "batch": args.batch, "batch_threads": batch_threads, "seconds": args.seconds,
             "cpus": os.cpu_count(), "sign_data_vs_echo": rates["sign_data"].ops_per_s / echo_rate,
+            "echo_sign_vs_echo": floor,
+            "token_issue_vs_echo_sign": token_vs_floor,
             "seal_sign_vs_echo": rates["seal_sign"].ops_per_s / echo_rate}
         client.close()
         for ch in echo_channels + channels:
