@@ -146,7 +146,8 @@ def encrypt_pkcs8(pkcs8_der: bytes, password: bytes, iterations: int = PBKDF2_IT
         "algorithm": "pbes2",
         "parameters": {
             "key_derivation_func": {"algorithm": "pbkdf2", "parameters": {
-                "salt": algos.Pbkdf2Salt(name="specified", value=salt), "iteration_count": iterations, "prf": {"algorithm": "sha256"}}},
+                "salt": algos.Pbkdf2Salt(name="specified", value=salt), "iteration_count": iterations,
+                "prf": {"algorithm": "sha256"}}},
             "encryption_scheme": {"algorithm": "aes256_cbc", "parameters": iv},
         },
     })
