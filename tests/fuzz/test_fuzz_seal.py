@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_seal_support import make_setup
 from trustsvc.errors import TrustsvcError
 from trustsvc.seal.parse import parse
 from trustsvc.seal.verify import verify
-from tests.unit.test_seal_support import make_setup
 
 _SETUP = make_setup()
 _SEAL = _SETUP.seal
