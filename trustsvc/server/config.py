@@ -70,19 +70,34 @@ class Config:
         return out
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
     kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    bad = InvalidInput(f"config {field.name}: {value!r} is not a {kind}", reason="BAD_CONFIG")
+    if isinstance(value, (dict, list, tuple)):  # a TOML table or array is never a setting here
+        raise bad
     try:
         if "bool" in kind:
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in _TRUE + _FALSE:
+                raise bad  # a typo ("ture") must not silently mean false
+            return text in _TRUE
+        if isinstance(value, bool):  # TOML true where a number is expected (int(True) would be 1)
+            raise bad
         if "int" in kind:
+            if isinstance(value, float) and not value.is_integer():
+                raise bad  # int(3.7) would silently be 3
             return int(value)
         if "float" in kind:
             return float(value)
         if "Path" in kind:
             return Path(value)
-    except ValueError:
-        raise InvalidInput(f"config {field.name}: {value!r} is not a {kind}", reason="BAD_CONFIG") from None
+    except (TypeError, ValueError):
+        raise bad from None
     return str(value)
 
 
@@ -93,16 +108,26 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     values: dict[str, Any] = {}
     if path:
         try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise InvalidInput(f"cannot read config {path}: {exc}", reason="BAD_CONFIG") from None
-        values.update(data.get("server", data))
+        if "server" in data:
+            if not isinstance(data["server"], dict):
+                raise InvalidInput(f"config {path}: server must be a [server] table", reason="BAD_CONFIG")
+            outside = sorted(k for k in data if k != "server")
+            if outside:  # they would be ignored without a word
+                raise InvalidInput(f"config {path}: keys outside the [server] table: {', '.join(outside)}",
+                                   reason="BAD_CONFIG")
+            values.update(data["server"])
+        else:
+            values.update(data)
     fields = {f.name: f for f in dataclasses.fields(Config)}
-    unknown = set(values) - set(fields)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = (set(values) | set(overrides)) - set(fields)
     if unknown:
         raise InvalidInput(f"unknown config keys: {', '.join(sorted(unknown))}", reason="BAD_CONFIG")
     for name in fields:
         if ENV_PREFIX + name.upper() in env:
             values[name] = env[ENV_PREFIX + name.upper()]
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(overrides)
     return Config(**{k: _coerce(fields[k], v) for k, v in values.items()})
