@@ -9,7 +9,7 @@ COPY pyproject.toml README.md ./
 COPY trustsvc ./trustsvc
 COPY cli ./cli
 COPY proto ./proto
-# generate trustsvc/_generated from proto/ at build time (never checked in)
+# generate trustsvc/_generated from proto/ at build time (never checked in); the wheel carries it
 RUN python -m trustsvc.codegen && pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
@@ -18,7 +18,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends softhsm2 opensc
     && useradd --system --uid 10001 --home-dir /var/lib/trustsvc --create-home trustsvc
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-COPY --from=build /src/trustsvc/_generated /usr/local/lib/python3.11/site-packages/trustsvc/_generated
 COPY deploy/trustsvc.toml /etc/trustsvc/trustsvc.toml
 # SM2 vendor profiles and the SoftHSM2 set-up script (`trustsvc hsm init-dev DIR` for a demo token)
 COPY hsm/profiles /opt/trustsvc/hsm/profiles

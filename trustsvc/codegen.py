@@ -100,6 +100,9 @@ def ensure() -> None:
     """Generate when missing or outdated (safe across processes)."""
     if is_up_to_date():
         return
+    if not PROTO_DIR.is_dir():
+        raise RuntimeError(f"the generated gRPC code is missing from {OUT} and there is no proto/ to generate it "
+                           "from: build the package after `python -m trustsvc.codegen`")
     with _lock():
         if not is_up_to_date():
             generate()
