@@ -13,7 +13,9 @@ COPY proto ./proto
 RUN python -m trustsvc.codegen && pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends softhsm2 opensc \
+# fonts-wqy-zenhei: the CJK font seal pictures and PDF seal text are drawn with (the embedded default
+# renders a demo seal at start-up and fails with NO_CJK_FONT without it)
+RUN apt-get update && apt-get install -y --no-install-recommends softhsm2 opensc fonts-wqy-zenhei \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/trustsvc --create-home trustsvc
 COPY --from=build /wheels /wheels
