@@ -199,11 +199,14 @@ class Client:
     def list_keys(self, name: str = "", **kw: Any) -> list[Any]:
         return list(self.call(self.keys.ListKeys, key_pb2.ListKeysRequest(name=name), idempotent=True, **kw).keys)
 
-    def create_key(self, name: str, spec: str = "sm2", **kw: Any) -> Any:
-        return self.call(self.keys.CreateKey, key_pb2.CreateKeyRequest(name=name, spec=spec), **kw).key
+    def create_key(self, name: str, spec: str = "sm2", *, idempotency_key: str = "", **kw: Any) -> Any:
+        req = key_pb2.CreateKeyRequest(name=name, spec=spec, idempotency_key=idempotency_key)
+        return self.call(self.keys.CreateKey, req, idempotent=bool(idempotency_key), **kw).key
 
-    def rotate_key(self, name: str, **kw: Any) -> Any:
-        return self.call(self.keys.RotateKey, key_pb2.RotateKeyRequest(name=name), **kw).key
+    def rotate_key(self, name: str, *, idempotency_key: str = "", **kw: Any) -> Any:
+        """With ``idempotency_key`` a retry returns the same new version instead of rotating again."""
+        req = key_pb2.RotateKeyRequest(name=name, idempotency_key=idempotency_key)
+        return self.call(self.keys.RotateKey, req, idempotent=bool(idempotency_key), **kw).key
 
     def disable_key(self, name: str, version: int = 0, **kw: Any) -> Any:
         return self.call(self.keys.DisableKey, key_pb2.DisableKeyRequest(name=name, version=version), **kw).key

@@ -257,6 +257,21 @@ def test_admin_key_lifecycle(admin: Client, client: Client) -> None:
     assert err.value.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION)
 
 
+def test_key_admin_with_idempotency_key_never_acts_twice(admin: Client) -> None:
+    created = admin.create_key("demo-idem", "sm2", idempotency_key="create-demo-idem")
+    again = admin.create_key("demo-idem", "sm2", idempotency_key="create-demo-idem")  # a retry: no ALREADY_EXISTS
+    assert (again.version, again.public_key) == (created.version, created.public_key) == (1, created.public_key)
+    first = admin.rotate_key("demo-idem", idempotency_key="rotate-1")
+    retried = admin.rotate_key("demo-idem", idempotency_key="rotate-1")
+    assert first.version == retried.version == 2
+    assert sorted(k.version for k in admin.list_keys("demo-idem")) == [1, 2]
+    assert admin.rotate_key("demo-idem", idempotency_key="rotate-2").version == 3
+    with pytest.raises(grpc.RpcError) as err:  # the same key for another request is refused
+        admin.rotate_key("demo-rot-other", idempotency_key="rotate-1")
+    assert err.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT,
+                                grpc.StatusCode.ALREADY_EXISTS)
+
+
 # ------------------------------------------------------------------ refusals
 def test_no_certificate_refused(running: Running) -> None:
     ca = (running.home / "tls" / "ca.pem").read_bytes()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
@@ -12,9 +12,25 @@ from google.rpc import status_pb2
 from trustsvc import codegen
 from trustsvc.audit import AuditRecord
 from trustsvc.errors import InvalidInput, TrustsvcError
+from trustsvc.server import context as ctx
 from trustsvc.server.errors import status_for
+from trustsvc.server.idempotency import request_hash
+
+if TYPE_CHECKING:
+    from trustsvc.server.runtime import Runtime
 
 common_pb2, _ = codegen.load("common")
+
+
+def once(rt: Runtime, idem_key: str, request: Any, response_type: type, produce: Callable[[], Any],
+         *extra: bytes) -> Any:
+    """``produce()`` at most once per (caller, idempotency key); a retry of the same request gets the
+    stored reply. ``request`` (and ``extra`` bytes) identify the request; no key: just ``produce()``."""
+    if not idem_key:
+        return produce()
+    call = ctx.current()
+    req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True), *extra)
+    return rt.idempotency.run(call.client, idem_key, call.operation, req_hash, response_type, produce)
 
 
 def receipt(rec: AuditRecord) -> Any:

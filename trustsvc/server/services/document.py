@@ -30,9 +30,8 @@ from trustsvc.seal.model import ParsedSeal
 from trustsvc.seal.parse import parse_seal
 from trustsvc.seal.registry import SealRegistry
 from trustsvc.server import context as ctx
-from trustsvc.server.idempotency import request_hash
 from trustsvc.server.runtime import Runtime
-from trustsvc.server.services.common import item_error, receipt, require, result
+from trustsvc.server.services.common import item_error, once, receipt, require, result
 
 pb, pb_grpc = codegen.load("document")
 OUT_CHUNK = 1024 * 1024
@@ -111,16 +110,13 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
 
     def SignPdf(self, request: Any, context: grpc.ServicerContext) -> Any:
         require(request.pdf, "pdf")
-        call = ctx.current()
-        req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
 
         def produce() -> Any:
             out = io.BytesIO()
             resp = self._sign(request.options, request.pdf, hashlib.sha256(request.pdf).hexdigest(), out)
             resp.pdf = out.getvalue()
             return resp
-        return self.rt.idempotency.run(call.client, request.options.idempotency_key, call.operation, req_hash,
-                                       pb.SignPdfResponse, produce)
+        return once(self.rt, request.options.idempotency_key, request, pb.SignPdfResponse, produce)
 
     def SignPdfStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         call = ctx.current()
@@ -146,8 +142,6 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
                 raise InvalidInput("no PDF bytes were sent", reason="MISSING_FIELD")
             spool.seek(0)
             digest = sha.hexdigest()
-            req_hash = request_hash(call.operation, options.SerializeToString(deterministic=True),
-                                    bytes.fromhex(digest))
             signed_here = False
 
             def produce() -> Any:
@@ -158,8 +152,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
                     out.seek(0)
                     resp.pdf = out.read()  # kept for replay
                 return resp
-            resp = self.rt.idempotency.run(call.client, options.idempotency_key, call.operation, req_hash,
-                                           pb.SignPdfResponse, produce)
+            resp = once(self.rt, options.idempotency_key, options, pb.SignPdfResponse, produce, bytes.fromhex(digest))
             if signed_here:
                 out.seek(0)
                 while chunk := out.read(OUT_CHUNK):
@@ -194,10 +187,8 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
             raise InvalidInput("batch signing (prepared template) makes B-B signatures: use SignPdf with "
                                "with_timestamp", reason="BATCH_OPTION_UNSUPPORTED")
         _placement_needs_seal(o)
-        call = ctx.current()
-        req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
-        return self.rt.idempotency.run(call.client, request.options.idempotency_key, call.operation, req_hash,
-                                       pb.BatchSignPdfResponse, lambda: self._batch(request))
+        return once(self.rt, request.options.idempotency_key, request, pb.BatchSignPdfResponse,
+                    lambda: self._batch(request))
 
     def _batch(self, request: Any) -> Any:
         call = ctx.current()

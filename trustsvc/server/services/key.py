@@ -9,7 +9,7 @@ import grpc
 from trustsvc import codegen
 from trustsvc.keys.base import KeyInfo
 from trustsvc.server.runtime import Runtime
-from trustsvc.server.services.common import receipt, require, ts
+from trustsvc.server.services.common import once, receipt, require, ts
 
 pb, pb_grpc = codegen.load("key")
 
@@ -36,15 +36,23 @@ class KeyService(pb_grpc.KeyServiceServicer):  # type: ignore[name-defined]  # g
 
     def CreateKey(self, request: Any, context: grpc.ServicerContext) -> Any:
         name, spec = require(request.name, "name"), request.spec or "sm2"
-        info = self._certify(self.rt.keystore.create(name, spec))
-        rec = self.rt.record(ref=info.ref, detail={"spec": spec})
-        return pb.CreateKeyResponse(key=key_message(info), audit=receipt(rec))
+
+        def produce() -> Any:
+            info = self._certify(self.rt.keystore.create(name, spec))
+            rec = self.rt.record(ref=info.ref, detail={"spec": spec})
+            return pb.CreateKeyResponse(key=key_message(info), audit=receipt(rec))
+        return once(self.rt, request.idempotency_key, request, pb.CreateKeyResponse, produce)
 
     def RotateKey(self, request: Any, context: grpc.ServicerContext) -> Any:
-        info = self._certify(self.rt.keystore.rotate(require(request.name, "name")))
-        self.rt.forget_signers()
-        rec = self.rt.record(ref=info.ref)
-        return pb.RotateKeyResponse(key=key_message(info), audit=receipt(rec))
+        """With an idempotency key a retried rotation returns the first rotation's version, never rotates twice."""
+        name = require(request.name, "name")
+
+        def produce() -> Any:
+            info = self._certify(self.rt.keystore.rotate(name))
+            self.rt.forget_signers()
+            rec = self.rt.record(ref=info.ref)
+            return pb.RotateKeyResponse(key=key_message(info), audit=receipt(rec))
+        return once(self.rt, request.idempotency_key, request, pb.RotateKeyResponse, produce)
 
     def DisableKey(self, request: Any, context: grpc.ServicerContext) -> Any:
         info = self.rt.keystore.disable(require(request.name, "name"), request.version or None)

@@ -16,9 +16,8 @@ from trustsvc.seal.registry import SealRecord, SealRegistry
 from trustsvc.seal.sign import SealSigner
 from trustsvc.seal.verify import verify
 from trustsvc.server import context as ctx
-from trustsvc.server.idempotency import request_hash
 from trustsvc.server.runtime import Runtime
-from trustsvc.server.services.common import receipt, require, result, ts
+from trustsvc.server.services.common import once, receipt, require, result, ts
 
 pb, pb_grpc = codegen.load("seal")
 UTC = dt.UTC
@@ -78,7 +77,6 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
     def MakeSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
         require(request.name, "name")
         call = ctx.current()
-        req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
 
         def produce() -> Any:
             rec = self.make(request.name, request.type, request.picture, request.picture_type, request.width_mm,
@@ -86,8 +84,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
                             request.holder_key or "default", request.holder_certificate, actor=call.client)
             audit = self.rt.record(ref=f"seal:{rec.es_id}", data=rec.der, detail={"name": rec.name})
             return pb.MakeSealResponse(seal=seal_message(rec), audit=receipt(audit))
-        return self.rt.idempotency.run(call.client, request.idempotency_key, call.operation, req_hash,
-                                       pb.MakeSealResponse, produce)
+        return once(self.rt, request.idempotency_key, request, pb.MakeSealResponse, produce)
 
     def GetSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
         seal_id = require(request.seal_id, "seal_id")
@@ -137,9 +134,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         self.rt.policy().check_seal(call.identity, seal_id)
         if request.WhichOneof("content") is None:
             raise InvalidInput("give data or sm3_digest", reason="MISSING_FIELD")
-        req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
-        return self.rt.idempotency.run(call.client, request.idempotency_key, call.operation, req_hash,
-                                       pb.SignWithSealResponse, lambda: self._sign(request))
+        return once(self.rt, request.idempotency_key, request, pb.SignWithSealResponse, lambda: self._sign(request))
 
     def _sign(self, request: Any) -> Any:
         try:

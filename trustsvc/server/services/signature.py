@@ -19,9 +19,8 @@ from trustsvc.audit.digest import sm3_hex
 from trustsvc.errors import InvalidInput, InvalidSignature, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.server import context as ctx
-from trustsvc.server.idempotency import request_hash
 from trustsvc.server.runtime import Runtime
-from trustsvc.server.services.common import item_error, receipt, require, result, ts
+from trustsvc.server.services.common import item_error, once, receipt, require, result, ts
 
 pb, pb_grpc = codegen.load("signature")
 
@@ -46,10 +45,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
 
     # helpers ------------------------------------------------------------------------
     def _idem(self, request: Any, response_type: type, produce: Any, *extra: bytes) -> Any:
-        call = ctx.current()
-        req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True), *extra)
-        return self.rt.idempotency.run(call.client, request.idempotency_key, call.operation, req_hash,
-                                       response_type, produce)
+        return once(self.rt, request.idempotency_key, request, response_type, produce, *extra)
 
     def _sign_data(self, key: str, sm2_id: bytes, data: bytes) -> Any:
         signer = _with_id(self.rt.signer(key), sm2_id)
@@ -154,14 +150,11 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
             else:
                 parts.append(chunk)
         doc_hash = document.digest()
-        call = ctx.current()
-        req_hash = request_hash(call.operation, init.SerializeToString(deterministic=True), doc_hash)
 
         def produce() -> Any:
             signature = signer.sign_digest(hasher.digest()) if hasher is not None else signer.sign(b"".join(parts))
             return self._respond(signer, signature, doc_hash.hex(), {"bytes": total, "prehashed": hasher is not None})
-        return self.rt.idempotency.run(call.client, init.idempotency_key, call.operation, req_hash,
-                                       pb.SignDataResponse, produce)
+        return self._idem(init, pb.SignDataResponse, produce, doc_hash)
 
     def SignMessageStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
         # Detached CMS: only the digest is kept, memory stays bounded whatever the size.
@@ -174,11 +167,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         for chunk in chunks:
             hasher.update(chunk)
         digest = hasher.digest()
-        call = ctx.current()
-        req_hash = request_hash(call.operation, init.SerializeToString(deterministic=True), digest)
-        return self.rt.idempotency.run(call.client, init.idempotency_key, call.operation, req_hash,
-                                       pb.SignMessageResponse,
-                                       lambda: self._sign_message(init.key, None, digest, True))
+        return self._idem(init, pb.SignMessageResponse, lambda: self._sign_message(init.key, None, digest, True),
+                          digest)
 
     def ExportCert(self, request: Any, context: grpc.ServicerContext) -> Any:
         signer = self.rt.signer(require(request.key, "key"))

@@ -15,10 +15,8 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from trustsvc import codegen
 from trustsvc.algorithms.sm3 import sm3
 from trustsvc.errors import InvalidInput
-from trustsvc.server import context as ctx
-from trustsvc.server.idempotency import request_hash
 from trustsvc.server.runtime import Runtime
-from trustsvc.server.services.common import receipt, require, result
+from trustsvc.server.services.common import once, receipt, require, result
 from trustsvc.token import TokenInvalid
 from trustsvc.token.codec import parse_compact
 from trustsvc.token.service import TokenConfig
@@ -48,12 +46,7 @@ class TokenService(pb_grpc.TokenServiceServicer):  # type: ignore[name-defined] 
 
     def IssueToken(self, request: Any, context: grpc.ServicerContext) -> Any:
         require(request.subject, "subject")
-        call = ctx.current()
-        if not request.idempotency_key:
-            return self._issue(request)
-        req_hash = request_hash(call.operation, request.SerializeToString(deterministic=True))
-        return self.rt.idempotency.run(call.client, request.idempotency_key, call.operation, req_hash,
-                                       pb.IssueTokenResponse, lambda: self._issue(request))
+        return once(self.rt, request.idempotency_key, request, pb.IssueTokenResponse, lambda: self._issue(request))
 
     def _issue(self, request: Any) -> Any:
         extra = json_format.MessageToDict(request.claims) if request.HasField("claims") else {}
