@@ -7,7 +7,10 @@
 Every stub is available as ``c.signature``, ``c.keys``, ``c.tokens``, ``c.seals``, ``c.documents``,
 ``c.timestamps`` and ``c.health``; ``c.call(stub_method, request)`` adds the deadline and retries.
 A call is retried on UNAVAILABLE (and ABORTED from an idempotency key in progress) only when it is
-idempotent: verifications and reads always, signing calls when they carry an idempotency key.
+idempotent: verifications and reads always, signing calls (and key creation or rotation) when they
+carry an idempotency key. Client-streaming calls (``*_stream``) are never retried: their chunks come
+from an iterator that cannot be sent twice; call again with the same idempotency key to get the
+stored result instead of a second signature.
 """
 
 from __future__ import annotations
