@@ -11,6 +11,8 @@ import grpc
 from trustsvc.server.policy import Identity
 
 _CURRENT: contextvars.ContextVar[Call] = contextvars.ContextVar("trustsvc_call")
+# grpcio reports a call without a deadline as about 9.2e18 s remaining (never None): anything beyond this is none
+NO_DEADLINE_S = 1e9
 
 
 @dataclasses.dataclass
@@ -32,9 +34,11 @@ class Call:
         return str(self.identity)
 
     def time_remaining(self) -> float:
+        """Seconds left: the client's deadline when it set one, else ``default_deadline_s`` from the start."""
         remaining = self.context.time_remaining()
-        own = self.default_deadline_s - (time.monotonic() - self.started)
-        return min(own, remaining) if remaining is not None else own
+        if remaining is not None and remaining < NO_DEADLINE_S:
+            return remaining
+        return self.default_deadline_s - (time.monotonic() - self.started)
 
     def check_deadline(self) -> None:
         """Abort with DEADLINE_EXCEEDED when the client's (or the default) deadline has passed."""
