@@ -16,7 +16,8 @@ class SwitchableDatabase(Database):
     read_only = False
 
     def transaction(self):  # type: ignore[override]
-        self._connection().execute(f"PRAGMA query_only={'ON' if self.read_only else 'OFF'}")
+        if self.dialect == "sqlite":
+            self._connection().execute(f"PRAGMA query_only={'ON' if self.read_only else 'OFF'}")
         return super().transaction()
 
 
