@@ -75,6 +75,38 @@ def test_mixed_run_is_fully_audited_and_verifies(running: Running) -> None:
     assert [(p.seq, p.kind) for p in report.problems] == [(batch_rec.seq, "EDITED")]
 
 
+def test_refusals_are_audited_with_their_reason(running: Running) -> None:
+    from trustsvc.client import key_pb2, seal_pb2
+
+    with running.client() as c:
+        refused = {  # request id -> (what was tried, expected status)
+            "r-admin": (lambda rid: c.call(c.keys.CreateKey, key_pb2.CreateKeyRequest(name="mine"), request_id=rid),
+                        grpc.StatusCode.PERMISSION_DENIED),
+            "r-key": (lambda rid: c.call(c.signature.SignData, signature_pb2.SignDataRequest(key="audit", data=b"x"),
+                                         request_id=rid), grpc.StatusCode.PERMISSION_DENIED),
+            "r-unknown": (lambda rid: c.call(c.signature.SignData, signature_pb2.SignDataRequest(
+                key="demo-none", data=b"x"), request_id=rid), grpc.StatusCode.NOT_FOUND),
+            "r-nokey": (lambda rid: c.call(c.signature.SignData, signature_pb2.SignDataRequest(data=b"x"),
+                                           request_id=rid), grpc.StatusCode.INVALID_ARGUMENT),
+        }
+        reasons = {}
+        for rid, (attempt, code) in refused.items():
+            with pytest.raises(grpc.RpcError) as err:
+                attempt(rid)
+            assert err.value.code() == code, (rid, err.value)
+            reasons[rid] = error_reason(err.value)
+        with pytest.raises(grpc.RpcError) as err:  # a read-only call's refusal is not audited
+            c.call(c.seals.GetSeal, seal_pb2.GetSealRequest(seal_id="no-such-seal"), request_id="r-read")
+    log = running.daemon.rt.audit
+    refs = {"r-admin": "mine", "r-key": "audit", "r-unknown": "demo-none", "r-nokey": ""}
+    for rid, reason in reasons.items():
+        (rec,) = log.find(rid)
+        assert rec.result == f"refused:{reason}" and rec.client == "cn=demo-client" and rec.ref == refs[rid], rec
+        assert rec.document_hash == "" and json.loads(rec.detail)["message"]
+    assert log.find("r-read") == []
+    assert verify_log(running.db).ok
+
+
 def test_unwritable_audit_store_refuses_to_sign(running: Running) -> None:
     with running.client() as c:
         assert c.sign_data("default", b"before").signature

@@ -76,5 +76,8 @@ def test_two_daemons_share_revocations_idempotency_seals_and_one_audit_chain(pai
     db = Database(pg_url)
     report = verify_log(db, trusted_keys=[a.daemon.rt.audit.signer.public_key])  # type: ignore[union-attr]
     assert report.ok, report.problems
-    # issue, revoke, one signature (its replay adds none), seal signature, suspension, then the 40
-    assert report.records == 5 + 40 and set(seqs) <= set(range(1, report.records + 1))
+    # issue, revoke, one signature (its replay adds none), the refused key reuse, seal signature,
+    # suspension, the refused seal signature, then the 40
+    assert report.records == 7 + 40 and set(seqs) <= set(range(1, report.records + 1))
+    refused = [r.result for r in a.daemon.rt.audit.records() if r.result.startswith("refused:")]
+    assert refused == ["refused:IDEMPOTENCY_KEY_REUSED", "refused:SEAL_NOT_ACTIVE"], refused

@@ -94,7 +94,8 @@ class Daemon:
     def _build(self) -> grpc.Server:
         cfg = self.config
         interceptor = TrustsvcInterceptor(self.rt.policy, self.rt.metrics, insecure=cfg.insecure,
-                                          default_deadline_s=cfg.default_deadline_s)
+                                          default_deadline_s=cfg.default_deadline_s,
+                                          audit_refusal=self.rt.record_refusal)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="trustsvc-rpc"),
             interceptors=[interceptor], maximum_concurrent_rpcs=cfg.max_concurrency,

@@ -31,6 +31,8 @@ from trustsvc.server.metrics import MethodMetrics, Metrics
 from trustsvc.server.policy import Identity, Policy
 
 REQUEST_ID_HEADER = "x-request-id"
+# RPCs that change nothing: their refusals are not audited (everything else, once refused, is)
+_READ_ONLY_PREFIXES = ("Verify", "Get", "List", "Introspect", "Parse", "Export", "Validate")
 
 
 class _RequestIds:
@@ -85,22 +87,42 @@ def request_id_of(context: grpc.ServicerContext) -> str:
     return _REQUEST_IDS.new()
 
 
+def _ref_of(request: Any, m: _Method) -> str:
+    """The key or seal a refused request named, when it is a message that says (else "")."""
+    for message in (request, getattr(request, "options", None)):
+        if message is None or not hasattr(message, "ListFields"):
+            continue
+        seal_id, key = getattr(message, "seal_id", ""), getattr(message, "key", "")
+        if isinstance(seal_id, str) and seal_id:
+            return f"seal:{seal_id}"
+        if isinstance(key, str) and key:
+            return key
+        name = getattr(message, "name", "")
+        if m.service == "KeyService" and isinstance(name, str):
+            return name
+    return ""
+
+
 class _Method:
     """What the interceptor knows about one RPC method, computed once."""
 
-    __slots__ = ("full", "method", "metrics", "service")
+    __slots__ = ("audited", "full", "method", "metrics", "service")
 
     def __init__(self, full: str, metrics: Metrics) -> None:
         service_full, _, self.method = full.lstrip("/").rpartition("/")
         self.service = service_full.rsplit(".", 1)[-1] if service_full.startswith("trustsvc.") else service_full
         self.full = full
         self.metrics = MethodMetrics(metrics, full)
+        self.audited = service_full.startswith("trustsvc.") and not self.method.startswith(_READ_ONLY_PREFIXES)
 
 
 class TrustsvcInterceptor(grpc.ServerInterceptor):
     def __init__(self, policy_source: Callable[[], Policy], metrics: Metrics, *, insecure: bool = False,
-                 default_deadline_s: float = 30.0) -> None:
+                 default_deadline_s: float = 30.0,
+                 audit_refusal: Callable[[ctx.Call, TrustsvcError, str], None] | None = None) -> None:
+        """``audit_refusal(call, error, ref)`` records a refused signing, issuing, revoking or admin call."""
         self._policy = policy_source
+        self._audit_refusal = audit_refusal
         self._metrics = metrics
         self._insecure = insecure
         self._default_deadline_s = default_deadline_s
@@ -127,17 +149,19 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
         return handler._replace(stream_stream=self._stream(handler.stream_stream, m))
 
     def _begin(self, context: grpc.ServicerContext, m: _Method) -> ctx.Call:
+        """The call (request id, identity); the policy on the operation is checked by the caller."""
         request_id = request_id_of(context)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         identity = identity_of(context, self._insecure)
-        call = ctx.Call(identity, request_id, m.service, m.method, context,
-                        default_deadline_s=self._default_deadline_s)
-        self._policy().check_operation(identity, m.service, m.method)
-        return call
+        return ctx.Call(identity, request_id, m.service, m.method, context, default_deadline_s=self._default_deadline_s)
 
-    def _fail(self, context: grpc.ServicerContext, exc: BaseException, request_id: str) -> Any:
+    def _fail(self, context: grpc.ServicerContext, exc: BaseException, call: ctx.Call | None, m: _Method,
+              request: Any) -> Any:
+        request_id = call.request_id if call else "-"
         if isinstance(exc, TrustsvcError):
             self._metrics.count_error(exc)
+            if call is not None and m.audited and self._audit_refusal is not None:
+                self._audit_refusal(call, exc, _ref_of(request, m))
             context.abort_with_status(rpc_status.to_status(status_for(exc)))
         code = context.code() if hasattr(context, "code") else None
         if code is not None and code != grpc.StatusCode.OK:  # context.abort() already called
@@ -161,10 +185,11 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
             token = None
             try:
                 call = self._begin(context, m)
+                self._policy().check_operation(call.identity, m.service, m.method)
                 token = ctx.set_current(call)
                 return behavior(request_or_iterator, context)
             except BaseException as exc:  # noqa: BLE001 - mapped to a status
-                return self._fail(context, exc, call.request_id if call else "-")
+                return self._fail(context, exc, call, m, request_or_iterator)
             finally:
                 if token is not None:
                     ctx.reset(token)
@@ -179,12 +204,13 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
             token = None
             try:
                 call = self._begin(context, m)
+                self._policy().check_operation(call.identity, m.service, m.method)
                 token = ctx.set_current(call)
                 yield from behavior(request_or_iterator, context)
             except GeneratorExit:
                 raise
             except BaseException as exc:  # noqa: BLE001
-                self._fail(context, exc, call.request_id if call else "-")
+                self._fail(context, exc, call, m, request_or_iterator)
             finally:
                 if token is not None:
                     try:

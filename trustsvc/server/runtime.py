@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -12,12 +13,13 @@ from trustsvc.algorithms.signer import Signer
 from trustsvc.audit import AuditEvent, AuditLog, AuditRecord
 from trustsvc.audit.canonical import canonical_json
 from trustsvc.audit.digest import sm3_hex
-from trustsvc.errors import InvalidInput, StoreError
+from trustsvc.errors import InvalidInput, StoreError, TrustsvcError
 from trustsvc.keys.base import KeyStore, parse_key_ref
 from trustsvc.pki.certificate import Certificate
 from trustsvc.server import context as ctx
 from trustsvc.server.config import Config
 from trustsvc.server.idempotency import IdempotencyStore
+from trustsvc.server.logs import log
 from trustsvc.server.metrics import Metrics
 from trustsvc.server.policy import Policy
 from trustsvc.store.database import Database
@@ -103,6 +105,21 @@ class Runtime:
         result = "ok" if all(item[2] == "ok" for item in items) else "partial"
         return self.record(ref=ref, document_hash=sm3_hex(canonical_json(listed)), result=result,
                            detail={**(detail or {}), "items": listed})
+
+    def record_refusal(self, call: ctx.Call, exc: TrustsvcError, ref: str) -> None:
+        """Record a refused signing, issuing, revoking or admin call: result ``refused:<reason>``.
+
+        Best effort: the caller is refused whether or not this record is written, and a failing
+        audit store (the refusal itself may be that) is only logged."""
+        if isinstance(exc, StoreError):
+            return
+        event = AuditEvent(call.operation, call.client, call.request_id, ref, "", f"refused:{exc.reason}",
+                           {"message": exc.message[:200]})
+        try:
+            self.audit.append(event)
+        except Exception as err:  # noqa: BLE001 - never turns a refusal into another error
+            log(logging.WARNING, "a refusal could not be audited", request_id=call.request_id,
+                error=type(err).__name__)
 
     def record_many(self, items: Sequence[tuple[str, bytes | None, str, dict[str, Any]]], *, result: str = "ok",
                     operation: str = "") -> list[AuditRecord]:
