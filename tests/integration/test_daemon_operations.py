@@ -138,8 +138,8 @@ def test_stop_drains_the_call_in_flight_and_refuses_new_ones(home: Path) -> None
             while True:
                 try:
                     seen.append(check(c))
-                except grpc.RpcError as err:
-                    assert err.code() == grpc.StatusCode.UNAVAILABLE, err
+                except grpc.RpcError as err:  # gRPC refuses a call arriving during shutdown either way
+                    assert err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), err
                     break
                 assert time.monotonic() < deadline, "new calls still accepted while draining"
                 time.sleep(0.01)

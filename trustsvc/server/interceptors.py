@@ -166,6 +166,9 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
         code = context.code() if hasattr(context, "code") else None
         if code is not None and code != grpc.StatusCode.OK:  # context.abort() already called
             raise exc
+        if isinstance(exc, grpc.RpcError):  # the request stream broke off: the client cancelled or gave up
+            context.set_code(grpc.StatusCode.CANCELLED)  # what the access log line reports
+            raise exc
         log(logging.ERROR, "unexpected error", request_id=request_id, error=type(exc).__name__, exc=str(exc)[:300])
         context.abort_with_status(rpc_status.to_status(internal_status(request_id)))
         raise AssertionError("unreachable")
