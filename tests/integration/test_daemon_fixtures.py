@@ -34,8 +34,8 @@ class Running:
 
 
 def start_daemon(home: Path, **overrides: object) -> Running:
-    cfg = load_config(None, env={}, home=home, listen="127.0.0.1:0", metrics_listen="", grace_s=5,
-                      **{"audit_checkpoint_every": 10, **overrides})
+    cfg = load_config(None, env={}, home=home, listen="127.0.0.1:0", grace_s=5,
+                      **{"audit_checkpoint_every": 10, "metrics_listen": "", **overrides})
     db = SwitchableDatabase(cfg.database)
     rt = build_runtime(cfg, db=db)
     daemon = Daemon(cfg, rt)

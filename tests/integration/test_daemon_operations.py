@@ -34,13 +34,12 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_daemon_fixtures import Running, SwitchableDatabase, start_daemon
+from tests.integration.test_daemon_fixtures import Running, start_daemon
 from trustsvc.algorithms.signer import Verifier
 from trustsvc.audit.log import select_checkpoints
 from trustsvc.audit.verify import verify_log
 from trustsvc.client import Client, error_reason, signature_pb2, token_pb2
 from trustsvc.pki.certificate import Certificate
-from trustsvc.server import Daemon, build_runtime, load_config
 from trustsvc.server.logs import LOGGER, BatchingStreamHandler, JsonFormatter
 from trustsvc.server.tls import issue_client_cert
 from trustsvc.store.database import Database
@@ -63,15 +62,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextlib.contextmanager
 def daemon(home: Path, **overrides: Any) -> Iterator[Running]:
-    """A daemon (``start_daemon``, or with ``metrics_listen`` when given), stopped at the end whatever happened."""
-    if "metrics_listen" in overrides:  # start_daemon fixes metrics_listen = ""
-        cfg = load_config(None, env={}, home=home, listen="127.0.0.1:0", grace_s=5, audit_checkpoint_every=10,
-                          **overrides)
-        db = SwitchableDatabase(cfg.database)
-        d = Daemon(cfg, build_runtime(cfg, db=db))
-        running = Running(d, home, f"127.0.0.1:{d.start()}", db)
-    else:
-        running = start_daemon(home, **overrides)
+    """A daemon (``start_daemon``), stopped at the end whatever happened."""
+    running = start_daemon(home, **overrides)
     try:
         yield running
     finally:
