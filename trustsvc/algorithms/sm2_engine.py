@@ -2,8 +2,10 @@
 
 The scheme (Z, e = SM3(Z‖M), encodings) lives in ``sm2.py``; an engine only does the curve
 arithmetic: key generation, signing and verifying a 32-byte e, encryption. The default engine
-is gmalglib (C, /dev/urandom); see the README for the measured choice. Select another with the
-environment variable ``TRUSTSVC_SM2_ENGINE``.
+is ``native``: our own constant-time signing extension (``_sm2native.c``) for k·G and signatures,
+with gmalglib (C, /dev/urandom) for everything else; when the extension is not built, gmalglib
+alone. See docs/sm2-engine.md for the measured choice. Select another with the environment
+variable ``TRUSTSVC_SM2_ENGINE`` (``native``, ``gmalglib``, ``pure-python``).
 """
 
 from __future__ import annotations
@@ -74,6 +76,52 @@ class GmalglibEngine:
             return False
 
 
+class NativeEngine:
+    """Signing and public points from ``trustsvc.algorithms._sm2native`` (ours, constant-time fixed-base comb,
+    GIL released while it computes); verification, encryption, decryption and point checks from gmalglib."""
+
+    name = "native"
+    can_sign = True
+
+    def __init__(self) -> None:
+        from trustsvc.algorithms import _sm2native  # type: ignore[attr-defined]
+
+        self._native = _sm2native
+        self._gm = GmalglibEngine()
+
+    def generate(self) -> tuple[bytes, bytes]:
+        from trustsvc.algorithms.sm2_curve import N
+
+        while True:  # uniform in [1, n-2]: n-1 cannot sign (1 + d = n has no inverse)
+            scalar = os.urandom(32)
+            if 1 <= int.from_bytes(scalar, "big") <= N - 2:
+                return scalar, bytes(self._native.public_point(scalar))
+
+    def public_point(self, scalar: bytes) -> bytes:
+        return bytes(self._native.public_point(scalar))
+
+    def context(self, scalar: bytes | None, point: bytes) -> object:
+        """A reusable per-key context: ``sign_digest(e)`` with (1+d)^-1 computed once; checks point = d·G."""
+        if scalar is None:
+            return self._gm.context(None, point)
+        return self._native.SignContext(scalar, point)
+
+    def sign_e(self, scalar: bytes, point: bytes, e: bytes) -> bytes:
+        return bytes(self._native.SignContext(scalar, point).sign_digest(e))
+
+    def verify_e(self, point: bytes, e: bytes, rs: bytes) -> bool:
+        return self._gm.verify_e(point, e, rs)
+
+    def encrypt(self, point: bytes, plaintext: bytes) -> bytes:
+        return self._gm.encrypt(point, plaintext)
+
+    def decrypt(self, scalar: bytes, point: bytes, c1c3c2: bytes) -> bytes:
+        return self._gm.decrypt(scalar, point, c1c3c2)
+
+    def is_valid_point(self, point: bytes) -> bool:
+        return self._gm.is_valid_point(point)
+
+
 class PurePythonEngine:
     """Pure-Python verification only (gmssl's curve code), for platforms with no native wheel."""
 
@@ -121,12 +169,16 @@ class PurePythonEngine:
         return is_on_curve(point)
 
 
-_ENGINES: dict[str, Callable[[], Sm2Engine]] = {"gmalglib": GmalglibEngine, "pure-python": PurePythonEngine}
+_ENGINES: dict[str, Callable[[], Sm2Engine]] = {
+    "native": NativeEngine,
+    "gmalglib": GmalglibEngine,
+    "pure-python": PurePythonEngine,
+}
 _engine: Sm2Engine | None = None
 
 
 def get_engine() -> Sm2Engine:
-    """The process-wide engine: TRUSTSVC_SM2_ENGINE if set, else gmalglib, else pure Python."""
+    """The process-wide engine: TRUSTSVC_SM2_ENGINE if set, else native, else gmalglib, else pure Python."""
     global _engine
     if _engine is None:
         wanted = os.environ.get("TRUSTSVC_SM2_ENGINE")
@@ -135,9 +187,13 @@ def get_engine() -> Sm2Engine:
                 raise UnsupportedAlgorithm(f"unknown SM2 engine {wanted!r}; known: {sorted(_ENGINES)}")
             _engine = _ENGINES[wanted]()
         else:
-            try:
-                _engine = GmalglibEngine()
-            except ImportError:
+            for factory in (NativeEngine, GmalglibEngine):
+                try:
+                    _engine = factory()
+                    break
+                except ImportError:
+                    continue
+            else:
                 _engine = PurePythonEngine()
     assert _engine is not None
     return _engine
