@@ -36,7 +36,15 @@ fi
 stamp=.venv/.trustsvc-installed
 extras="."; [ $want_test = 1 ] && extras=".[test]"
 installed=$(cat "$stamp" 2>/dev/null || true)
-if [ -z "$installed" ] || [ pyproject.toml -nt "$stamp" ] || { [ "$extras" = ".[test]" ] && [ "$installed" != ".[test]" ]; }; then
+# reinstall (which also rebuilds the native SM2 extension) when the packaging or the C source changed,
+# or when the built extension is gone (git clean)
+native_src=trustsvc/algorithms/_sm2native.c
+native_stale=0
+if [ -f "$native_src" ]; then
+  if [ "$native_src" -nt "$stamp" ] || ! compgen -G "trustsvc/algorithms/_sm2native*.so" >/dev/null; then native_stale=1; fi
+fi
+if [ -z "$installed" ] || [ pyproject.toml -nt "$stamp" ] || [ $native_stale = 1 ] \
+   || { [ "$extras" = ".[test]" ] && [ "$installed" != ".[test]" ]; }; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   log=$(mktemp)
   if ! .venv/bin/python -m pip install -q -e "$extras" >"$log" 2>&1; then
