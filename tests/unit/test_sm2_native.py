@@ -1,0 +1,462 @@
+"""The native SM2 signing accelerator (trustsvc/algorithms/_sm2native.c) and the "native" engine.
+
+Checked against the GM/T 0003.5 example, gmalglib, gmssl (pure Python) and a textbook affine
+implementation in Python ints below; signatures are verified by code we did not write.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import threading
+import time
+
+import gmalglib.core as gmalg
+import pytest
+from gmssl import sm2 as gmssl_sm2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.test_sm2 import MSG, PUB, D, E, K, R, S
+from trustsvc.algorithms import _sm2native as native  # type: ignore[attr-defined]
+from trustsvc.algorithms import sm2, sm2_curve, sm2_engine
+from trustsvc.algorithms.keypair import PrivateKey
+from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
+from trustsvc.algorithms.signer import SoftwareSigner
+
+P, N, A = sm2_curve.P, sm2_curve.N, sm2_curve.A
+G = (sm2_curve.GX, sm2_curve.GY)
+
+
+# --- a slow, obviously-correct reference in Python ints (affine coordinates) -----------------------
+
+def _add(p1: tuple[int, int] | None, p2: tuple[int, int] | None) -> tuple[int, int] | None:
+    if p1 is None:
+        return p2
+    if p2 is None:
+        return p1
+    (x1, y1), (x2, y2) = p1, p2
+    if x1 == x2 and (y1 + y2) % P == 0:
+        return None
+    if p1 == p2:
+        lam = (3 * x1 * x1 + A) * pow(2 * y1, -1, P) % P
+    else:
+        lam = (y2 - y1) * pow(x2 - x1, -1, P) % P
+    x3 = (lam * lam - x1 - x2) % P
+    return x3, (lam * (x1 - x3) - y1) % P
+
+
+def _mul(k: int, pt: tuple[int, int] | None = G) -> tuple[int, int] | None:
+    out = None
+    for bit in bin(k)[2:]:
+        out = _add(out, out)
+        if bit == "1":
+            out = _add(out, pt)
+    return out
+
+
+def _ref_point(d: int) -> bytes:
+    pt = _mul(d)
+    assert pt is not None
+    return b"\x04" + pt[0].to_bytes(32, "big") + pt[1].to_bytes(32, "big")
+
+
+def _ref_sign(d: int, e: int, k: int) -> bytes | None:
+    """GB/T 32918.2 signing with a given k; None where the standard says pick another k."""
+    pt = _mul(k)
+    assert pt is not None
+    r = (e + pt[0]) % N
+    if r == 0 or r + k == N:
+        return None
+    s = pow(1 + d, -1, N) * (k - r * d) % N
+    if s == 0:
+        return None
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def _ref_verify(point: bytes, e: int, rs: bytes) -> bool:
+    """GB/T 32918.2 verification in Python ints."""
+    r, s = int.from_bytes(rs[:32], "big"), int.from_bytes(rs[32:], "big")
+    if not (0 < r < N and 0 < s < N):
+        return False
+    t = (r + s) % N
+    if t == 0:
+        return False
+    pa = (int.from_bytes(point[1:33], "big"), int.from_bytes(point[33:], "big"))
+    pt = _add(_mul(s), _mul(t, pa))
+    return pt is not None and (e + pt[0]) % N == r
+
+
+def _b(v: int) -> bytes:
+    return v.to_bytes(32, "big")
+
+
+def _random_scalar(rng: random.Random, top: int = N - 2) -> int:
+    return rng.randint(1, top)
+
+
+# --- known answers ----------------------------------------------------------------------------------
+
+def test_gmt_0003_5_example_public_point() -> None:
+    assert native.public_point(D) == PUB
+
+
+def test_gmt_0003_5_example_signature_with_its_k() -> None:
+    rs = native._sign_digest_with_k_test_only(D, bytes.fromhex(E), K)
+    assert rs.hex().upper() == R + S
+    assert sm2.e_value(PUB, MSG).hex().upper() == E
+
+
+def test_context_signature_verifies_against_the_example_key() -> None:
+    ctx = native.SignContext(D, PUB)
+    rs = ctx.sign_digest(bytes.fromhex(E))
+    assert len(rs) == 64
+    assert gmalg.SM2(pk=PUB).verify_digest(bytes.fromhex(E), rs)
+    assert ctx.point == PUB
+
+
+# --- k*G ---------------------------------------------------------------------------------------------
+
+EDGE_SCALARS = [
+    1, 2, 3, 15, 16, 17, 255, 256, N - 2, N - 1, N - 3, N // 2, N // 2 + 1,
+    2**64 - 1, 2**64, 2**64 + 1, 2**128 - 1, 2**128, 2**192 - 1, 2**192, 2**252 - 1, 2**252, 2**255,
+    2**255 - 1, 2**255 + 1, 2**256 - 2**225 - 1, 2**224 - 1,           # long runs of ones
+    int("F" * 63, 16),                                                 # every 4-bit digit 15
+    int("1" + "0" * 62 + "1", 16), int("8" + "0" * 63, 16) | 1,        # long runs of zeros
+    int("A" * 64, 16) % N, int("5" * 64, 16), int("F0" * 32, 16) % N, int("0F" * 32, 16),
+    int("FF00" * 16, 16) % N, int("00FF" * 16, 16),
+    sum(1 << i for i in range(0, 256, 8)),                             # one bit per byte
+    N - 2**128, N - 2**64, (N - 1) // 3,
+]
+
+
+@pytest.mark.parametrize("d", EDGE_SCALARS, ids=lambda d: hex(d)[:18])
+def test_public_point_edge_scalars(d: int) -> None:
+    assert 1 <= d <= N - 1
+    ours = native.public_point(_b(d))
+    assert ours == _ref_point(d)
+    if d <= N - 2:  # gmalglib refuses n-1 as a private key
+        assert ours == bytes(gmalg.SM2().get_pk(_b(d)))
+
+
+def test_public_point_n_minus_1_is_minus_g() -> None:
+    assert native.public_point(_b(N - 1)) == b"\x04" + _b(sm2_curve.GX) + _b(P - sm2_curve.GY)
+
+
+def test_public_point_matches_gmalglib_for_random_scalars() -> None:
+    rng = random.Random(20260323)
+    for _ in range(1500):
+        d = _b(_random_scalar(rng))
+        assert native.public_point(d) == bytes(gmalg.SM2().get_pk(d))
+    for _ in range(500):  # scalars straight from the OS, as keys are made
+        raw = os.urandom(32)
+        if 1 <= int.from_bytes(raw, "big") <= N - 2:
+            assert native.public_point(raw) == bytes(gmalg.SM2().get_pk(raw))
+
+
+def test_public_point_is_on_the_curve() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        assert sm2_curve.is_on_curve(native.public_point(_b(_random_scalar(rng))))
+
+
+@pytest.mark.parametrize("digit", range(16))
+def test_public_point_every_window_digit(digit: int) -> None:
+    # the same digit in every 4-bit window (top nibble bounded to stay below n); plus 1 so not 0
+    d = int(f"{min(digit, 14):X}" + f"{digit:X}" * 63, 16) or 1
+    assert native.public_point(_b(d)) == _ref_point(d)
+
+
+# --- signatures, checked by others -------------------------------------------------------------------
+
+def test_thousands_of_signatures_verify_with_gmalglib() -> None:
+    rng = random.Random(1)
+    count = 0
+    for _ in range(25):
+        d = _b(_random_scalar(rng))
+        point = native.public_point(d)
+        ctx = native.SignContext(d, point)
+        verifier = gmalg.SM2(pk=point)
+        for _ in range(100):
+            e = rng.randbytes(32)
+            rs = ctx.sign_digest(e)
+            assert verifier.verify_digest(e, rs), (d.hex(), e.hex(), rs.hex())
+            assert not verifier.verify_digest(bytes([e[0] ^ 1]) + e[1:], rs)
+            count += 1
+    assert count == 2500
+
+
+def test_signatures_verify_with_the_python_formula_and_gmssl() -> None:
+    rng = random.Random(2)
+    for _ in range(40):
+        d = _b(_random_scalar(rng))
+        point = native.public_point(d)
+        ctx = native.SignContext(d, point)
+        gm = gmssl_sm2.CryptSM2(private_key=None, public_key=point[1:].hex())
+        for _ in range(5):
+            e = rng.randbytes(32)
+            rs = ctx.sign_digest(e)
+            assert _ref_verify(point, int.from_bytes(e, "big"), rs)
+            assert gm.verify(rs.hex(), e)
+
+
+def test_edge_digests() -> None:
+    """e = 0, e = n - 1, e = n, e >= n and e = 2^256 - 1 (e is reduced mod n)."""
+    d = _b(123456789)
+    point = native.public_point(d)
+    ctx = native.SignContext(d, point)
+    verifier = gmalg.SM2(pk=point)
+    for e in (0, 1, N - 1, N, N + 1, P, 2**256 - 1):
+        rs = ctx.sign_digest(_b(e))
+        assert verifier.verify_digest(_b(e), rs)
+        assert _ref_verify(point, e, rs)
+
+
+def test_fresh_nonce_every_signature() -> None:
+    ctx = native.SignContext(D, PUB)
+    e = bytes.fromhex(E)
+    sigs = {ctx.sign_digest(e) for _ in range(200)}
+    assert len(sigs) == 200
+    assert len({s[:32] for s in sigs}) == 200  # r depends on k
+
+
+def test_fixed_k_matches_reference_for_edge_nonces() -> None:
+    d = 0x1F2E3D4C5B6A79881F2E3D4C5B6A79881F2E3D4C5B6A79881F2E3D4C5B6A7988
+    e = int.from_bytes(os.urandom(32), "big")
+    for k in (1, 2, N - 1, N - 2, 2**255, 2**252 - 1, int("F" * 63, 16)):
+        want = _ref_sign(d, e, k)
+        if want is None:
+            with pytest.raises(ValueError):
+                native._sign_digest_with_k_test_only(_b(d), _b(e), _b(k))
+        else:
+            assert native._sign_digest_with_k_test_only(_b(d), _b(e), _b(k)) == want
+
+
+def test_fixed_k_where_the_standard_asks_for_another_k() -> None:
+    d, k = 5, 77
+    x1 = _mul(k)[0]  # type: ignore[index]
+    # choose e so that r = (e + x1) mod n is 0, then so that r + k = n
+    for e in ((-x1) % N, (N - k - x1) % N):
+        assert _ref_sign(d, e, k) is None
+        with pytest.raises(ValueError, match="another"):
+            native._sign_digest_with_k_test_only(_b(d), _b(e), _b(k))
+    # and so that s = 0: k = r d, i.e. r = k / d
+    r = k * pow(d, -1, N) % N
+    e = (r - x1) % N
+    assert _ref_sign(d, e, k) is None
+    with pytest.raises(ValueError, match="another"):
+        native._sign_digest_with_k_test_only(_b(d), _b(e), _b(k))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(d=st.integers(1, N - 2), e=st.binary(min_size=32, max_size=32), k=st.integers(1, N - 1))
+def test_property_fixed_k_matches_reference(d: int, e: bytes, k: int) -> None:
+    want = _ref_sign(d, int.from_bytes(e, "big"), k)
+    if want is None:
+        with pytest.raises(ValueError):
+            native._sign_digest_with_k_test_only(_b(d), e, _b(k))
+        return
+    assert native._sign_digest_with_k_test_only(_b(d), e, _b(k)) == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(d=st.integers(1, N - 2), e=st.binary(min_size=32, max_size=32))
+def test_property_random_nonce_signature_verifies(d: int, e: bytes) -> None:
+    point = native.public_point(_b(d))
+    assert point == bytes(gmalg.SM2().get_pk(_b(d)))
+    rs = native.SignContext(_b(d), point).sign_digest(e)
+    assert gmalg.SM2(pk=point).verify_digest(e, rs)
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scalar", [b"", b"\x01" * 31, b"\x01" * 33, b"\x01" * 64])
+def test_wrong_scalar_length(scalar: bytes) -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        native.public_point(scalar)
+    with pytest.raises(ValueError, match="32 bytes"):
+        native.SignContext(scalar, PUB)
+
+
+@pytest.mark.parametrize("d", [0, N, N + 1, 2**256 - 1])
+def test_scalar_out_of_range(d: int) -> None:
+    with pytest.raises(ValueError):
+        native.public_point(_b(d))
+    with pytest.raises(ValueError):
+        native.SignContext(_b(d), PUB)
+
+
+def test_n_minus_1_cannot_sign() -> None:
+    point = native.public_point(_b(N - 1))
+    with pytest.raises(ValueError, match="n-1"):
+        native.SignContext(_b(N - 1), point)
+
+
+@pytest.mark.parametrize("point", [PUB[:64], PUB + b"\x00", b"", PUB[1:]])
+def test_wrong_point_length(point: bytes) -> None:
+    with pytest.raises(ValueError, match="65 bytes"):
+        native.SignContext(D, point)
+
+
+def test_point_not_matching_scalar() -> None:
+    other = native.public_point(_b(2))
+    with pytest.raises(ValueError, match="does not match"):
+        native.SignContext(D, other)
+    for i in (0, 1, 32, 33, 64):
+        bad = bytearray(PUB)
+        bad[i] ^= 0x01
+        with pytest.raises(ValueError, match="does not match"):
+            native.SignContext(D, bytes(bad))
+    compressed = bytes([2 + (PUB[64] & 1)]) + PUB[1:33]
+    with pytest.raises(ValueError):
+        native.SignContext(D, compressed)
+
+
+@pytest.mark.parametrize("e", [b"", b"\x00" * 31, b"\x00" * 33, b"\x00" * 64])
+def test_wrong_digest_length(e: bytes) -> None:
+    ctx = native.SignContext(D, PUB)
+    with pytest.raises(ValueError, match="32 bytes"):
+        ctx.sign_digest(e)
+    with pytest.raises(ValueError, match="32 bytes"):
+        native._sign_digest_with_k_test_only(D, e, K)
+
+
+@pytest.mark.parametrize("k", [0, N, 2**256 - 1])
+def test_test_only_k_out_of_range(k: int) -> None:
+    with pytest.raises(ValueError, match="k must be"):
+        native._sign_digest_with_k_test_only(D, bytes.fromhex(E), _b(k))
+
+
+def test_wrong_types() -> None:
+    with pytest.raises(TypeError):
+        native.public_point(D.hex())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        native.public_point(12345)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        native.SignContext(D.hex(), PUB)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        native.SignContext(D)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        native.SignContext(D, PUB).sign_digest(E)  # str, not bytes
+    with pytest.raises(TypeError):
+        native.SignContext(D, PUB).sign_digest(None)  # type: ignore[arg-type]
+
+
+def test_buffer_types_accepted() -> None:
+    ctx = native.SignContext(bytearray(D), memoryview(PUB))
+    rs = ctx.sign_digest(bytearray.fromhex(E))
+    assert gmalg.SM2(pk=PUB).verify_digest(bytes.fromhex(E), rs)
+    assert native.public_point(memoryview(D)) == PUB
+
+
+def test_uninitialised_context_refuses_to_sign() -> None:
+    ctx = native.SignContext.__new__(native.SignContext)
+    with pytest.raises(ValueError, match="not initialised"):
+        ctx.sign_digest(bytes(32))
+
+
+def test_failed_reinit_leaves_context_unusable() -> None:
+    ctx = native.SignContext(D, PUB)
+    with pytest.raises(ValueError):
+        ctx.__init__(D, native.public_point(_b(2)))  # type: ignore[misc]
+    with pytest.raises(ValueError, match="not initialised"):
+        ctx.sign_digest(bytes(32))
+
+
+def test_repr_hides_key() -> None:
+    ctx = native.SignContext(D, PUB)
+    assert D.hex() not in repr(ctx).lower() and "SignContext" in repr(ctx)
+
+
+# --- the GIL ---------------------------------------------------------------------------------------
+
+def test_signing_releases_the_gil() -> None:
+    """With a huge switch interval the interpreter never takes the GIL from a running thread, so the
+    counting thread only gets to run when the main thread gives the GIL up: inside sign_digest (or
+    at the counter's own sleep(0)). If sign_digest kept the GIL, the counter would not move while the
+    main thread signs in a loop. No timing is asserted, only that the counter advanced."""
+    ctx = native.SignContext(D, PUB)
+    e = bytes.fromhex(E)
+    counter = [0]
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            counter[0] += 1
+            time.sleep(0)  # gives the GIL back so the main thread can go on signing
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    thread = threading.Thread(target=count, daemon=True)
+    try:
+        thread.start()
+        before = counter[0]
+        advanced = False
+        for _ in range(20000):  # stops at the first sign of progress; typically after a few calls
+            ctx.sign_digest(e)
+            if counter[0] != before:
+                advanced = True
+                break
+    finally:
+        stop.set()
+        sys.setswitchinterval(old)
+        thread.join(timeout=30)
+    assert advanced
+
+
+# --- the engine --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def fresh_engine(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sm2_engine, "_engine", None)
+    yield monkeypatch
+    sm2_engine._engine = None
+
+
+def test_native_is_the_default_engine(fresh_engine: pytest.MonkeyPatch) -> None:
+    fresh_engine.delenv("TRUSTSVC_SM2_ENGINE", raising=False)
+    engine = sm2_engine.get_engine()
+    assert engine.name == "native" and engine.can_sign
+
+
+def test_gmalglib_can_still_be_chosen(fresh_engine: pytest.MonkeyPatch) -> None:
+    fresh_engine.setenv("TRUSTSVC_SM2_ENGINE", "gmalglib")
+    assert sm2_engine.get_engine().name == "gmalglib"
+
+
+def test_fallback_to_gmalglib_without_the_extension(fresh_engine: pytest.MonkeyPatch) -> None:
+    fresh_engine.delenv("TRUSTSVC_SM2_ENGINE", raising=False)
+    import trustsvc.algorithms as package
+
+    fresh_engine.setitem(sys.modules, "trustsvc.algorithms._sm2native", None)  # import fails
+    fresh_engine.delattr(package, "_sm2native")
+    assert sm2_engine.get_engine().name == "gmalglib"
+
+
+def test_native_engine_operations() -> None:
+    eng = sm2_engine.NativeEngine()
+    scalar, point = eng.generate()
+    assert 1 <= int.from_bytes(scalar, "big") <= N - 2
+    assert point == bytes(gmalg.SM2().get_pk(scalar)) and eng.is_valid_point(point)
+    assert eng.public_point(scalar) == point
+    e = os.urandom(32)
+    assert eng.verify_e(point, e, eng.sign_e(scalar, point, e))
+    ctx = eng.context(scalar, point)
+    assert eng.verify_e(point, e, ctx.sign_digest(e))  # type: ignore[attr-defined]
+    assert eng.decrypt(scalar, point, eng.encrypt(point, b"secret")) == b"secret"
+    with pytest.raises(ValueError):
+        eng.context(scalar, native.public_point(_b(3)))
+
+
+def test_signer_through_native_engine(fresh_engine: pytest.MonkeyPatch) -> None:
+    fresh_engine.setenv("TRUSTSVC_SM2_ENGINE", "native")
+    signer = SoftwareSigner.generate("sm2")
+    for i in range(50):
+        msg = b"message %d" % i
+        sig = signer.sign(msg)
+        signer.verifier().verify(msg, sig)
+    key = PrivateKey.generate("sm2")
+    sig = key.sign(SignatureAlgorithm.SM2_SM3, b"m")
+    key.public_key.verify(SignatureAlgorithm.SM2_SM3, b"m", sig)
+    assert isinstance(key._ctx, native.SignContext)
