@@ -1,8 +1,10 @@
 """SM2 engine choice: sign/verify rates of every candidate side by side, plus an OpenSSL cross-check each.
 
 Run: ``python -m benchmarks.sm2_engines [--seconds 0.3 --rounds 5]``. Writes
-benchmarks/results/sm2_engines.json. Candidates: gmalglib (chosen; bare and through our Signer),
-tongsuopy, gmssl_pyx, gmssl_fast, pure-Python gmssl, and ECDSA P-256 (cryptography) as reference.
+benchmarks/results/sm2_engines.json. Candidates: our native accelerator (_sm2native.c, chosen; bare and
+through our Signer), gmalglib (bare and through our Signer), tongsuopy, gmssl_pyx, gmssl_fast, pure-Python
+gmssl, and ECDSA P-256 (cryptography) as reference. Also the curve operation alone, sign_digest(e) on a
+reusable per-key context, for native and gmalglib.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from trustsvc.algorithms import sm2
 from trustsvc.algorithms.encoding import private_key_to_pem
 from trustsvc.algorithms.keypair import PrivateKey
 from trustsvc.algorithms.signer import SoftwareSigner, Verifier
+from trustsvc.algorithms.sm2_engine import GmalglibEngine, NativeEngine
+from trustsvc.algorithms.sm3 import sm3
 
 MSG = b"x" * 256  # a typical TBS_Sign / token payload size
 ID = sm2.DEFAULT_ID
@@ -32,23 +36,40 @@ class Candidate:
         self.name, self.sign, self.verify = name, sign, verify
 
 
+def pinned_key(key: PrivateKey, engine: GmalglibEngine | NativeEngine) -> PrivateKey:
+    """A copy of ``key`` whose signing context comes from ``engine`` whatever the process-wide engine is."""
+    scalar, point = key.sm2_scalar(), key.public_key.point
+    assert point is not None
+    copy = PrivateKey.from_sm2_scalar(scalar, point)
+    copy._ctx = engine.context(scalar, point)
+    return copy
+
+
 def candidates(key: PrivateKey) -> list[Candidate]:
     scalar, point = key.sm2_scalar(), key.public_key.point
     assert point is not None
     out: list[Candidate] = []
-
-    import gmalglib.core as gmalg
-
-    ctx = gmalg.SM2(sk=scalar, pk=point, uid=ID)
-    out.append(Candidate("gmalglib", lambda m: bytes(ctx.sign(m)),
-                         lambda m, s: bool(ctx.verify(m, sm2.signature_to_rs(s)))))
-    signer, verifier = SoftwareSigner(key), Verifier(key.public_key)
+    verifier = Verifier(key.public_key)
 
     def ours_verify(m: bytes, s: bytes) -> bool:
         verifier.verify(m, s)
         return True
 
-    out.append(Candidate("gmalglib via trustsvc Signer", signer.sign, ours_verify))
+    import gmalglib.core as gmalg
+
+    ctx = gmalg.SM2(sk=scalar, pk=point, uid=ID)
+
+    def gm_verify(m: bytes, s: bytes) -> bool:
+        return bool(ctx.verify(m, sm2.signature_to_rs(s)))
+
+    native = NativeEngine()
+    native_ctx = native.context(scalar, point)
+    z = sm2.z_value(point, ID)
+    out.append(Candidate("native", lambda m: native_ctx.sign_digest(sm3(z + m)), gm_verify))  # type: ignore[attr-defined]
+    out.append(Candidate("native via trustsvc Signer", SoftwareSigner(pinned_key(key, native)).sign, ours_verify))
+    out.append(Candidate("gmalglib", lambda m: bytes(ctx.sign(m)), gm_verify))
+    out.append(Candidate("gmalglib via trustsvc Signer", SoftwareSigner(pinned_key(key, GmalglibEngine())).sign,
+                         ours_verify))
 
     from tongsuopy.crypto import hashes as t_hashes
     from tongsuopy.crypto.asymciphers import ec as t_ec
@@ -147,13 +168,27 @@ def main(argv: list[str] | None = None) -> int:
         assert c.verify(MSG, sig), f"{c.name} does not verify its own signature"
         jobs[f"{c.name} sign"] = (lambda c=c: c.sign(MSG))  # type: ignore[misc]
         jobs[f"{c.name} verify"] = (lambda c=c, sig=sig: c.verify(MSG, sig))  # type: ignore[misc]
+    # the curve operation alone: sign_digest(e) on a reusable per-key context
+    e = sm2.e_value(key.public_key.point or b"", MSG)
+    gm_ctx = GmalglibEngine().context(key.sm2_scalar(), key.public_key.point or b"")
+    nat_ctx = NativeEngine().context(key.sm2_scalar(), key.public_key.point or b"")
+    jobs["native sign_digest(e)"] = lambda: nat_ctx.sign_digest(e)  # type: ignore[attr-defined]
+    jobs["gmalglib sign_digest(e)"] = lambda: gm_ctx.sign_digest(e)  # type: ignore[attr-defined]
     jobs["ECDSA P-256 (cryptography) sign"] = lambda: p256.sign(MSG, ec.ECDSA(hashes.SHA256()))
     jobs["ECDSA P-256 (cryptography) verify"] = lambda: p256.public_key().verify(p256_sig, MSG,
                                                                                  ec.ECDSA(hashes.SHA256()))
     rates = interleaved(jobs, seconds=args.seconds, rounds=args.rounds)
-    chosen = rates["gmalglib via trustsvc Signer sign"].ops_per_s
+    chosen = rates["native via trustsvc Signer sign"].ops_per_s
+    gm_signer = rates["gmalglib via trustsvc Signer sign"].ops_per_s
     pure = rates["gmssl (pure Python) sign"].ops_per_s
-    checks = [Check("chosen engine sign rate / pure gmssl sign rate", chosen / pure, ">=", 15)]
+    native_e = rates["native sign_digest(e)"].ops_per_s
+    gm_e = rates["gmalglib sign_digest(e)"].ops_per_s
+    checks = [
+        Check("chosen engine sign rate / pure gmssl sign rate", chosen / pure, ">=", 15),
+        Check("native / gmalglib sign rate, sign_digest(e) alone", native_e / gm_e, ">=", 1.5),
+        Check("native / gmalglib sign rate, through trustsvc Signer", chosen / gm_signer, ">=", 1.2),
+        Check("native microseconds per sign_digest(e)", 1e6 / native_e, "<=", 50),
+    ]
     ok = report("sm2_engines", rates, checks, extra={
         "correctness_vs_openssl": correctness, "cpu_count": os.cpu_count(), "message_bytes": len(MSG)})
     for name, res in correctness.items():
