@@ -161,11 +161,23 @@ def test_public_point_is_on_the_curve() -> None:
         assert sm2_curve.is_on_curve(native.public_point(_b(_random_scalar(rng))))
 
 
-@pytest.mark.parametrize("digit", range(16))
+W = native.WINDOW_BITS
+
+
+@pytest.mark.parametrize("digit", range(2**W))
 def test_public_point_every_window_digit(digit: int) -> None:
-    # the same digit in every 4-bit window (top nibble bounded to stay below n); plus 1 so not 0
-    d = int(f"{min(digit, 14):X}" + f"{digit:X}" * 63, 16) or 1
+    """The same digit in every window of the fixed-base table (windows dropped from the top until < n)."""
+    windows = -(-256 // W)
+    d = sum(digit << (W * i) for i in range(windows))
+    while d >= N:
+        windows -= 1
+        d = sum(digit << (W * i) for i in range(windows))
+    d = d or 1
     assert native.public_point(_b(d)) == _ref_point(d)
+    # and with the top windows at their largest below n
+    top = N - 1 - (N - 1) % (1 << W * (windows - 1)) + (d % (1 << W * (windows - 1)))
+    if 1 <= top <= N - 1:
+        assert native.public_point(_b(top)) == _ref_point(top)
 
 
 # --- signatures, checked by others -------------------------------------------------------------------
