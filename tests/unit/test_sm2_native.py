@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
 import sys
+import sysconfig
 import threading
 import time
+from pathlib import Path
 
 import gmalglib.core as gmalg
 import pytest
@@ -472,3 +476,25 @@ def test_signer_through_native_engine(fresh_engine: pytest.MonkeyPatch) -> None:
     sig = key.sign(SignatureAlgorithm.SM2_SM3, b"m")
     key.public_key.verify(SignatureAlgorithm.SM2_SM3, b"m", sig)
     assert isinstance(key._ctx, native.SignContext)
+
+
+# --- constant time, checked with valgrind ------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("valgrind") is None or shutil.which("gcc") is None,
+                    reason="needs valgrind and gcc (apt-get install valgrind); bootstrap does not install valgrind")
+def test_signing_has_no_secret_dependent_branches_or_addresses(tmp_path: Path) -> None:
+    """The ctgrind harness in _sm2native.c (SM2NATIVE_CTGRIND): d and k are marked undefined, memcheck
+    fails the run on any branch or memory index that depends on them. Same -O2 as the extension."""
+    src = Path(native.__file__).with_name("_sm2native.c")
+    if not src.exists():  # an installed wheel carries the source too; an editable install has it here
+        src = Path(__file__).resolve().parents[2] / "trustsvc" / "algorithms" / "_sm2native.c"
+    exe = tmp_path / "ctgrind"
+    libdir = sysconfig.get_config_var("LIBDIR")
+    build = ["gcc", "-O2", "-fwrapv", "-DSM2NATIVE_CTGRIND", f"-I{sysconfig.get_paths()['include']}", str(src),
+             "-o", str(exe), f"-L{libdir}", f"-Wl,-rpath,{libdir}", f"-lpython{sysconfig.get_config_var('LDVERSION')}"]
+    done = subprocess.run(build, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = subprocess.run(["valgrind", "-q", "--error-exitcode=9", str(exe)], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert run.stdout.count("round ") == 4 and "retry=0" in run.stdout
