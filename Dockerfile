@@ -1,7 +1,8 @@
 # trustsvc daemon: multi-stage build, non-root, SoftHSM2 inside for the demo, grpc.health.v1 health check.
 FROM python:3.11-slim AS build
 WORKDIR /src
-# gmalglib (the native SM2 engine) is an sdist: it needs a C compiler here, not in the final image
+# gcc builds trustsvc's SM2 signing extension (_sm2native.c, into the wheel) and gmalglib (an sdist); it is needed
+# here, not in the final image
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
     && pip install --no-cache-dir --upgrade pip wheel grpcio-tools
