@@ -372,12 +372,23 @@ def test_uninitialised_context_refuses_to_sign() -> None:
         ctx.sign_digest(bytes(32))
 
 
-def test_failed_reinit_leaves_context_unusable() -> None:
+def test_context_cannot_be_reinitialised() -> None:
+    """Another thread may be signing with the context (GIL released); its key never changes under it."""
     ctx = native.SignContext(D, PUB)
+    two = _b(2)
+    with pytest.raises(TypeError, match="already initialised"):
+        ctx.__init__(two, native.public_point(two))  # type: ignore[misc]
+    assert gmalg.SM2(pk=PUB).verify_digest(bytes(32), ctx.sign_digest(bytes(32)))
+
+
+def test_failed_init_leaves_context_unusable() -> None:
+    ctx = native.SignContext.__new__(native.SignContext)
     with pytest.raises(ValueError):
         ctx.__init__(D, native.public_point(_b(2)))  # type: ignore[misc]
     with pytest.raises(ValueError, match="not initialised"):
         ctx.sign_digest(bytes(32))
+    ctx.__init__(D, PUB)  # type: ignore[misc]
+    assert gmalg.SM2(pk=PUB).verify_digest(bytes(32), ctx.sign_digest(bytes(32)))
 
 
 def test_repr_hides_key() -> None:

@@ -625,8 +625,11 @@ static int SignContext_init(SignContextObject *self, PyObject *args, PyObject *k
     unsigned char computed[65];
     const char *err;
     int rc = -1;
-    self->ready = 0;
-    secure_wipe(&self->key, sizeof self->key);
+    if (self->ready) {
+        /* immutable once keyed: another thread may be signing with this key, GIL released */
+        PyErr_SetString(PyExc_TypeError, "SignContext is already initialised; make a new one");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*:SignContext", kwlist, &sc, &pt)) return -1;
     if (parse_fixed(&sc, 32, "scalar") < 0 || parse_fixed(&pt, 65, "point") < 0) goto done;
     from_be(d, sc.buf);
