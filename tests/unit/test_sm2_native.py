@@ -489,6 +489,139 @@ def test_signer_through_native_engine(fresh_engine: pytest.MonkeyPatch) -> None:
     assert isinstance(key._ctx, native.SignContext)
 
 
+# --- verification (public data) --------------------------------------------------------------------
+
+def _valid_e_for(d: int, r: int, s: int) -> int | None:
+    """The digest e that makes (r, s) a valid signature under d*G (None if s G + t P is infinity)."""
+    t = (r + s) % N
+    pt = _add(_mul(s), _mul(t, _mul(d)))
+    return None if pt is None else (r - pt[0]) % N
+
+
+def _both_verifiers(point: bytes, e: bytes, rs: bytes) -> bool:
+    ours = native.verify_digest(point, e, rs)
+    assert ours is bool(gmalg.SM2(pk=point).verify_digest(e, rs)), (point.hex(), e.hex(), rs.hex())
+    return ours
+
+
+def test_verify_gmt_example() -> None:
+    e = bytes.fromhex(E)
+    assert native.verify_digest(PUB, e, bytes.fromhex(R + S)) is True
+    assert native.verify_digest(PUB, bytes([e[0] ^ 1]) + e[1:], bytes.fromhex(R + S)) is False
+
+
+def test_verify_matches_gmalglib_on_valid_and_mutated_signatures() -> None:
+    rng = random.Random(11)
+    for _ in range(40):
+        d = _b(_random_scalar(rng))
+        point = native.public_point(d)
+        ours, theirs = native.SignContext(d, point), gmalg.SM2(sk=d, pk=point)
+        for _ in range(25):
+            e = rng.randbytes(32)
+            for rs in (ours.sign_digest(e), bytes(theirs.sign_digest(e))):
+                assert _both_verifiers(point, e, rs)
+                bad = bytearray(rs)
+                bad[rng.randrange(64)] ^= 1 << rng.randrange(8)
+                assert not _both_verifiers(point, e, bytes(bad))
+                assert not _both_verifiers(point, rng.randbytes(32), rs)
+                assert not _both_verifiers(native.public_point(_b(_random_scalar(rng))), e, rs)
+
+
+@pytest.mark.parametrize("r,s", [(0, 1), (1, 0), (0, 0), (N, 1), (1, N), (2**256 - 1, 1), (1, 2**256 - 1),
+                                 (5, N - 5), (N - 1, 1)])
+def test_verify_rejects_out_of_range_r_s_and_t_zero(r: int, s: int) -> None:
+    e = _b(12345)
+    assert native.verify_digest(PUB, e, _b(r) + _b(s)) is False
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 15, 16, 17, 255, 256, 2**64, 2**255, N - 1, N - 2, N - 16])
+def test_verify_constructed_signatures_for_edge_t(t: int) -> None:
+    """(r, s) with a chosen t = r + s and e solved for so the signature is valid: both accept, e+1 not."""
+    d = 0x2B7E151628AED2A6ABF7158809CF4F3C762E7160F38B4DA56A784D9045190CFE % N
+    point = native.public_point(_b(d))
+    for s in (1, 2, N - 1, 0x1234567890ABCDEF):
+        r = (t - s) % N
+        if r == 0:
+            continue
+        e = _valid_e_for(d, r, s)
+        assert e is not None
+        assert _both_verifiers(point, _b(e), _b(r) + _b(s))
+        assert _ref_verify(point, e, _b(r) + _b(s))
+        assert not _both_verifiers(point, _b((e + 1) % N), _b(r) + _b(s))
+
+
+def test_verify_when_s_g_equals_t_p_needs_a_doubling() -> None:
+    # s G = t P = t d G  <=>  s = (r + s) d  <=>  s = r d / (1 - d)
+    d = 0x6A09E667F3BCC908B2FB1366EA957D3E3ADEC17512775099DA2F590B0667322A % N
+    point = native.public_point(_b(d))
+    for r in (1, 7, 0xDEADBEEF, N - 3):
+        s = r * d * pow(1 - d, -1, N) % N
+        assert _mul(s) == _mul((r + s) % N, _mul(d))
+        e = _valid_e_for(d, r, s)
+        assert e is not None
+        assert _both_verifiers(point, _b(e), _b(r) + _b(s))
+        assert not _both_verifiers(point, _b((e + 1) % N), _b(r) + _b(s))
+
+
+def test_verify_when_s_g_plus_t_p_is_infinity() -> None:
+    # s G = -t P  <=>  s = -r d / (1 + d): no x1 exists, the signature is invalid for every e
+    d = 0xBB67AE8584CAA73B3C6EF372FE94F82BA54FF53A5F1D36F1510E527FADE682D1 % N
+    point = native.public_point(_b(d))
+    for r in (1, 7, N - 3):
+        s = -r * d * pow(1 + d, -1, N) % N
+        assert _valid_e_for(d, r, s) is None
+        for e in (0, r, 12345):
+            assert native.verify_digest(point, _b(e), _b(r) + _b(s)) is False
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.integers(1, N - 2), r=st.integers(1, N - 1), s=st.integers(1, N - 1), valid=st.booleans())
+def test_property_verify_matches_reference(d: int, r: int, s: int, valid: bool) -> None:
+    point = native.public_point(_b(d))
+    if (r + s) % N == 0:
+        assert native.verify_digest(point, _b(1), _b(r) + _b(s)) is False
+        return
+    e = _valid_e_for(d, r, s) if valid else (r * 31337 + s) % 2**256
+    if e is None:
+        return
+    want = _ref_verify(point, e, _b(r) + _b(s))
+    if valid:
+        assert want is True
+    assert _both_verifiers(point, _b(e), _b(r) + _b(s)) is want
+
+
+@pytest.mark.parametrize("point", [
+    b"\x04" + bytes(64),                                   # "infinity" encodings are not points
+    b"\x04" + _b(sm2_curve.GX) + _b((sm2_curve.GY + 1) % P),  # off the curve
+    b"\x04" + _b(P) + _b(0),                                 # x = p
+    b"\x02" + _b(sm2_curve.GX) + _b(sm2_curve.GY),         # wrong prefix
+    b"\x04" + _b(0) + _b(P),                                 # y = p
+    b"\x04" + _b(2**256 - 1) + _b(2**256 - 1),
+])
+def test_verify_rejects_bad_points(point: bytes) -> None:
+    with pytest.raises(ValueError, match="not an uncompressed point"):
+        native.verify_digest(point, bytes(32), bytes.fromhex(R + S))
+
+
+def test_verify_bad_lengths_and_types() -> None:
+    rs = bytes.fromhex(R + S)
+    with pytest.raises(ValueError, match="65 bytes"):
+        native.verify_digest(PUB[:64], bytes(32), rs)
+    with pytest.raises(ValueError, match="32 bytes"):
+        native.verify_digest(PUB, bytes(31), rs)
+    with pytest.raises(ValueError, match="64 bytes"):
+        native.verify_digest(PUB, bytes(32), rs[:63])
+    with pytest.raises(TypeError):
+        native.verify_digest(PUB, E, rs)  # type: ignore[arg-type]
+
+
+def test_engine_verify_is_native() -> None:
+    eng = sm2_engine.NativeEngine()
+    rs = bytes.fromhex(R + S)
+    assert eng.verify_e(PUB, bytes.fromhex(E), rs) is True
+    assert eng.verify_e(PUB, bytes(32), rs) is False
+
+
 # --- constant time, checked with valgrind ------------------------------------------------------------
 
 @pytest.mark.skipif(shutil.which("valgrind") is None or shutil.which("gcc") is None,

@@ -387,14 +387,34 @@ static void pt_to_affine(affine_t *r, const jacobian_t *a) {
     fp_mul(r->y, a->y, zi2);
 }
 
+/* out[j] = affine(in[j]) for j < count (count <= 256, every Z != 0), with one field inversion
+   (Montgomery's trick). Public data only. */
+static void batch_to_affine(affine_t *out, const jacobian_t *in, int count) {
+    u64 prefix[256][4], inv[4], zi[4], zi2[4];
+    memcpy(prefix[0], in[0].z, sizeof prefix[0]);
+    for (int j = 1; j < count; j++) fp_mul(prefix[j], prefix[j - 1], in[j].z);
+    fp_inv(inv, prefix[count - 1]);
+    for (int j = count - 1; j >= 0; j--) {
+        if (j > 0) {
+            fp_mul(zi, inv, prefix[j - 1]); /* 1 / z_j */
+            fp_mul(inv, inv, in[j].z);      /* 1 / (z_0 ... z_{j-1}) */
+        } else {
+            memcpy(zi, inv, sizeof zi);
+        }
+        fp_sqr(zi2, zi);
+        fp_mul(out[j].x, in[j].x, zi2);
+        fp_mul(zi2, zi2, zi);
+        fp_mul(out[j].y, in[j].y, zi2);
+    }
+}
+
 /* Build the fixed-base table once at import: table[i][j-1] = j * 2^(W i) G. Public data, so plain
-   code; one batched inversion per window (Montgomery's trick) keeps the import around a millisecond. */
+   code; one batched inversion per window keeps the import around a millisecond. */
 static int build_table(void) {
     g_table = PyMem_RawMalloc(sizeof(affine_t[SM2_ENTRIES]) * SM2_WINDOWS);
     if (g_table == NULL) return -1;
     jacobian_t base, jac[SM2_ENTRIES];
     affine_t base_aff;
-    u64 prefix[SM2_ENTRIES][4], inv[4], zi[4], zi2[4];
     fp_mul(base.x, GX, P_R2);
     fp_mul(base.y, GY, P_R2);
     memcpy(base.z, P_ONE, sizeof base.z);
@@ -405,22 +425,7 @@ static int build_table(void) {
             pt_double(&jac[1], &base);
             /* j*B + B with 2 <= j <= 2^W - 2 is never +-B or infinity (B has order n > 2^W) */
             for (int j = 2; j < SM2_ENTRIES; j++) pt_add_mixed(&jac[j], &jac[j - 1], &base_aff);
-            /* invert Z of jac[1 .. ENTRIES-1] with one field inversion */
-            memcpy(prefix[1], jac[1].z, sizeof prefix[1]);
-            for (int j = 2; j < SM2_ENTRIES; j++) fp_mul(prefix[j], prefix[j - 1], jac[j].z);
-            fp_inv(inv, prefix[SM2_ENTRIES - 1]);
-            for (int j = SM2_ENTRIES - 1; j >= 1; j--) {
-                if (j > 1) {
-                    fp_mul(zi, inv, prefix[j - 1]); /* 1 / z_j */
-                    fp_mul(inv, inv, jac[j].z);     /* 1 / (z_1 ... z_{j-1}) */
-                } else {
-                    memcpy(zi, inv, sizeof zi);
-                }
-                fp_sqr(zi2, zi);
-                fp_mul(g_table[i][j].x, jac[j].x, zi2);
-                fp_mul(zi2, zi2, zi);
-                fp_mul(g_table[i][j].y, jac[j].y, zi2);
-            }
+            batch_to_affine(&g_table[i][1], &jac[1], SM2_ENTRIES - 1);
         }
         for (int s = 0; s < SM2_W; s++) pt_double(&base, &base);
     }
@@ -592,6 +597,128 @@ static int sign_with_k(unsigned char out[64], const sign_key_t *key, const u64 e
     secure_wipe(r, sizeof r);
     scrub_stack();
     return retry;
+}
+
+/* ------------------------------------------------------------------ verification (public data) */
+
+/* Verification handles only public values (point, e, r, s), so it may branch on them; it reuses the
+   constant-time fixed-base code for s*G and adds a plain 4-bit window for t*P. */
+
+static int fe_is_equal(const u64 a[4], const u64 b[4]) {
+    return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+}
+
+/* (x, y) < p and y^2 = x^3 - 3x + b; on success *out is the point in Montgomery form */
+static int point_from_bytes(affine_t *out, const unsigned char in[65]) {
+    u64 x[4], y[4], t[4], rhs[4], bm[4];
+    if (in[0] != 0x04) return 0;
+    from_be(x, in + 1);
+    from_be(y, in + 33);
+    if (!lt4(x, P) || !lt4(y, P)) return 0;
+    fp_mul(out->x, x, P_R2);
+    fp_mul(out->y, y, P_R2);
+    fp_mul(bm, B_COEF, P_R2);
+    fp_sqr(t, out->x);
+    fp_mul(rhs, t, out->x);   /* x^3 */
+    fp_sub(rhs, rhs, out->x);
+    fp_sub(rhs, rhs, out->x);
+    fp_sub(rhs, rhs, out->x); /* x^3 - 3x */
+    fp_add(rhs, rhs, bm);
+    fp_sqr(t, out->y);
+    return fe_is_equal(t, rhs);
+}
+
+/* r = a + b, both Jacobian, all cases (public data only: branches on the values) */
+static void pt_add_full_public(jacobian_t *r, const jacobian_t *a, const jacobian_t *b, int a_inf, int b_inf,
+                               int *r_inf) {
+    u64 z1z1[4], z2z2[4], u1[4], u2[4], s1[4], s2[4], h[4], rr[4], h2[4], h3[4], v[4], t[4];
+    if (a_inf) { *r = *b; *r_inf = b_inf; return; }
+    if (b_inf) { *r = *a; *r_inf = 0; return; }
+    fp_sqr(z1z1, a->z);
+    fp_sqr(z2z2, b->z);
+    fp_mul(u1, a->x, z2z2);
+    fp_mul(u2, b->x, z1z1);
+    fp_mul(s1, a->y, z2z2);
+    fp_mul(s1, s1, b->z);
+    fp_mul(s2, b->y, z1z1);
+    fp_mul(s2, s2, a->z);
+    fp_sub(h, u2, u1);
+    fp_sub(rr, s2, s1);
+    if (is_zero4_ct(h)) {
+        if (is_zero4_ct(rr)) { /* a == b */
+            pt_double(r, a);
+            *r_inf = 0;
+        } else { /* a == -b */
+            *r_inf = 1;
+        }
+        return;
+    }
+    fp_sqr(h2, h);
+    fp_mul(h3, h2, h);
+    fp_mul(v, u1, h2);
+    fp_mul(t, a->z, b->z);
+    fp_mul(r->z, t, h);
+    fp_sqr(t, rr);
+    fp_sub(t, t, h3);
+    fp_sub(t, t, v);
+    fp_sub(t, t, v);
+    fp_sub(v, v, t);
+    fp_mul(v, rr, v);
+    fp_mul(h3, s1, h3);
+    fp_sub(r->y, v, h3);
+    memcpy(r->x, t, sizeof t);
+    *r_inf = 0;
+}
+
+/* 1 if (r, s) is a valid signature of e under pa (affine, Montgomery, on the curve), else 0 */
+static int verify_core(const affine_t *pa, const u64 e[4], const u64 r[4], const u64 s[4]) {
+    u64 t[4], em[4], x1[4], rcheck[4];
+    u64 one[4] = {1, 0, 0, 0};
+    if (is_zero4_ct(r) || !lt4(r, N) || is_zero4_ct(s) || !lt4(s, N)) return 0;
+    mod_add(t, r, s, N);
+    if (is_zero4_ct(t)) return 0;
+
+    /* t*P_A: table j*P for j = 1..15 (Jacobian; j*P + P never meets +-P as P has order n > 16),
+       then a left-to-right 4-bit window. Accumulator m*P with m a proper prefix of t times 16 and
+       the added j < 16: m != j, and 0 < m + j <= t < n, so the mixed additions are never exceptional. */
+    jacobian_t tab[16], acc, sum;
+    affine_t tab_aff[16], sg;
+    memcpy(tab[1].x, pa->x, sizeof tab[1].x);
+    memcpy(tab[1].y, pa->y, sizeof tab[1].y);
+    memcpy(tab[1].z, P_ONE, sizeof tab[1].z);
+    tab_aff[1] = *pa;
+    pt_double(&tab[2], &tab[1]);
+    for (int j = 3; j < 16; j++) pt_add_mixed(&tab[j], &tab[j - 1], pa);
+    batch_to_affine(&tab_aff[2], &tab[2], 14);
+    int acc_inf = 1;
+    for (int nib = 63; nib >= 0; nib--) {
+        if (!acc_inf)
+            for (int d = 0; d < 4; d++) pt_double(&acc, &acc);
+        unsigned j = (unsigned)((t[nib / 16] >> ((nib % 16) * 4)) & 0xF);
+        if (j == 0) continue;
+        if (acc_inf) {
+            acc = tab[j];
+            acc_inf = 0;
+        } else {
+            pt_add_mixed(&acc, &acc, &tab_aff[j]);
+        }
+    }
+    /* s*G with the fixed-base table, then the general addition (s G = +-t P is possible here) */
+    sm2_mul_g(&sg, s);
+    jacobian_t sgj;
+    memcpy(sgj.x, sg.x, sizeof sgj.x);
+    memcpy(sgj.y, sg.y, sizeof sgj.y);
+    memcpy(sgj.z, P_ONE, sizeof sgj.z);
+    int sum_inf;
+    pt_add_full_public(&sum, &acc, &sgj, acc_inf, 0, &sum_inf);
+    if (sum_inf) return 0;
+    affine_t xy;
+    pt_to_affine(&xy, &sum);
+    fp_mul(x1, xy.x, one);
+    reduce_once(em, 0, e, N);
+    reduce_once(x1, 0, x1, N);
+    mod_add(rcheck, em, x1, N);
+    return fe_is_equal(rcheck, r);
 }
 
 /* ------------------------------------------------------------------ Python glue */
@@ -804,7 +931,43 @@ done:
     return res;
 }
 
+static PyObject *py_verify_digest(PyObject *mod, PyObject *args) {
+    Py_buffer pv, ev, sv;
+    unsigned char point[65];
+    u64 e[4], r[4], s[4];
+    affine_t pa;
+    int on_curve, ok = 0;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "y*y*y*:verify_digest", &pv, &ev, &sv)) return NULL;
+    if (parse_fixed(&pv, 65, "point") < 0 || parse_fixed(&ev, 32, "e") < 0 || parse_fixed(&sv, 64, "signature") < 0) {
+        PyBuffer_Release(&pv);
+        PyBuffer_Release(&ev);
+        PyBuffer_Release(&sv);
+        return NULL;
+    }
+    memcpy(point, pv.buf, 65);
+    from_be(e, ev.buf);
+    from_be(r, sv.buf);
+    from_be(s, (const unsigned char *)sv.buf + 32);
+    PyBuffer_Release(&pv);
+    PyBuffer_Release(&ev);
+    PyBuffer_Release(&sv);
+    Py_BEGIN_ALLOW_THREADS
+    on_curve = point_from_bytes(&pa, point);
+    if (on_curve) ok = verify_core(&pa, e, r, s);
+    Py_END_ALLOW_THREADS
+    if (!on_curve) {
+        PyErr_SetString(PyExc_ValueError, "SM2 public point is not an uncompressed point on the curve");
+        return NULL;
+    }
+    return PyBool_FromLong(ok);
+}
+
 static PyMethodDef module_methods[] = {
+    {"verify_digest", py_verify_digest, METH_VARARGS,
+     "verify_digest(point: bytes, e: bytes, signature: bytes) -> bool\n\nGB/T 32918.2 verification of r||s "
+     "(64 bytes) over the 32-byte digest e with the 65-byte public point (ValueError if it is not on the curve). "
+     "Public data only: not constant-time."},
     {"public_point", py_public_point, METH_O,
      "public_point(scalar: bytes) -> bytes\n\nd*G as 65 bytes 04||X||Y for a 32-byte scalar 1 <= d <= n-1."},
     {"_sign_digest_with_k_test_only", py_sign_digest_with_k_test_only, METH_VARARGS,

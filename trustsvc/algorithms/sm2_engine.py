@@ -2,10 +2,11 @@
 
 The scheme (Z, e = SM3(Z‖M), encodings) lives in ``sm2.py``; an engine only does the curve
 arithmetic: key generation, signing and verifying a 32-byte e, encryption. The default engine
-is ``native``: our own constant-time signing extension (``_sm2native.c``) for k·G and signatures,
-with gmalglib (C, /dev/urandom) for everything else; when the extension is not built, gmalglib
-alone. See docs/sm2-engine.md for the measured choice. Select another with the environment
-variable ``TRUSTSVC_SM2_ENGINE`` (``native``, ``gmalglib``, ``pure-python``).
+is ``native``: our own extension (``_sm2native.c``) for signatures (constant-time k·G) and
+verification, with gmalglib (C, /dev/urandom) for encryption, decryption and point checks; when
+the extension is not built, gmalglib alone. See docs/sm2-engine.md for the measured choice.
+Select another with the environment variable ``TRUSTSVC_SM2_ENGINE`` (``native``, ``gmalglib``,
+``pure-python``).
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ class GmalglibEngine:
 
 
 class NativeEngine:
-    """Signing and public points from ``trustsvc.algorithms._sm2native`` (ours, constant-time fixed-base comb,
-    GIL released while it computes); verification, encryption, decryption and point checks from gmalglib."""
+    """Signing, public points and verification from ``trustsvc.algorithms._sm2native`` (ours; signing is
+    constant-time with a fixed-base comb; GIL released while it computes); encryption, decryption and point
+    checks from gmalglib."""
 
     name = "native"
     can_sign = True
@@ -110,7 +112,7 @@ class NativeEngine:
         return bytes(self._native.SignContext(scalar, point).sign_digest(e))
 
     def verify_e(self, point: bytes, e: bytes, rs: bytes) -> bool:
-        return self._gm.verify_e(point, e, rs)
+        return bool(self._native.verify_digest(point, e, rs))
 
     def encrypt(self, point: bytes, plaintext: bytes) -> bytes:
         return self._gm.encrypt(point, plaintext)
