@@ -2,9 +2,10 @@
 
 Run: ``python -m benchmarks.sm2_engines [--seconds 0.3 --rounds 5]``. Writes
 benchmarks/results/sm2_engines.json. Candidates: our native accelerator (_sm2native.c, chosen; bare and
-through our Signer), gmalglib (bare and through our Signer), tongsuopy, gmssl_pyx, gmssl_fast, pure-Python
-gmssl, and ECDSA P-256 (cryptography) as reference. Also the curve operation alone, sign_digest(e) on a
-reusable per-key context, for native and gmalglib.
+through our Signer / Verifier), gmalglib (bare and through our Signer / Verifier, each path pinned to its
+engine), tongsuopy, gmssl_pyx, gmssl_fast, pure-Python gmssl, and ECDSA P-256 (cryptography) as reference.
+Also the curve operations alone, sign_digest(e) on a reusable per-key context and verify of a 32-byte e,
+for native and gmalglib.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Check, interleaved, report
-from trustsvc.algorithms import sm2
+from trustsvc.algorithms import sm2, sm2_engine
 from trustsvc.algorithms.encoding import private_key_to_pem
 from trustsvc.algorithms.keypair import PrivateKey
 from trustsvc.algorithms.signer import SoftwareSigner, Verifier
@@ -50,10 +51,20 @@ def candidates(key: PrivateKey) -> list[Candidate]:
     assert point is not None
     out: list[Candidate] = []
     verifier = Verifier(key.public_key)
+    native, gm = NativeEngine(), GmalglibEngine()
 
-    def ours_verify(m: bytes, s: bytes) -> bool:
-        verifier.verify(m, s)
-        return True
+    def ours_verify(engine: Any) -> Callable[[bytes, bytes], bool]:
+        """Our Verifier with the process-wide engine swapped to ``engine`` for the call."""
+
+        def verify(m: bytes, s: bytes) -> bool:
+            saved, sm2_engine._engine = sm2_engine._engine, engine
+            try:
+                verifier.verify(m, s)
+            finally:
+                sm2_engine._engine = saved
+            return True
+
+        return verify
 
     import gmalglib.core as gmalg
 
@@ -62,14 +73,17 @@ def candidates(key: PrivateKey) -> list[Candidate]:
     def gm_verify(m: bytes, s: bytes) -> bool:
         return bool(ctx.verify(m, sm2.signature_to_rs(s)))
 
-    native = NativeEngine()
     native_ctx = native.context(scalar, point)
     z = sm2.z_value(point, ID)
-    out.append(Candidate("native", lambda m: native_ctx.sign_digest(sm3(z + m)), gm_verify))  # type: ignore[attr-defined]
-    out.append(Candidate("native via trustsvc Signer", SoftwareSigner(pinned_key(key, native)).sign, ours_verify))
+
+    def native_verify(m: bytes, s: bytes) -> bool:
+        return native.verify_e(point, sm3(z + m), sm2.signature_to_rs(s))
+
+    out.append(Candidate("native", lambda m: native_ctx.sign_digest(sm3(z + m)), native_verify))  # type: ignore[attr-defined]
+    out.append(Candidate("native via trustsvc Signer", SoftwareSigner(pinned_key(key, native)).sign,
+                         ours_verify(native)))
     out.append(Candidate("gmalglib", lambda m: bytes(ctx.sign(m)), gm_verify))
-    out.append(Candidate("gmalglib via trustsvc Signer", SoftwareSigner(pinned_key(key, GmalglibEngine())).sign,
-                         ours_verify))
+    out.append(Candidate("gmalglib via trustsvc Signer", SoftwareSigner(pinned_key(key, gm)).sign, ours_verify(gm)))
 
     from tongsuopy.crypto import hashes as t_hashes
     from tongsuopy.crypto.asymciphers import ec as t_ec
@@ -174,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     nat_ctx = NativeEngine().context(key.sm2_scalar(), key.public_key.point or b"")
     jobs["native sign_digest(e)"] = lambda: nat_ctx.sign_digest(e)  # type: ignore[attr-defined]
     jobs["gmalglib sign_digest(e)"] = lambda: gm_ctx.sign_digest(e)  # type: ignore[attr-defined]
+    rs = sm2.signature_to_rs(bytes(nat_ctx.sign_digest(e)))  # type: ignore[attr-defined]
+    point = key.public_key.point or b""
+    native_engine, gm_engine = NativeEngine(), GmalglibEngine()
+    jobs["native verify_digest(e)"] = lambda: native_engine.verify_e(point, e, rs)
+    jobs["gmalglib verify_digest(e)"] = lambda: gm_engine.verify_e(point, e, rs)
     jobs["ECDSA P-256 (cryptography) sign"] = lambda: p256.sign(MSG, ec.ECDSA(hashes.SHA256()))
     jobs["ECDSA P-256 (cryptography) verify"] = lambda: p256.public_key().verify(p256_sig, MSG,
                                                                                  ec.ECDSA(hashes.SHA256()))
@@ -183,11 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     pure = rates["gmssl (pure Python) sign"].ops_per_s
     native_e = rates["native sign_digest(e)"].ops_per_s
     gm_e = rates["gmalglib sign_digest(e)"].ops_per_s
+    native_v = rates["native verify_digest(e)"].ops_per_s
+    gm_v = rates["gmalglib verify_digest(e)"].ops_per_s
     checks = [
         Check("chosen engine sign rate / pure gmssl sign rate", chosen / pure, ">=", 15),
         Check("native / gmalglib sign rate, sign_digest(e) alone", native_e / gm_e, ">=", 1.5),
         Check("native / gmalglib sign rate, through trustsvc Signer", chosen / gm_signer, ">=", 1.2),
         Check("native microseconds per sign_digest(e)", 1e6 / native_e, "<=", 50),
+        Check("native / gmalglib verify rate, verify_digest(e) alone", native_v / gm_v, ">=", 1.5),
     ]
     ok = report("sm2_engines", rates, checks, extra={
         "correctness_vs_openssl": correctness, "cpu_count": os.cpu_count(), "message_bytes": len(MSG)})
