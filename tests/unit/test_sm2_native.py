@@ -398,13 +398,16 @@ def test_repr_hides_key() -> None:
 
 # --- the GIL ---------------------------------------------------------------------------------------
 
-def test_signing_releases_the_gil() -> None:
+@pytest.mark.parametrize("operation", ["sign", "verify"])
+def test_signing_and_verifying_release_the_gil(operation: str) -> None:
     """With a huge switch interval the interpreter never takes the GIL from a running thread, so the
     counting thread only gets to run when the main thread gives the GIL up: inside sign_digest (or
     at the counter's own sleep(0)). If sign_digest kept the GIL, the counter would not move while the
     main thread signs in a loop. No timing is asserted, only that the counter advanced."""
     ctx = native.SignContext(D, PUB)
     e = bytes.fromhex(E)
+    rs = bytes.fromhex(R + S)
+    call = (lambda: ctx.sign_digest(e)) if operation == "sign" else (lambda: native.verify_digest(PUB, e, rs))
     counter = [0]
     stop = threading.Event()
 
@@ -421,7 +424,7 @@ def test_signing_releases_the_gil() -> None:
         before = counter[0]
         advanced = False
         for _ in range(20000):  # stops at the first sign of progress; typically after a few calls
-            ctx.sign_digest(e)
+            call()
             if counter[0] != before:
                 advanced = True
                 break
