@@ -1033,7 +1033,6 @@ PyMODINIT_FUNC PyInit__sm2native(void) {
             return NULL;
         }
     }
-    (void)B_COEF;
     if (PyType_Ready(&SignContextType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
