@@ -59,6 +59,18 @@ def test_our_signature_verifies_with_openssl_and_bc(sm2_files, tmp_path: Path) -
     assert bc("verify", str(pub), str(msg), str(sig)) == "OK"
 
 
+def test_batch_signatures_verify_with_openssl(sm2_files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """sign_batch takes the engine's batch path (one native call); each signature stands alone."""
+    key, _, pub, _ = sm2_files
+    messages = [MSG, b"second item", b""]
+    for i, (m, sig) in enumerate(zip(messages, SoftwareSigner(key).sign_batch(messages), strict=True)):
+        (tmp_path / f"m{i}").write_bytes(m)
+        (tmp_path / f"s{i}").write_bytes(sig)
+        out = openssl("pkeyutl", "-verify", "-pubin", "-inkey", str(pub), "-rawin", "-digest", "sm3",
+                      "-pkeyopt", DISTID, "-in", str(tmp_path / f"m{i}"), "-sigfile", str(tmp_path / f"s{i}"))
+        assert b"Signature Verified Successfully" in out
+
+
 def test_openssl_and_bc_signatures_verify_with_ours(sm2_files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     key, key_pem, _, msg = sm2_files
     sig = openssl("pkeyutl", "-sign", "-inkey", str(key_pem), "-rawin", "-digest", "sm3",

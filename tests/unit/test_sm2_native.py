@@ -203,6 +203,41 @@ def test_thousands_of_signatures_verify_with_gmalglib() -> None:
     assert count == 2500
 
 
+def test_batch_signatures_verify_with_gmalglib_in_order() -> None:
+    rng = random.Random(2)
+    d = _b(_random_scalar(rng))
+    point = native.public_point(d)
+    ctx = native.SignContext(d, point)
+    digests = [rng.randbytes(32) for _ in range(300)]
+    out = ctx.sign_digests(b"".join(digests))
+    assert len(out) == 64 * len(digests)
+    verifier = gmalg.SM2(pk=point)
+    for i, e in enumerate(digests):
+        rs = out[64 * i:64 * i + 64]
+        assert verifier.verify_digest(e, rs)
+        assert _ref_verify(point, int.from_bytes(e, "big"), rs)
+    assert len({out[64 * i:64 * i + 32] for i in range(len(digests))}) == len(digests)  # fresh nonces
+
+
+@pytest.mark.parametrize("blob", [b"x", b"x" * 31, b"x" * 33, b"x" * 65])
+def test_batch_digests_must_be_whole_32_byte_blocks(blob: bytes) -> None:
+    ctx = native.SignContext(D, PUB)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        ctx.sign_digests(blob)
+    assert ctx.sign_digests(b"") == b""
+
+
+def test_signer_batch_goes_through_the_native_batch_and_verifies() -> None:
+    signer = SoftwareSigner(PrivateKey.generate("sm2"))
+    messages = [b"item %d" % i for i in range(40)] + [b"", MSG]
+    signatures = signer.sign_batch(messages)
+    assert len(signatures) == len(messages)
+    verifier = signer.verifier()
+    for m, sig in zip(messages, signatures, strict=True):
+        verifier.verify(m, sig)
+    assert signer.sign_batch([]) == []
+
+
 def test_signatures_verify_with_the_python_formula_and_gmssl() -> None:
     rng = random.Random(2)
     for _ in range(40):

@@ -792,15 +792,36 @@ static void SignContext_dealloc(SignContextObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyObject *SignContext_sign_digest(SignContextObject *self, PyObject *arg) {
-    Py_buffer ev;
-    u64 e[4], k[4];
-    unsigned char out[64];
-    int failed = 0, saved_errno = 0;
+/* One signature of e with a fresh nonce; 0, or -1 with errno set when the random source fails.
+   Called without the GIL. */
+static int sign_fresh(unsigned char out[64], const sign_key_t *key, const u64 e[4]) {
+    u64 k[4];
+    int rc = 0;
+    for (;;) {
+        if (random_scalar(k) != 0) {
+            rc = -1;
+            break;
+        }
+        if (sign_with_k(out, key, e, k) == 0) break;
+    }
+    secure_wipe(k, sizeof k);
+    return rc;
+}
+
+static int check_ready(SignContextObject *self) {
     if (!self->ready) {
         PyErr_SetString(PyExc_ValueError, "SignContext was not initialised with a key");
-        return NULL;
+        return -1;
     }
+    return 0;
+}
+
+static PyObject *SignContext_sign_digest(SignContextObject *self, PyObject *arg) {
+    Py_buffer ev;
+    u64 e[4];
+    unsigned char out[64];
+    int rc, saved_errno = 0;
+    if (check_ready(self) < 0) return NULL;
     if (PyObject_GetBuffer(arg, &ev, PyBUF_SIMPLE) < 0) return NULL;
     if (parse_fixed(&ev, 32, "e") < 0) {
         PyBuffer_Release(&ev);
@@ -809,21 +830,55 @@ static PyObject *SignContext_sign_digest(SignContextObject *self, PyObject *arg)
     from_be(e, ev.buf);
     PyBuffer_Release(&ev);
     Py_BEGIN_ALLOW_THREADS
-    for (;;) {
-        if (random_scalar(k) != 0) {
-            failed = 1;
-            saved_errno = errno;
-            break;
-        }
-        if (sign_with_k(out, &self->key, e, k) == 0) break;
-    }
-    secure_wipe(k, sizeof k);
+    rc = sign_fresh(out, &self->key, e);
+    saved_errno = errno;
     Py_END_ALLOW_THREADS
-    if (failed) {
+    if (rc != 0) {
         errno = saved_errno ? saved_errno : EIO;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     return PyBytes_FromStringAndSize((const char *)out, 64);
+}
+
+/* Many signatures in one call, the GIL released once for all of them: digests e1||e2||... (32 bytes
+   each) in, r1||s1||r2||s2||... (64 bytes each) out, in the same order. */
+static PyObject *SignContext_sign_digests(SignContextObject *self, PyObject *arg) {
+    Py_buffer ev;
+    PyObject *result;
+    unsigned char *out;
+    const unsigned char *in;
+    Py_ssize_t n, i;
+    int rc = 0, saved_errno = 0;
+    if (check_ready(self) < 0) return NULL;
+    if (PyObject_GetBuffer(arg, &ev, PyBUF_SIMPLE) < 0) return NULL;
+    if (ev.len % 32 != 0) {
+        PyBuffer_Release(&ev);
+        PyErr_Format(PyExc_ValueError, "digests must be a multiple of 32 bytes, got %zd", ev.len);
+        return NULL;
+    }
+    n = ev.len / 32;
+    result = PyBytes_FromStringAndSize(NULL, n * 64);
+    if (result == NULL) {
+        PyBuffer_Release(&ev);
+        return NULL;
+    }
+    out = (unsigned char *)PyBytes_AS_STRING(result);
+    in = (const unsigned char *)ev.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (i = 0; i < n && rc == 0; i++) {
+        u64 e[4];
+        from_be(e, in + 32 * i);
+        rc = sign_fresh(out + 64 * i, &self->key, e);
+    }
+    saved_errno = errno;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&ev);
+    if (rc != 0) {
+        Py_DECREF(result);
+        errno = saved_errno ? saved_errno : EIO;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return result;
 }
 
 static PyObject *SignContext_get_point(SignContextObject *self, void *closure) {
@@ -839,6 +894,9 @@ static PyMethodDef SignContext_methods[] = {
     {"sign_digest", (PyCFunction)SignContext_sign_digest, METH_O,
      "sign_digest(e: bytes) -> bytes\n\nSM2 signature r||s (64 bytes) of the 32-byte digest e = SM3(Z||M), "
      "with a fresh nonce from getrandom(2)."},
+    {"sign_digests", (PyCFunction)SignContext_sign_digests, METH_O,
+     "sign_digests(digests: bytes) -> bytes\n\nSignatures r||s (64 bytes each) of the concatenated 32-byte digests, "
+     "in order, each with a fresh nonce; the GIL is released once for the whole batch."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -7,6 +7,7 @@ EC P-256/P-384, RSA and Ed25519 keys wrap ``cryptography`` objects.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from asn1crypto import keys as asn1_keys
@@ -269,18 +270,43 @@ class PrivateKey:
         h.update(suffix)
         return self._sign_sm2_e(h.finalize())
 
+    def sign_sm2_many(self, messages: Sequence[bytes], *, sm2_id: bytes = sm2.DEFAULT_ID) -> list[bytes]:
+        """DER SM2 signatures over each of ``messages``, in order; one engine call when it signs in batches."""
+        if self.key_type is not KeyType.SM2:
+            raise UnsupportedAlgorithm("not an SM2 key", reason="ALGORITHM_KEY_MISMATCH")
+        state = self.sm2_hash_state(b"", sm2_id=sm2_id)
+        digests = []
+        for message in messages:
+            h = state.copy()
+            h.update(message)
+            digests.append(h.finalize())
+        ctx = self._sm2_context()
+        if ctx is None or not hasattr(ctx, "sign_digests"):
+            return [self._sign_sm2_e(e) for e in digests]
+        raw = bytes(ctx.sign_digests(b"".join(digests)))
+        return [sm2.rs_to_der(raw[i:i + 64]) for i in range(0, len(raw), 64)]
+
+    def _sm2_context(self) -> Any:
+        """The engine's reusable per-key signing context, made on first use (None if the engine has none)."""
+        if self._ctx is None:
+            from trustsvc.algorithms.sm2_engine import get_engine
+
+            engine = get_engine()
+            if hasattr(engine, "context"):
+                assert self.public_key.point is not None and self._scalar is not None
+                self._ctx = engine.context(self._scalar, self.public_key.point)
+        return self._ctx
+
     def _sign_sm2_e(self, e: bytes) -> bytes:
         """DER SM2 signature for the digest e = SM3(Z || M)."""
+        ctx = self._sm2_context()
+        if ctx is not None:
+            return sm2.rs_to_der(bytes(ctx.sign_digest(e)))
         from trustsvc.algorithms.sm2_engine import get_engine
 
-        engine = get_engine()
         point = self.public_key.point
         assert point is not None and self._scalar is not None
-        if self._ctx is None and hasattr(engine, "context"):
-            self._ctx = engine.context(self._scalar, point)
-        if self._ctx is not None:
-            return sm2.rs_to_der(bytes(self._ctx.sign_digest(e)))
-        return sm2.rs_to_der(engine.sign_e(self._scalar, point, e))
+        return sm2.rs_to_der(get_engine().sign_e(self._scalar, point, e))
 
     def decrypt_sm2(self, ciphertext: bytes) -> bytes:
         assert self.public_key.point is not None
