@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
-from trustsvc.seal.parse import parse_signature
+import pytest
+
+from trustsvc.errors import DecodeError
+from trustsvc.seal.parse import parse, parse_signature
 from trustsvc.seal.report import Status, Verdict
 from trustsvc.seal.sign import SealSigner, tlv
 from trustsvc.seal.verify import verify
@@ -92,3 +95,19 @@ def test_expired_seal_signature() -> None:
     late = verify(sig)
     assert late.check("signature.validity_now").reason == "EXPIRED_SINCE_SIGNING"
     assert verify(s.seal).check("seal.validity").reason == "SEAL_EXPIRED"
+
+
+def test_unused_bits_octet_of_a_bit_string_is_rejected() -> None:
+    """The octet before a signature's value (its BIT STRING's unused-bits count) is part of what must not change."""
+    s, sig = _signed()
+    for blob, value in ((sig, parse_signature(sig).signature), (s.seal, parse(s.seal).signature)):
+        unused_at = blob.rindex(value) - 1
+        assert blob[unused_at] == 0
+        for count in (1, 7):
+            mutated = bytearray(blob)
+            mutated[unused_at] = count
+            with pytest.raises(DecodeError) as err:
+                (parse_signature if blob is sig else parse)(bytes(mutated))
+            assert err.value.reason == "BAD_SEAL_STRUCTURE"
+            report = verify(bytes(mutated), document=DOC if blob is sig else None, trust=[s.maker_cert])
+            assert report.verdict is not Verdict.VALID

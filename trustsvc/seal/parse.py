@@ -140,10 +140,16 @@ def _time(value: asn1.SealTime) -> dt.datetime:
 
 
 def _bits(value: core.OctetBitString) -> bytes:
-    """Bytes of a BIT STRING, whatever its unused-bits octet says."""
+    """Bytes of a BIT STRING holding whole octets (a signature, a hash, a time): its unused-bits octet must be 0.
+
+    A non-zero count would mean the value is not the octets that were signed or hashed, and an edit
+    of that octet alone must not leave a seal verifying."""
     contents = value.contents or b""
     if not contents:
         raise DecodeError("empty BIT STRING", reason="BAD_SEAL_STRUCTURE")
+    if contents[0] != 0:
+        raise DecodeError(f"BIT STRING with {contents[0]} unused bits where whole octets are required",
+                          reason="BAD_SEAL_STRUCTURE")
     return bytes(contents[1:])
 
 
