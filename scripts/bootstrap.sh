@@ -10,7 +10,7 @@ want_test=0
 
 runtime_pkgs=(openssl gcc python3-dev)
 test_pkgs=(default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java softhsm2 libssl-dev libp11-kit-dev
-           poppler-utils qpdf fonts-wqy-zenhei postgresql postgresql-client)
+           poppler-utils qpdf fonts-wqy-zenhei postgresql postgresql-client valgrind)
 
 missing=()
 pkgs=("${runtime_pkgs[@]}")

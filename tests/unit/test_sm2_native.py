@@ -663,7 +663,7 @@ def test_engine_verify_is_native() -> None:
 # --- constant time, checked with valgrind ------------------------------------------------------------
 
 @pytest.mark.skipif(shutil.which("valgrind") is None or shutil.which("gcc") is None,
-                    reason="needs valgrind and gcc (apt-get install valgrind); bootstrap does not install valgrind")
+                    reason="needs valgrind and gcc (scripts/bootstrap.sh --with-test-deps installs both)")
 def test_signing_has_no_secret_dependent_branches_or_addresses(tmp_path: Path) -> None:
     """The ctgrind harness in _sm2native.c (SM2NATIVE_CTGRIND): d and k are marked undefined, memcheck
     fails the run on any branch or memory index that depends on them. Same -O2 as the extension."""
