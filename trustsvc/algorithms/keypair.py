@@ -272,9 +272,7 @@ class PrivateKey:
 
     def sign_sm2_many(self, messages: Sequence[bytes], *, sm2_id: bytes = sm2.DEFAULT_ID) -> list[bytes]:
         """DER SM2 signatures over each of ``messages``, in order; one engine call when it signs in batches."""
-        if self.key_type is not KeyType.SM2:
-            raise UnsupportedAlgorithm("not an SM2 key", reason="ALGORITHM_KEY_MISMATCH")
-        state = self.sm2_hash_state(b"", sm2_id=sm2_id)
+        state = self.sm2_hash_state(b"", sm2_id=sm2_id)  # refuses a key that is not SM2
         digests = []
         for message in messages:
             h = state.copy()
