@@ -172,3 +172,12 @@ def test_sm2_spki_with_malformed_bit_string_raises_invalid_input() -> None:
     der = (b"0Y0\x13\x06\x07*\x86H\xce=\x02\x01\x06\x08*\x81\x1c\xcfU\x01\x82-\x02B\x00\x04" + b"\x01" * 64)
     with _pytest.raises(_InvalidInput):
         _PublicKey.from_spki(der)
+
+
+def test_wrong_password_that_happens_to_unpad_is_still_wrong_passphrase() -> None:
+    """About one wrong password in 256 decrypts to valid PKCS#7 padding; it must not surface as a
+    DecodeError (this was a flaky failure of the test above)."""
+    der = encrypt_pkcs8(private_key_to_pkcs8(key_for("sm2")), b"pw", iterations=1)
+    for i in range(3000):  # (255/256)**3000 < 1e-5: some of these unpad
+        with pytest.raises(WrongPassphrase):
+            load_private_key(der, b"wrong-%d" % i)

@@ -203,9 +203,13 @@ def _decrypt_pkcs8(der: bytes, password: bytes) -> bytes:
     data = dec.update(ciphertext) + dec.finalize()
     try:
         unpadder = padding.PKCS7(128).unpadder()
-        return unpadder.update(data) + unpadder.finalize()
-    except ValueError:
-        raise WrongPassphrase("wrong password for the encrypted private key", reason="WRONG_PASSPHRASE") from None
+        plain = unpadder.update(data) + unpadder.finalize()
+        # a wrong password still unpads about once in 256 tries: the plaintext must also be a PrivateKeyInfo
+        asn1_keys.PrivateKeyInfo.load(plain, strict=True)["private_key_algorithm"]["algorithm"].native
+    except (ValueError, TypeError, KeyError):
+        raise WrongPassphrase("wrong password for the encrypted private key (or the key is corrupt)",
+                              reason="WRONG_PASSPHRASE") from None
+    return plain
 
 
 def scrypt_key(passphrase: bytes, salt: bytes, n: int = 2**15, r: int = 8, p: int = 1) -> bytes:
