@@ -8,9 +8,15 @@ Every stub is available as ``c.signature``, ``c.keys``, ``c.tokens``, ``c.seals`
 ``c.timestamps`` and ``c.health``; ``c.call(stub_method, request)`` adds the deadline and retries.
 A call is retried on UNAVAILABLE (and ABORTED from an idempotency key in progress) only when it is
 idempotent: verifications and reads always, signing calls (and key creation or rotation) when they
-carry an idempotency key. Client-streaming calls (``*_stream``) are never retried: their chunks come
-from an iterator that cannot be sent twice; call again with the same idempotency key to get the
-stored result instead of a second signature.
+carry an idempotency key. The streaming calls (``sign_data_stream``, ``sign_message_stream``,
+``sign_pdf_stream``) follow the same rules (codes, ``retries``, backoff, one deadline for all attempts)
+when they carry an idempotency key (``sign_pdf_stream``: ``options.idempotency_key``) and their chunks
+can be sent again: a re-iterable (``iter(x) is not x``: a list or tuple of byte strings) or a
+zero-argument callable returning a fresh iterable of chunks, called once per attempt. Each retry
+re-sends every chunk. A one-shot iterator or generator is sent once, never retried; call again with
+the same idempotency key to get the stored result instead of a second signature. ``sign_pdf_stream``
+rewinds and truncates a seekable ``out`` to where it started before a retry; with an ``out`` that
+cannot seek it retries only while no output byte has been written.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ import hashlib
 import random
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeAlias, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
@@ -39,6 +45,11 @@ timestamp_pb2, timestamp_grpc = codegen.load("timestamp")
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
 CHUNK = 1024 * 1024
+
+# The chunks of a streaming call: an iterable, or a zero-argument callable returning a fresh one.
+Chunks: TypeAlias = Iterable[bytes] | Callable[[], Iterable[bytes]]
+Metadata: TypeAlias = tuple[tuple[str, str], ...]
+T = TypeVar("T")
 
 
 def error_reason(err: grpc.RpcError) -> str | None:
@@ -94,20 +105,33 @@ class Client:
     def call(self, method: Any, request: Any, *, idempotent: bool = False, timeout: float | None = None,
              request_id: str | None = None) -> Any:
         """Call with a deadline; retry on UNAVAILABLE/ABORTED with jittered exponential backoff when idempotent."""
+        return self._attempts(lambda remaining, metadata: method(request, timeout=remaining, metadata=metadata),
+                              idempotent=idempotent, timeout=timeout, request_id=request_id)
+
+    def _attempts(self, attempt: Callable[[float, Metadata], T], *, idempotent: bool, timeout: float | None,
+                  request_id: str | None = None, before_retry: Callable[[], bool] | None = None) -> T:
+        """Run ``attempt(remaining_seconds, metadata)`` under one deadline and one x-request-id.
+
+        A failure is retried when ``idempotent``, its code is in RETRYABLE, fewer than ``self.retries``
+        retries were made, the backoff pause ends before the deadline and ``before_retry()`` (if given)
+        returns True.
+        """
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        metadata = (("x-request-id", request_id or uuid.uuid4().hex),)
-        attempt = 0
+        metadata: Metadata = (("x-request-id", request_id or uuid.uuid4().hex),)
+        failures = 0
         while True:
             remaining = deadline - time.monotonic()
             try:
-                return method(request, timeout=max(remaining, 0.001), metadata=metadata)
+                return attempt(max(remaining, 0.001), metadata)
             except grpc.RpcError as err:
-                attempt += 1
-                if not idempotent or err.code() not in RETRYABLE or attempt > self.retries:
+                failures += 1
+                if not idempotent or err.code() not in RETRYABLE or failures > self.retries:
                     raise
-                pause = self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
+                pause = self.backoff * (2 ** (failures - 1)) * (0.5 + random.random())
                 if time.monotonic() + pause >= deadline:
+                    raise
+                if before_retry is not None and not before_retry():
                     raise
                 time.sleep(pause)
 
@@ -154,38 +178,70 @@ class Client:
             idempotency_key=idempotency_key)
         return self.call(self.signature.BatchSignData, req, idempotent=bool(idempotency_key), **kw)
 
-    def sign_data_stream(self, key: str, chunks: Iterable[bytes], *, idempotency_key: str = "",
+    def sign_data_stream(self, key: str, chunks: Chunks, *, idempotency_key: str = "",
                          timeout: float | None = None) -> Any:
+        """Sign a message sent in chunks. Retried (as ``call``) only with ``idempotency_key`` and chunks that
+        can be sent again (a re-iterable or a callable returning fresh chunks); a one-shot iterator is not."""
         init = signature_pb2.SignStreamInit(key=key, idempotency_key=idempotency_key)
-        return self.signature.SignDataStream(_then_chunks(signature_pb2.SignDataStreamRequest, {"init": init}, chunks),
-                                             timeout=timeout or self.timeout)
+        source = _chunk_source(chunks)
+        return self._attempts(
+            lambda remaining, metadata: self.signature.SignDataStream(
+                _then_chunks(signature_pb2.SignDataStreamRequest, {"init": init}, source.next()),
+                timeout=remaining, metadata=metadata),
+            idempotent=bool(idempotency_key) and source.repeatable, timeout=timeout or self.timeout)
 
-    def sign_message_stream(self, key: str, chunks: Iterable[bytes], *, idempotency_key: str = "",
+    def sign_message_stream(self, key: str, chunks: Chunks, *, idempotency_key: str = "",
                             timeout: float | None = None) -> Any:
+        """Detached CMS over a message sent in chunks; retried exactly as ``sign_data_stream``."""
         init = signature_pb2.SignStreamInit(key=key, idempotency_key=idempotency_key)
-        return self.signature.SignMessageStream(_then_chunks(signature_pb2.SignMessageStreamRequest, {"init": init},
-                                                             chunks), timeout=timeout or self.timeout)
+        source = _chunk_source(chunks)
+        return self._attempts(
+            lambda remaining, metadata: self.signature.SignMessageStream(
+                _then_chunks(signature_pb2.SignMessageStreamRequest, {"init": init}, source.next()),
+                timeout=remaining, metadata=metadata),
+            idempotent=bool(idempotency_key) and source.repeatable, timeout=timeout or self.timeout)
 
-    def sign_pdf_stream(self, options: Any, chunks: Iterable[bytes], out: BinaryIO, *,
-                        timeout: float | None = None) -> Any:
+    def sign_pdf_stream(self, options: Any, chunks: Chunks, out: BinaryIO, *, timeout: float | None = None) -> Any:
         """Stream a PDF in, write the signed PDF to ``out`` as its chunks arrive; returns the summary.
 
         The output's SHA-256 is checked against the summary's ``signed_sha256`` (DecodeError if they differ).
+        Retried (as ``call``) only with ``options.idempotency_key`` and chunks that can be sent again (a
+        re-iterable or a callable returning fresh chunks). Before a retry a seekable ``out`` is rewound to
+        its position at the start and truncated there; an ``out`` that cannot seek is retried only while
+        no output byte has been written.
         """
-        sha, summary = hashlib.sha256(), None
-        requests = _then_chunks(document_pb2.SignPdfStreamRequest, {"options": options}, chunks)
-        for part in self.documents.SignPdfStream(requests, timeout=timeout or self.timeout):
-            if part.WhichOneof("part") == "chunk":
-                sha.update(part.chunk)
-                out.write(part.chunk)
-            else:
-                summary = part.summary
-        if summary is None or (summary.signed_sha256 and summary.signed_sha256 != sha.hexdigest()):
-            from trustsvc.errors import DecodeError
+        source = _chunk_source(chunks)
+        retry = bool(options.idempotency_key) and source.repeatable
+        start = _position(out) if retry else None
+        written = 0
 
-            raise DecodeError("the signed PDF received does not match the summary's SHA-256",
-                              reason="STREAM_CORRUPTED")
-        return summary
+        def attempt(remaining: float, metadata: Metadata) -> Any:
+            nonlocal written
+            sha, summary = hashlib.sha256(), None
+            requests = _then_chunks(document_pb2.SignPdfStreamRequest, {"options": options}, source.next())
+            for part in self.documents.SignPdfStream(requests, timeout=remaining, metadata=metadata):
+                if part.WhichOneof("part") == "chunk":
+                    sha.update(part.chunk)
+                    out.write(part.chunk)
+                    written += len(part.chunk)
+                else:
+                    summary = part.summary
+            if summary is None or (summary.signed_sha256 and summary.signed_sha256 != sha.hexdigest()):
+                from trustsvc.errors import DecodeError
+
+                raise DecodeError("the signed PDF received does not match the summary's SHA-256",
+                                  reason="STREAM_CORRUPTED")
+            return summary
+
+        def before_retry() -> bool:
+            nonlocal written
+            if start is not None:
+                out.seek(start)
+                out.truncate()
+                written = 0
+            return written == 0
+
+        return self._attempts(attempt, idempotent=retry, timeout=timeout or self.timeout, before_retry=before_retry)
 
     def export_cert(self, key: str, **kw: Any) -> Any:
         return self.call(self.signature.ExportCert, signature_pb2.ExportCertRequest(key=key), idempotent=True, **kw)
@@ -221,3 +277,40 @@ def _then_chunks(request_type: Any, first: dict[str, Any], chunks: Iterable[byte
     yield request_type(**first)
     for c in chunks:
         yield request_type(chunk=c)
+
+
+class _ChunkSource:
+    """Hands out the chunks for each attempt; ``repeatable`` when they can be produced again."""
+
+    def __init__(self, make: Callable[[], Iterable[bytes]], repeatable: bool) -> None:
+        self.make, self.repeatable = make, repeatable
+
+    def next(self) -> Iterable[bytes]:
+        return self.make()
+
+
+def _chunk_source(chunks: Chunks) -> _ChunkSource:
+    """A callable is called once per attempt; a re-iterable (``iter(x) is not x``) is iterated once per
+    attempt; a one-shot iterator is used once (not repeatable)."""
+    if callable(chunks) and not isinstance(chunks, Iterable):
+        return _ChunkSource(chunks, True)
+    iterable: Iterable[bytes] = chunks  # type: ignore[assignment]
+    if iter(iterable) is not iterable:
+        return _ChunkSource(lambda: iterable, True)
+    used = False
+
+    def once() -> Iterable[bytes]:
+        nonlocal used
+        if used:
+            raise RuntimeError("a one-shot chunk iterator cannot be sent twice")
+        used = True
+        return iterable
+    return _ChunkSource(once, False)
+
+
+def _position(out: BinaryIO) -> int | None:
+    """``out.tell()`` when ``out`` can seek back there, else None."""
+    try:
+        return out.tell() if out.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
