@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,25 @@ from hypothesis import settings as _hyp_settings  # noqa: E402
 _hyp_settings.register_profile("ci", derandomize=True, database=None)
 _hyp_settings.register_profile("explore")
 _hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def make_client(client_target: str) -> Iterator[Callable[..., Any]]:
+    """Clients (insecure, 3 fast retries) to the test module's ``client_target`` fixture; closed afterwards."""
+    from trustsvc.client import Client
+
+    made: list[Client] = []
+
+    def make(**kwargs: Any) -> Client:
+        c = Client(client_target, **{"insecure": True, "retries": 3, "backoff": 0.001, "timeout": 5.0, **kwargs})
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., Any]) -> Any:
+    return make_client()

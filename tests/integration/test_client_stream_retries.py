@@ -128,22 +128,9 @@ def script(target: tuple[str, Script]) -> Script:
 
 
 @pytest.fixture
-def make_client(target: tuple[str, Script]) -> Iterator[Callable[..., Client]]:
-    made: list[Client] = []
-
-    def make(**kwargs: Any) -> Client:
-        c = Client(target[0], **{"insecure": True, "retries": 3, "backoff": 0.01, "timeout": 5.0, **kwargs})
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
-
-
-@pytest.fixture
-def client(make_client: Callable[..., Client]) -> Client:
-    return make_client()
+def client_target(target: tuple[str, Script]) -> str:
+    """For the shared ``make_client`` and ``client`` fixtures (tests/conftest.py)."""
+    return target[0]
 
 
 def _raises(fn: Callable[[], Any]) -> grpc.RpcError:

@@ -164,23 +164,9 @@ def script(server: Server) -> Script:
 
 
 @pytest.fixture
-def make_client(server: Server) -> Iterator[Callable[..., Client]]:
-    made: list[Client] = []
-
-    def make(**kwargs: Any) -> Client:
-        options = {"insecure": True, "retries": 3, "backoff": 0.001, "timeout": 5.0, **kwargs}
-        c = Client(server.target, **options)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
-
-
-@pytest.fixture
-def client(make_client: Callable[..., Client]) -> Client:
-    return make_client()
+def client_target(server: Server) -> str:
+    """For the shared ``make_client`` and ``client`` fixtures (tests/conftest.py)."""
+    return server.target
 
 
 # (server method, a call through the client's helper) ------------------------------------------
