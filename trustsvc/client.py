@@ -182,23 +182,23 @@ class Client:
                          timeout: float | None = None) -> Any:
         """Sign a message sent in chunks. Retried (as ``call``) only with ``idempotency_key`` and chunks that
         can be sent again (a re-iterable or a callable returning fresh chunks); a one-shot iterator is not."""
-        init = signature_pb2.SignStreamInit(key=key, idempotency_key=idempotency_key)
-        source = _chunk_source(chunks)
-        return self._attempts(
-            lambda remaining, metadata: self.signature.SignDataStream(
-                _then_chunks(signature_pb2.SignDataStreamRequest, {"init": init}, source.next()),
-                timeout=remaining, metadata=metadata),
-            idempotent=bool(idempotency_key) and source.repeatable, timeout=timeout or self.timeout)
+        return self._sign_stream(self.signature.SignDataStream, signature_pb2.SignDataStreamRequest, key, chunks,
+                                 idempotency_key, timeout)
 
     def sign_message_stream(self, key: str, chunks: Chunks, *, idempotency_key: str = "",
                             timeout: float | None = None) -> Any:
         """Detached CMS over a message sent in chunks; retried exactly as ``sign_data_stream``."""
+        return self._sign_stream(self.signature.SignMessageStream, signature_pb2.SignMessageStreamRequest, key,
+                                 chunks, idempotency_key, timeout)
+
+    def _sign_stream(self, method: Any, request_type: Any, key: str, chunks: Chunks, idempotency_key: str,
+                     timeout: float | None) -> Any:
+        """A client-streaming signing call: the init message, then the chunks; retried as described above."""
         init = signature_pb2.SignStreamInit(key=key, idempotency_key=idempotency_key)
         source = _chunk_source(chunks)
         return self._attempts(
-            lambda remaining, metadata: self.signature.SignMessageStream(
-                _then_chunks(signature_pb2.SignMessageStreamRequest, {"init": init}, source.next()),
-                timeout=remaining, metadata=metadata),
+            lambda remaining, metadata: method(_then_chunks(request_type, {"init": init}, source.next()),
+                                               timeout=remaining, metadata=metadata),
             idempotent=bool(idempotency_key) and source.repeatable, timeout=timeout or self.timeout)
 
     def sign_pdf_stream(self, options: Any, chunks: Chunks, out: BinaryIO, *, timeout: float | None = None) -> Any:
