@@ -18,6 +18,13 @@ def test_sm3_abcd_x16() -> None:
     assert sm3.sm3(b"abcd" * 16).hex() == "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
 
 
+@pytest.mark.parametrize("size", [0, 1, 55, 56, 63, 64, 65, 1000, 70_000])
+def test_sm3_fast_path_matches_cryptography(size: int) -> None:
+    data = os.urandom(size)
+    assert sm3.sm3(data) == sm3.sm3_cryptography(data)
+    assert sm3.sm3(data) == sm3.sm3(data)  # the shared empty hash is copied, never updated
+
+
 def test_sm3_incremental_matches_one_shot() -> None:
     h = sm3.Sm3Hasher()
     for part in (b"ab", b"c"):
