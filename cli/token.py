@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         p.add_argument("--trust", default=None, help=f"trusted issuers JSON (default HOME/{TRUST_FILE} if present)")
     p = add("revoke", _revoke, "revoke one token (--jti) or every token of a subject (--sub)")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--jti", help="token id")
+    group.add_argument("--jti", help="token id (one that starts with '-', as another issuer's may: --jti=-ID)")
     group.add_argument("--sub", help="subject: revoke tokens issued before --before (default now)")
     p.add_argument("--before", default=None, help="cut-off: seconds since the epoch or ISO 8601")
     p.add_argument("--reason", default="", help="why (kept in the store)")

@@ -72,3 +72,22 @@ def test_verify_other_issuer_from_trust_file_and_stdin(tmp_path: Path, capsys: p
     assert code == 0 and json.loads(out)["claims"]["iss"] == "https://idp.province.example"
     code, out = run(capsys, tmp_path, "verify", "--trust", str(tmp_path / "missing.json"), token)
     assert code == 2
+
+
+def test_token_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One base64url id in 64 starts with "-", which argparse takes for an option in ``--jti ID``
+    (this made test_issue_verify_revoke_introspect_jwks fail now and then)."""
+    from trustsvc.token import randomid
+
+    draws = iter([b"\xf8" * 16, b"\x00" * 16])  # the first encodes to "-----...", the second to "AAAA..."
+    monkeypatch.setattr(randomid._POOL, "take", lambda n: next(draws))
+    assert randomid.token_id() == "A" * 22
+    monkeypatch.undo()
+    assert not any(randomid.token_id().startswith("-") for _ in range(2000))
+
+
+def test_revoke_a_jti_that_starts_with_a_dash(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRUSTSVC_DB", raising=False)
+    code, out = run(capsys, tmp_path, "revoke", "--jti=-from-another-issuer")
+    assert code == 0 and json.loads(out)["revoked"]["jti"] == "-from-another-issuer"

@@ -36,5 +36,10 @@ _POOL = RandomPool()
 
 
 def token_id(nbytes: int = 16) -> str:
-    """Like ``secrets.token_urlsafe(nbytes)``: base64url of ``nbytes`` random bytes, no padding."""
-    return base64.urlsafe_b64encode(_POOL.take(nbytes)).rstrip(b"=").decode("ascii")
+    """Like ``secrets.token_urlsafe(nbytes)``: base64url of ``nbytes`` random bytes, no padding; never
+    starting with "-" (one id in 64 would), so that ``trustsvc token revoke --jti ID`` takes it as a value
+    rather than an option. Drawn again rather than altered, so the ids stay uniform over what remains."""
+    while True:
+        out = base64.urlsafe_b64encode(_POOL.take(nbytes)).rstrip(b"=").decode("ascii")
+        if not out.startswith("-"):
+            return out
