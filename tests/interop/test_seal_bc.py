@@ -42,6 +42,20 @@ def flip_signature_value(der: bytes) -> bytes:
     raise AssertionError("no trailing BIT STRING")
 
 
+def raw_signature_starting_with_0x30(setup: object) -> bytes:
+    """The setup's seal re-signed by its maker with a raw r||s value whose first byte is 0x30, as a DER
+    SEQUENCE's is (one raw signature in 256): readers must not take it for DER."""
+    from trustsvc.algorithms import sm2
+    from trustsvc.seal import asn1
+
+    seal = asn1.SESealV4.load(setup.seal)  # type: ignore[attr-defined]
+    info_der = seal["eseal_info"].dump()
+    while (rs := sm2.signature_to_rs(setup.maker.sign(info_der)))[0] != 0x30:  # type: ignore[attr-defined]
+        pass
+    return asn1.SESealV4({"eseal_info": asn1.SealInfoV4.load(info_der), "cert": seal["cert"].native,
+                          "sign_alg": seal["sign_alg"].native, "signed_value": rs}).dump()
+
+
 def _cases() -> dict[str, tuple[str, bytes, str]]:
     """name -> (kind, DER, expected output prefix)."""
     cases: dict[str, tuple[str, bytes, str]] = {}
@@ -54,6 +68,7 @@ def _cases() -> dict[str, tuple[str, bytes, str]]:
                 signer.sign_document(b"%PDF-1.7 document bytes", "p" * 200),
                 signer.sign_hash(b"\x11" * 32, "")]
         cases[f"{label}-seal"] = ("seal", s.seal, SEAL_OK)
+        cases[f"{label}-seal-raw-0x30"] = ("seal", raw_signature_starting_with_0x30(s), SEAL_OK)
         for i, sig in enumerate(sigs):
             cases[f"{label}-signature-{i}"] = ("signature", sig, SIG_OK)
         cases[f"{label}-seal-flipped"] = ("seal", flip_signature_value(s.seal), "FAIL seal.maker_signature")
@@ -97,6 +112,18 @@ def _assert(results: dict[str, tuple[str, str]], name: str) -> None:
 @pytest.mark.parametrize("label", ["certs", "digests"])
 def test_our_seal_verifies_in_bc(results: dict[str, tuple[str, str]], label: str) -> None:
     _assert(results, f"{label}-seal")
+
+
+@pytest.mark.parametrize("label", ["certs", "digests"])
+def test_raw_signature_starting_with_0x30_verifies_in_bc(results: dict[str, tuple[str, str]], label: str) -> None:
+    _assert(results, f"{label}-seal-raw-0x30")
+
+
+def test_raw_signature_starting_with_0x30_verifies_in_trustsvc() -> None:
+    from trustsvc.seal.verify import verify
+
+    check = verify(raw_signature_starting_with_0x30(make_setup())).check("seal.maker_signature")
+    assert check.status.name == "PASS" and "raw r||s" in check.detail, check
 
 
 @pytest.mark.parametrize("label", ["certs", "digests"])

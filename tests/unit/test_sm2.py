@@ -138,3 +138,11 @@ def test_rs_to_der_matches_asn1crypto(r: int, s: int) -> None:
     rs = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     assert sm2.rs_to_der(rs) == RS({"r": r, "s": s}).dump()
     assert sm2.signature_to_rs(sm2.rs_to_der(rs)) == rs
+
+
+def test_raw_rs_starting_with_0x30_is_not_taken_for_der() -> None:
+    raw = bytes([0x30]) + bytes(range(1, 64))
+    assert sm2.is_raw_rs(raw) and sm2.signature_to_rs(raw) == raw
+    der64 = sm2.rs_to_der(bytes(3) + b"\x11" * 29 + bytes(3) + b"\x22" * 29)  # 29-byte INTEGERs: 64 bytes of DER
+    assert len(der64) == 64 and not sm2.is_raw_rs(der64)
+    assert sm2.signature_to_rs(der64) == bytes(3) + b"\x11" * 29 + bytes(3) + b"\x22" * 29

@@ -205,7 +205,8 @@ def _decrypt_pkcs8(der: bytes, password: bytes) -> bytes:
         unpadder = padding.PKCS7(128).unpadder()
         plain = unpadder.update(data) + unpadder.finalize()
         # a wrong password still unpads about once in 256 tries: the plaintext must also be a PrivateKeyInfo
-        asn1_keys.PrivateKeyInfo.load(plain, strict=True)["private_key_algorithm"]["algorithm"].native
+        if not asn1_keys.PrivateKeyInfo.load(plain, strict=True)["private_key_algorithm"]["algorithm"].dotted:
+            raise ValueError("no key algorithm")
     except (ValueError, TypeError, KeyError):
         raise WrongPassphrase("wrong password for the encrypted private key (or the key is corrupt)",
                               reason="WRONG_PASSPHRASE") from None

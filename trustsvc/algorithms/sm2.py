@@ -54,16 +54,27 @@ def _der_uint(value: bytes) -> bytes:
     return b"\x02" + bytes([len(content)]) + content
 
 
+def is_raw_rs(signature: bytes) -> bool:
+    """True for a raw 64-byte r‖s: 64 bytes that are not a DER SEQUENCE{r, s} (a raw value begins with
+    0x30, as DER does, once in 256)."""
+    if len(signature) != 64:
+        return False
+    if signature[0] != 0x30:
+        return True
+    try:
+        return not isinstance(_RS.load(signature, strict=True)["s"].native, int)
+    except (ValueError, TypeError, KeyError):
+        return True
+
+
 def signature_to_rs(signature: bytes) -> bytes:
     """Accept DER SEQUENCE{r, s} or raw 64-byte r‖s; return r‖s. Raises DecodeError."""
-    if len(signature) == 64 and signature[0] != 0x30:
+    if is_raw_rs(signature):
         return signature
     try:
         seq = _RS.load(signature, strict=True)
         r, s = int(seq["r"].native), int(seq["s"].native)
     except (ValueError, TypeError, KeyError) as exc:
-        if len(signature) == 64:
-            return signature
         raise DecodeError(f"SM2 signature is neither DER SEQUENCE{{r,s}} nor 64-byte r||s: {exc}",
                           reason="BAD_SIGNATURE_ENCODING") from None
     if not (0 < r < sm2_curve.N and 0 < s < sm2_curve.N):

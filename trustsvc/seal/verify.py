@@ -253,7 +253,7 @@ def _sm2_check(report: Report, name: str, cert: Certificate, message: bytes, sig
     except TrustsvcError as exc:
         report.add(name, Status.FAIL, exc.reason, exc.message)
         return
-    raw = len(signature) == 64 and signature[:1] != b"\x30"
+    raw = sm2.is_raw_rs(signature)
     report.add(name, Status.PASS, "OK", "SM2 signature verifies" + (" (raw r||s encoding)" if raw else ""))
 
 

@@ -71,14 +71,26 @@ public class SealCheck {
 
     static byte[] slice(byte[] b, int[] t) { return java.util.Arrays.copyOfRange(b, t[0], t[1]); }
 
-    /** Some producers write the SM2 signature as raw r||s (64 bytes); BC wants DER. */
+    /** Some producers write the SM2 signature as raw r||s (64 bytes); BC wants DER. A raw one may begin
+     *  with 0x30 too (one in 256), so 64 bytes count as DER only when they parse and re-encode as a
+     *  DER SEQUENCE of two values. */
     static byte[] derSignature(byte[] sig) throws IOException {
-        if (sig.length == 64 && sig[0] != 0x30) {
+        if (sig.length == 64 && !isDerPair(sig)) {
             BigInteger r = new BigInteger(1, java.util.Arrays.copyOfRange(sig, 0, 32));
             BigInteger s = new BigInteger(1, java.util.Arrays.copyOfRange(sig, 32, 64));
             return new DERSequence(new ASN1Encodable[]{new ASN1Integer(r), new ASN1Integer(s)}).getEncoded("DER");
         }
         return sig;
+    }
+
+    static boolean isDerPair(byte[] sig) {
+        try {
+            ASN1Primitive p = ASN1Primitive.fromByteArray(sig);
+            return p instanceof ASN1Sequence && ((ASN1Sequence) p).size() == 2
+                    && java.util.Arrays.equals(p.getEncoded("DER"), sig);
+        } catch (Exception e) {
+            return false;
+        }
     }
 
     static void verify(String step, byte[] certDer, String alg, byte[] message, byte[] sig) throws Exception {
