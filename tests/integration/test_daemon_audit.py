@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from tests.integration.test_daemon_fixtures import Running, start_daemon
+from trustsvc.algorithms.sm3 import sm3_hex
 from trustsvc.audit import canonical_json, verify_log
-from trustsvc.audit.digest import sm3_hex
 from trustsvc.client import error_reason, signature_pb2, timestamp_pb2, token_pb2
 
 pytestmark = pytest.mark.integration

@@ -36,6 +36,11 @@ sm3: Callable[[bytes], bytes] = _pick()
 """Return SM3(data)."""
 
 
+def sm3_hex(data: bytes) -> str:
+    """SM3 of ``data`` as lower-case hex (document hashes in audit records)."""
+    return sm3(data).hex()
+
+
 def sm3_hmac(key: bytes, data: bytes) -> bytes:
     """Return HMAC-SM3(key, data)."""
     h = hmac.HMAC(key, hashes.SM3())

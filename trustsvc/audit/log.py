@@ -21,8 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from trustsvc.algorithms.signer import Signer
+from trustsvc.algorithms.sm3 import sm3
 from trustsvc.audit.canonical import canonical_json
-from trustsvc.audit.digest import sm3
 from trustsvc.errors import Conflict, StoreError
 from trustsvc.store.database import Database, Transaction
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from trustsvc.algorithms.signer import Signer
+from trustsvc.algorithms.sm3 import sm3_hex
 from trustsvc.audit import AuditEvent, AuditLog, AuditRecord
 from trustsvc.audit.canonical import canonical_json
-from trustsvc.audit.digest import sm3_hex
 from trustsvc.errors import InvalidInput, StoreError, TrustsvcError
 from trustsvc.keys.base import KeyStore, parse_key_ref
 from trustsvc.pki.certificate import Certificate

@@ -14,8 +14,7 @@ from trustsvc import codegen
 from trustsvc.algorithms.encoding import load_public_key
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.algorithms.signer import MessageHasher, Signer, Verifier
-from trustsvc.algorithms.sm3 import Sm3Hasher, sm3
-from trustsvc.audit.digest import sm3_hex
+from trustsvc.algorithms.sm3 import Sm3Hasher, sm3_hex
 from trustsvc.errors import InvalidInput, InvalidSignature, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.server import context as ctx
@@ -49,7 +48,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
 
     def _sign_data(self, key: str, sm2_id: bytes, data: bytes) -> Any:
         signer = _with_id(self.rt.signer(key), sm2_id)
-        return self._respond(signer, signer.sign(data), sm3(data).hex(), {})
+        return self._respond(signer, signer.sign(data), sm3_hex(data), {})
 
     def _respond(self, signer: Signer, signature: bytes, doc_hash: str, detail: dict[str, Any]) -> Any:
         """Audit the signature (document hash = SM3 of the data), count it, build the reply."""

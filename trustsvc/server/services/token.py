@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from trustsvc import codegen
-from trustsvc.algorithms.sm3 import sm3
+from trustsvc.algorithms.sm3 import sm3_hex
 from trustsvc.errors import InvalidInput
 from trustsvc.server.runtime import Runtime
 from trustsvc.server.services.common import once, receipt, require, result
@@ -56,7 +56,7 @@ class TokenService(pb_grpc.TokenServiceServicer):  # type: ignore[name-defined] 
         issued = self.tokens.mint(request.subject, extra, aud=aud if aud is None or len(aud) > 1 else aud[0],
                                   ttl=request.ttl_seconds or None, key=request.key or None)
         claims = issued.claims
-        rec = self.rt.record(ref=issued.key_ref, document_hash=sm3(issued.token.encode()).hex(),
+        rec = self.rt.record(ref=issued.key_ref, document_hash=sm3_hex(issued.token.encode()),
                              detail={"jti": claims["jti"], "exp": claims["exp"]})
         self.rt.metrics.signed(issued.key_ref)
         return pb.IssueTokenResponse(token=issued.token, token_id=claims["jti"],
