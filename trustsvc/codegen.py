@@ -52,8 +52,9 @@ def is_up_to_date() -> bool:
     return STAMP.exists() and STAMP.read_text().strip() == proto_digest()
 
 
-def generate(out: Path = OUT) -> None:
-    """Run grpc_tools.protoc over every proto into ``out`` (atomically replaced)."""
+def generate(out: Path | None = None) -> None:
+    """Run grpc_tools.protoc over every proto into ``out`` (default ``OUT``; atomically replaced)."""
+    out = OUT if out is None else out
     import google.rpc.status_pb2 as status_pb2
     import grpc_tools
     from grpc_tools import protoc
