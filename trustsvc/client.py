@@ -21,11 +21,12 @@ cannot seek it retries only while no output byte has been written.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias, TypeVar
 
@@ -250,9 +251,16 @@ class Client:
         return self.call(self.signature.ParseCert, signature_pb2.ParseCertRequest(certificate=certificate),
                          idempotent=True, **kw)
 
-    def validate_cert(self, certificate: bytes, **kw: Any) -> Any:
-        return self.call(self.signature.ValidateCert, signature_pb2.ValidateCertRequest(certificate=certificate),
-                         idempotent=True, **kw).result
+    def validate_cert(self, certificate: bytes, *, intermediates: Sequence[bytes] = (),
+                      trust_anchors: Sequence[bytes] = (), at: dt.datetime | None = None, purpose: str = "",
+                      crls: Sequence[bytes] = (), require_revocation: bool = False, **kw: Any) -> Any:
+        """The daemon's path validation of ``certificate`` (a VerificationResult naming each check)."""
+        req = signature_pb2.ValidateCertRequest(certificate=certificate, intermediates=intermediates,
+                                                trust_anchors=trust_anchors, purpose=purpose, crls=crls,
+                                                require_revocation=require_revocation)
+        if at is not None:
+            req.at.FromDatetime(at)
+        return self.call(self.signature.ValidateCert, req, idempotent=True, **kw).result
 
     # KeyService -------------------------------------------------------------------
     def list_keys(self, name: str = "", **kw: Any) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
@@ -86,8 +87,64 @@ def test_certificates(client: Client) -> None:
     assert parsed.common_name == "trustsvc key default" and parsed.serial_number
     assert "digital_signature" in parsed.key_usage
     assert client.validate_cert(exported.certificate).valid
-    other = client.validate_cert(exported.chain[1])  # the root itself: validates as an anchor
-    assert other.valid or other.reason
+    assert client.validate_cert(exported.certificate, purpose="signing").valid
+    root = client.validate_cert(exported.chain[1])  # the root itself: validates as its own anchor
+    assert root.valid, root.message
+
+
+def _failed(result: object) -> list[tuple[str, str]]:
+    return [(c.name, c.reason) for c in result.checks if not c.passed]  # type: ignore[attr-defined]
+
+
+def test_validate_cert_says_which_check_failed(client: Client, running: Running, tmp_path: Path) -> None:
+    """Expired, revoked (daemon CA's CRL and a CRL in the request), untrusted, wrong purpose: each named."""
+    from trustsvc.pki.ca import DevelopmentCA
+
+    ca = DevelopmentCA.open(running.home / "ca")
+    issued = ca.issue("client", "validate-me").certificate.der
+    assert client.validate_cert(issued, purpose="client_auth").valid
+    wrong = client.validate_cert(issued, purpose="time_stamping")
+    assert not wrong.valid and wrong.reason == "EXTENDED_KEY_USAGE"
+    late = client.validate_cert(issued, at=dt.datetime.now(dt.UTC) + dt.timedelta(days=800))
+    assert not late.valid and late.reason == "EXPIRED" and ("validity[0]", "EXPIRED") in _failed(late)
+    to_revoke = ca.issue("client", "revoke-me")
+    ca.revoke(to_revoke.serial)
+    revoked = client.validate_cert(to_revoke.certificate.der)
+    assert not revoked.valid and revoked.reason == "REVOKED" and ("revocation[0]", "REVOKED") in _failed(revoked)
+
+    other = DevelopmentCA.init(tmp_path / "other-ca", name="another CA")
+    foreign = other.issue("client", "foreign").certificate.der
+    untrusted = client.validate_cert(foreign)
+    assert not untrusted.valid and untrusted.reason == "UNTRUSTED_ROOT"
+    anchored = client.validate_cert(foreign, trust_anchors=[other.certificate.der])
+    assert anchored.valid
+    unknown = client.validate_cert(foreign, trust_anchors=[other.certificate.der], require_revocation=True)
+    assert not unknown.valid and unknown.reason == "REVOCATION_UNKNOWN"
+    foreign_revoked = other.issue("client", "foreign-revoked")
+    crl = other.revoke(foreign_revoked.serial)
+    by_crl = client.validate_cert(foreign_revoked.certificate.der, trust_anchors=[other.certificate.der], crls=[crl.to_pem()])
+    assert not by_crl.valid and by_crl.reason == "REVOKED"
+    assert client.validate_cert(foreign, trust_anchors=[other.certificate.der], crls=[crl.der],
+                                require_revocation=True).valid
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("certificate", b"\x30\x03\x02\x01\x01", None),
+    ("crls", [b"not a crl"], "BAD_CRL"),
+    ("purpose", "world_domination", "UNKNOWN_PURPOSE"),
+])
+def test_validate_cert_refuses_bad_input(client: Client, field: str, value: object, reason: str | None) -> None:
+    good = client.export_cert("default").certificate
+    req = signature_pb2.ValidateCertRequest(certificate=good)
+    if isinstance(value, list):
+        getattr(req, field).extend(value)
+    else:
+        setattr(req, field, value)
+    with pytest.raises(grpc.RpcError) as exc_info:
+        client.call(client.signature.ValidateCert, req)
+    code, got = _code_reason(exc_info)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert got and (reason is None or got == reason)
 
 
 def test_batch_sign_with_per_item_errors(client: Client) -> None:

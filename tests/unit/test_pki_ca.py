@@ -92,6 +92,15 @@ def test_issue_for_request_and_revoke(ca: DevelopmentCA) -> None:
     assert record["revoked_at"] and record["reason"] == "unspecified"
 
 
+def test_fresh_crl_republishes_only_when_next_update_is_near(ca: DevelopmentCA) -> None:
+    current = ca.current_crl()
+    assert ca.fresh_crl().crl_number == current.crl_number  # a week left: kept
+    ca.publish_crl(days=1)  # nextUpdate within a day: due
+    stale = ca.current_crl()
+    fresh = ca.fresh_crl()
+    assert fresh.crl_number == stale.crl_number + 1 and ca.current_crl().crl_number == fresh.crl_number
+
+
 def test_serials_are_unique(ca: DevelopmentCA) -> None:
     serials = [ca.issue("client", f"c{i}").serial for i in range(3)]
     assert len(set(serials)) == 3 and serials == sorted(serials)

@@ -305,6 +305,13 @@ class DevelopmentCA:
     def current_crl(self) -> CertificateRevocationList:
         return CertificateRevocationList.load((self.directory / "crl.pem").read_bytes())
 
+    def fresh_crl(self, margin: dt.timedelta = dt.timedelta(days=1)) -> CertificateRevocationList:
+        """The current CRL, published anew first when its nextUpdate is less than ``margin`` away."""
+        crl = self.current_crl()
+        if crl.next_update is not None and crl.next_update - margin < dt.datetime.now(UTC):
+            crl = self.publish_crl()
+        return crl
+
     # checking ------------------------------------------------------------------------------
     def validate(self, cert: Certificate, *, at: dt.datetime | None = None, intermediates: Sequence[Certificate] = (),
                  key_usage: Sequence[str] = (), extended_key_usage: Sequence[str] = ()) -> PathValidationResult:

@@ -17,6 +17,7 @@ from trustsvc.algorithms.signer import MessageHasher, Signer, Verifier
 from trustsvc.algorithms.sm3 import Sm3Hasher, sm3_hex
 from trustsvc.errors import InvalidInput, InvalidSignature, TrustsvcError
 from trustsvc.pki.certificate import Certificate
+from trustsvc.pki.crl import CertificateRevocationList
 from trustsvc.server import context as ctx
 from trustsvc.server.runtime import Runtime
 from trustsvc.server.services.common import item_error, once, receipt, require, result, ts
@@ -36,6 +37,17 @@ def _with_id(signer: Signer, sm2_id: bytes) -> Signer:
 
 def _load_cert(data: bytes) -> Certificate:
     return Certificate.load(data)
+
+
+# ValidateCertRequest.purpose -> (key usage, extended key usage) the leaf must carry
+PURPOSES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "": ((), ()),
+    "signing": (("digital_signature",), ()),
+    "non_repudiation": (("non_repudiation",), ()),
+    "time_stamping": ((), ("time_stamping",)),
+    "server_auth": ((), ("server_auth",)),
+    "client_auth": ((), ("client_auth",)),
+}
 
 
 class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-defined]  # generated at run time
@@ -193,8 +205,16 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         if not anchors:
             raise InvalidInput("no trust anchors given and none configured", reason="NO_TRUST_ANCHOR")
         at = request.at.ToDatetime(tzinfo=dt.UTC) if request.HasField("at") else None
+        if request.purpose not in PURPOSES:
+            raise InvalidInput(f"unknown purpose {request.purpose!r}; known: {', '.join(sorted(PURPOSES)[1:])}",
+                               reason="UNKNOWN_PURPOSE")
+        key_usage, extended_key_usage = PURPOSES[request.purpose]
+        crls = [CertificateRevocationList.load(c) for c in request.crls]
+        if self.rt.ca is not None:
+            crls.append(self.rt.ca.fresh_crl())
         res = validate(leaf, trust_anchors=anchors, intermediates=[_load_cert(c) for c in request.intermediates],
-                       at=at)
+                       at=at, key_usage=key_usage, extended_key_usage=extended_key_usage, crls=crls,
+                       require_revocation=request.require_revocation)
         checks = [(f"{c.name}[{c.depth}]", c.status.value != "fail", c.reason, c.message) for c in res.checks]
         return pb.ValidateCertResponse(result=result(res.valid, res.reason or "", res.summary(), checks))
 
