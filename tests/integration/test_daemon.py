@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -122,7 +123,8 @@ def test_validate_cert_says_which_check_failed(client: Client, running: Running,
     assert not unknown.valid and unknown.reason == "REVOCATION_UNKNOWN"
     foreign_revoked = other.issue("client", "foreign-revoked")
     crl = other.revoke(foreign_revoked.serial)
-    by_crl = client.validate_cert(foreign_revoked.certificate.der, trust_anchors=[other.certificate.der], crls=[crl.to_pem()])
+    by_crl = client.validate_cert(foreign_revoked.certificate.der, trust_anchors=[other.certificate.der],
+                                  crls=[crl.to_pem()])
     assert not by_crl.valid and by_crl.reason == "REVOKED"
     assert client.validate_cert(foreign, trust_anchors=[other.certificate.der], crls=[crl.der],
                                 require_revocation=True).valid
@@ -167,6 +169,68 @@ def test_idempotency(client: Client, running: Running) -> None:
     # another client may use the same key for its own request
     with running.client("admin") as other:
         assert other.sign_data("default", b"pay 999", idempotency_key="k-1").signature
+
+
+def _audit_head(running: Running) -> int:
+    with running.db.read() as tx:
+        return int(tx.execute("SELECT seq FROM audit_head WHERE id = 1").fetchone()[0])
+
+
+def _idempotent_calls() -> dict[str, tuple[str, str, Any, Any]]:
+    """RPC -> (identity, stub attribute, method, request builder taking (key, variant))."""
+    from trustsvc.client import document_pb2, seal_pb2, timestamp_pb2, token_pb2
+    from trustsvc.pdf.devkit import licence_pdf
+
+    pdf = licence_pdf()
+
+    def opts(key: str) -> Any:
+        return document_pb2.PdfSignOptions(key="default", reason="idempotent", idempotency_key=key)
+
+    sp, ss = signature_pb2, "signature"
+    return {
+        "SignMessage": ("demo-client", ss, "SignMessage",
+                        lambda k, v: sp.SignMessageRequest(key="default", data=b"m" + v, idempotency_key=k)),
+        "BatchSignData": ("demo-client", ss, "BatchSignData", lambda k, v: sp.BatchSignDataRequest(
+            key="default", items=[sp.BatchSignDataRequest.Item(id="a", data=b"b" + v)], idempotency_key=k)),
+        "IssueToken": ("demo-client", "tokens", "IssueToken", lambda k, v: token_pb2.IssueTokenRequest(
+            subject="110101199001011234", audience=["portal", v.decode()], idempotency_key=k)),
+        "SignWithSeal": ("demo-client", "seals", "SignWithSeal", lambda k, v: seal_pb2.SignWithSealRequest(
+            seal_id="", data=b"s" + v, idempotency_key=k)),
+        "MakeSeal": ("admin", "seals", "MakeSeal", lambda k, v: seal_pb2.MakeSealRequest(
+            name="幂等测试章" + v.decode(), type=4, valid_days=30, idempotency_key=k)),
+        "CreateTimeStamp": ("demo-client", "timestamps", "CreateTimeStamp",
+                            lambda k, v: timestamp_pb2.CreateTimeStampRequest(data=b"t" + v, idempotency_key=k)),
+        "SignPdf": ("demo-client", "documents", "SignPdf",
+                    lambda k, v: document_pb2.SignPdfRequest(options=opts(k), pdf=pdf + b"%" + v + b"\n")),
+        "BatchSignPdf": ("demo-client", "documents", "BatchSignPdf", lambda k, v: document_pb2.BatchSignPdfRequest(
+            options=opts(k), items=[document_pb2.BatchSignPdfRequest.Item(id="p", pdf=pdf + b"%" + v + b"\n")])),
+    }
+
+
+@pytest.mark.parametrize("rpc", sorted(_idempotent_calls()))
+def test_a_retry_with_the_idempotency_key_never_acts_twice(rpc: str, running: Running) -> None:
+    """The same request under the same key: the stored reply, byte for byte, and no new audit record;
+    another request under that key: FAILED_PRECONDITION IDEMPOTENCY_KEY_REUSED."""
+    identity, stub_name, method, build = _idempotent_calls()[rpc]
+    with running.client(identity) as c:
+        call = getattr(getattr(c, stub_name), method)
+        key = f"idem-{rpc}"
+        first_req = build(key, b"1")
+        if rpc == "SignWithSeal":
+            from trustsvc.client import seal_pb2
+
+            first_req.seal_id = c.call(c.seals.ListSeals, seal_pb2.ListSealsRequest()).seals[0].seal_id
+        first = c.call(call, first_req)
+        head = _audit_head(running)
+        again = c.call(call, first_req)
+        assert again.SerializeToString(deterministic=True) == first.SerializeToString(deterministic=True)
+        assert _audit_head(running) == head, "the retry wrote an audit record: it acted again"
+        other_req = build(key, b"2")
+        if rpc == "SignWithSeal":
+            other_req.seal_id = first_req.seal_id
+        with pytest.raises(grpc.RpcError) as err:
+            c.call(call, other_req)
+        assert _code_reason(err) == (grpc.StatusCode.FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED")
 
 
 # ------------------------------------------------------------------ TokenService
