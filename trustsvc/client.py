@@ -196,11 +196,33 @@ class Client:
                      timeout: float | None) -> Any:
         """A client-streaming signing call: the init message, then the chunks; retried as described above."""
         init = signature_pb2.SignStreamInit(key=key, idempotency_key=idempotency_key)
+        return self._client_stream(method, request_type, {"init": init}, chunks, bool(idempotency_key), timeout)
+
+    def _client_stream(self, method: Any, request_type: Any, first: dict[str, Any], chunks: Chunks,
+                       idempotent: bool, timeout: float | None) -> Any:
+        """``first`` as the first message, then the chunks; retried when ``idempotent`` and the chunks repeat."""
         source = _chunk_source(chunks)
         return self._attempts(
-            lambda remaining, metadata: method(_then_chunks(request_type, {"init": init}, source.next()),
+            lambda remaining, metadata: method(_then_chunks(request_type, first, source.next()),
                                                timeout=remaining, metadata=metadata),
-            idempotent=bool(idempotency_key) and source.repeatable, timeout=timeout or self.timeout)
+            idempotent=idempotent and source.repeatable, timeout=timeout or self.timeout)
+
+    def verify_signed_data_stream(self, chunks: Chunks, signature: bytes, *, certificate: bytes | None = None,
+                                  public_key: bytes | None = None, key: str | None = None, algorithm: str = "",
+                                  sm2_id: bytes = b"", timeout: float | None = None) -> Any:
+        """``verify_signed_data`` over data sent in chunks (only a running digest is kept on the daemon)."""
+        init = signature_pb2.VerifySignedDataRequest(signature=signature, certificate=certificate,
+                                                     public_key=public_key, key=key, algorithm=algorithm,
+                                                     sm2_id=sm2_id)
+        return self._client_stream(self.signature.VerifySignedDataStream,
+                                   signature_pb2.VerifySignedDataStreamRequest, {"init": init}, chunks, True,
+                                   timeout).result
+
+    def verify_signed_message_stream(self, cms: bytes, chunks: Chunks, *, timeout: float | None = None) -> Any:
+        """``verify_signed_message`` for a detached CMS whose content is sent in chunks."""
+        return self._client_stream(self.signature.VerifySignedMessageStream,
+                                   signature_pb2.VerifySignedMessageStreamRequest, {"cms": cms}, chunks, True,
+                                   timeout)
 
     def sign_pdf_stream(self, options: Any, chunks: Chunks, out: BinaryIO, *, timeout: float | None = None) -> Any:
         """Stream a PDF in, write the signed PDF to ``out`` as its chunks arrive; returns the summary.

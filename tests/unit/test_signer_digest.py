@@ -11,7 +11,7 @@ from trustsvc.algorithms import sm2
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.algorithms.signer import Signer, SoftwareSigner
 from trustsvc.algorithms.sm3 import sm3
-from trustsvc.errors import InvalidInput
+from trustsvc.errors import InvalidInput, InvalidSignature
 
 MESSAGE = bytes(range(256)) * 300 + "电子证照".encode()
 
@@ -34,6 +34,31 @@ def test_sign_digest_verifies_as_message_signature(spec: str, alg: SignatureAlgo
     signer.verifier().verify(MESSAGE, signer.sign(MESSAGE))
     if signer.algorithm is SignatureAlgorithm.RSA_PKCS1_SHA256:  # deterministic: the very same bytes
         assert sig == signer.sign(MESSAGE)
+
+
+@pytest.mark.parametrize(("spec", "alg"), CASES, ids=[f"{s}-{a.value if a else 'default'}" for s, a in CASES])
+def test_verify_digest_accepts_message_signatures_and_rejects_other_data(spec: str,
+                                                                        alg: SignatureAlgorithm | None) -> None:
+    signer = SoftwareSigner.generate(spec, **({"algorithm": alg} if alg else {}), sm2_id=b"bob@example.cn")
+    verifier = signer.verifier()
+    signature = signer.sign(MESSAGE)
+    verifier.verify_digest(_digest(signer, MESSAGE), signature)
+    h = verifier.digest_hasher()
+    h.update(MESSAGE)
+    assert h.digest() == _digest(signer, MESSAGE)
+    with pytest.raises(InvalidSignature):
+        verifier.verify_digest(_digest(signer, MESSAGE + b"!"), signature)
+    with pytest.raises(InvalidInput) as err:
+        verifier.verify_digest(b"\0" * 5, signature)
+    assert err.value.reason == "BAD_DIGEST_LENGTH"
+
+
+def test_ed25519_verifier_has_no_digest() -> None:
+    verifier = SoftwareSigner.generate("ed25519").verifier()
+    for call in (verifier.digest_hasher, lambda: verifier.verify_digest(b"\0" * 32, b"\0" * 64)):
+        with pytest.raises(InvalidInput) as err:
+            call()
+        assert err.value.reason == "PREHASH_UNSUPPORTED"
 
 
 def test_sm2_digest_is_e_with_z_over_the_signer_id() -> None:

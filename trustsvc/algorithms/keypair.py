@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from trustsvc.algorithms import asn1_registry, pem, sm2
 from trustsvc.algorithms.signature_algorithm import KeyType, SignatureAlgorithm
@@ -176,6 +177,34 @@ class PublicKey:
         except _CryptoInvalidSignature:
             raise InvalidSignature(f"{algorithm.value} signature does not verify") from None
         except ValueError as exc:  # malformed DER etc.
+            raise InvalidSignature(f"{algorithm.value} signature is malformed: {exc}",
+                                   reason="BAD_SIGNATURE_ENCODING") from None
+
+    def verify_digest(self, algorithm: SignatureAlgorithm, digest: bytes, signature: bytes) -> None:
+        """Like ``verify``, given the digest the signature covers (for SM2 e = SM3(Z || M), see
+        ``trustsvc.algorithms.signer.message_hasher``); Ed25519 has none (InvalidInput PREHASH_UNSUPPORTED)."""
+        self.check_algorithm(algorithm)
+        if self.key_type is KeyType.SM2:
+            assert self.point is not None
+            if not sm2.get_engine().verify_e(self.point, digest, sm2.signature_to_rs(signature)):
+                raise InvalidSignature("SM2 signature does not verify: the data changed, the key is wrong, "
+                                       "or the SM2 ID may differ")
+            return
+        hash_cls = _HASHES.get(algorithm.digest or "")
+        if hash_cls is None or self.key_type is KeyType.ED25519:
+            raise InvalidInput(f"{algorithm.value} cannot verify a precomputed digest; verify the whole message",
+                               reason="PREHASH_UNSUPPORTED")
+        pre = Prehashed(hash_cls())
+        try:
+            if self.key_type is KeyType.EC:
+                self._crypto.verify(signature, digest, ec.ECDSA(pre))
+            elif algorithm is SignatureAlgorithm.RSA_PSS_SHA256:
+                self._crypto.verify(signature, digest, _pss(), pre)
+            else:
+                self._crypto.verify(signature, digest, padding.PKCS1v15(), pre)
+        except _CryptoInvalidSignature:
+            raise InvalidSignature(f"{algorithm.value} signature does not verify") from None
+        except ValueError as exc:
             raise InvalidSignature(f"{algorithm.value} signature is malformed: {exc}",
                                    reason="BAD_SIGNATURE_ENCODING") from None
 

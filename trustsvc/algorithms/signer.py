@@ -43,6 +43,16 @@ class Verifier:
         """Raise InvalidSignature (with a reason) unless valid."""
         self.public_key.verify(self.algorithm, message, signature, sm2_id=self.sm2_id)
 
+    def digest_hasher(self) -> MessageHasher:
+        """A running hash whose ``digest()`` ``verify_digest`` takes (PREHASH_UNSUPPORTED for Ed25519)."""
+        if self.public_key.key_type is KeyType.ED25519:
+            raise prehash_unsupported("Ed25519 (it hashes the message twice)")
+        return message_hasher(self.public_key, self.algorithm, self.sm2_id)
+
+    def verify_digest(self, digest: bytes, signature: bytes) -> None:
+        """``verify`` for the message whose ``digest_hasher()`` digest is ``digest``."""
+        self.public_key.verify_digest(self.algorithm, check_digest(self.algorithm, digest), signature)
+
 
 class PreparedPrefix:
     """The fixed first part of messages signed many times (see ``Signer.prepare_prefix``).

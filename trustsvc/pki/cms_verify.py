@@ -18,14 +18,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from asn1crypto import cms, core
 
 from trustsvc.algorithms import asn1_registry
 from trustsvc.algorithms.signature_algorithm import KeyType, SignatureAlgorithm
-from trustsvc.errors import TrustsvcError
+from trustsvc.errors import InvalidInput, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 
 asn1_registry.register()
@@ -125,10 +125,11 @@ class CmsVerification(_Checks):
                 "checks": [c.to_dict() for c in self.checks], "signers": [s.to_dict() for s in self.signers]}
 
 
-def verify_cms(cms_der: bytes, data: bytes | None = None, *, digest: bytes | None = None,
+def verify_cms(cms_der: bytes, data: bytes | None = None, *, digest: bytes | Mapping[str, bytes] | None = None,
                trust_anchors: Sequence[Certificate | bytes] | None = None, at: dt.datetime | None = None,
                extra_certificates: Sequence[Certificate | bytes] = (), crls: Sequence[Any] = ()) -> CmsVerification:
-    """Verify DER ContentInfo(SignedData), attached or detached (then give ``data`` or ``digest``).
+    """Verify DER ContentInfo(SignedData), attached or detached (then give ``data`` or ``digest``: the
+    content's digest, or digests by algorithm name as ``detached_digest_algorithms`` lists them).
 
     ``trust_anchors`` turn on the ``chain`` check (trustsvc.pki.validation, at ``at`` or the
     signingTime); ``crls`` (DER or CertificateRevocationList) feed its revocation check.
@@ -161,6 +162,23 @@ def verify_cms(cms_der: bytes, data: bytes | None = None, *, digest: bytes | Non
     for si in signer_infos:
         result.signers.append(_verify_signer(si, result, content_bytes, digest, anchors, at, crls))
     return result
+
+
+def detached_digest_algorithms(cms_der: bytes) -> list[str]:
+    """The supported digest algorithms of a detached CMS's signers, to hash its content with while it
+    streams; InvalidInput (BAD_CMS ..., CMS_NOT_DETACHED) when it is not a detached SignedData."""
+    try:
+        sd, _ = _parse(cms_der)
+        attached = not isinstance(sd["encap_content_info"]["content"], core.Void)
+        names = {si["digest_algorithm"]["algorithm"].native for si in sd["signer_infos"]}
+    except _Bad as exc:
+        raise InvalidInput(f"not a CMS SignedData: {exc}", reason=exc.reason) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidInput(f"SignedData fields unreadable: {exc}", reason="BAD_CMS") from None
+    if attached:
+        raise InvalidInput("the CMS carries its content: verify it with VerifySignedMessage",
+                           reason="CMS_NOT_DETACHED")
+    return sorted(n for n in names if n in _DIGESTS)
 
 
 class _Bad(Exception):
@@ -240,7 +258,7 @@ def _algorithm(sig_oid: str, sig_name: str | None, digest_name: str, cert: Certi
 _PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError)
 
 
-def _verify_signer(si: Any, result: CmsVerification, content: bytes | None, digest: bytes | None,
+def _verify_signer(si: Any, result: CmsVerification, content: bytes | None, digest: bytes | Mapping[str, bytes] | None,
                    anchors: list[Certificate] | None, at: dt.datetime | None, crls: Sequence[Any]) -> SignerCheck:
     out = SignerCheck()
     try:
@@ -251,7 +269,7 @@ def _verify_signer(si: Any, result: CmsVerification, content: bytes | None, dige
 
 
 def _verify_signer_inner(out: SignerCheck, si: Any, result: CmsVerification, content: bytes | None,
-                         digest: bytes | None, anchors: list[Certificate] | None,
+                         digest: bytes | Mapping[str, bytes] | None, anchors: list[Certificate] | None,
                          at: dt.datetime | None, crls: Sequence[Any]) -> SignerCheck:
     try:
         digest_name = si["digest_algorithm"]["algorithm"].native
@@ -279,7 +297,10 @@ def _verify_signer_inner(out: SignerCheck, si: Any, result: CmsVerification, con
             out._add("content-type", False, "CONTENT_TYPE_MISMATCH",
                      "signed contentType attribute missing or differs from eContentType")
         md_attr = attrs.get("message_digest")
-        actual = hashlib.new(digest_name, content).digest() if content is not None else digest
+        if content is not None:
+            actual: bytes | None = hashlib.new(digest_name, content).digest()
+        else:
+            actual = digest.get(digest_name) if isinstance(digest, Mapping) else digest
         if md_attr is None:
             out._add("message-digest", False, "NO_MESSAGE_DIGEST", "signed attributes lack messageDigest")
         elif actual is None:

@@ -76,7 +76,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         return self._idem(request, pb.SignDataResponse,
                           lambda: self._sign_data(request.key, request.sm2_id, request.data))
 
-    def VerifySignedData(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def _verifier(self, request: Any) -> Verifier:
+        """The Verifier a VerifySignedDataRequest names (certificate, public key or daemon key)."""
         require(request.signature, "signature")
         which = request.WhichOneof("signer")
         if which == "certificate":
@@ -93,12 +94,50 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
             raise InvalidInput("give a certificate, public_key or key", reason="MISSING_FIELD")
         algorithm = SignatureAlgorithm.parse(request.algorithm) if request.algorithm else None
         kwargs = {"sm2_id": request.sm2_id} if request.sm2_id else {}
+        return Verifier(public_key, algorithm, **kwargs)
+
+    @staticmethod
+    def _verified(check: Any) -> Any:
+        """A VerifySignedDataResponse from running ``check()``: an invalid signature is a result, not an error."""
         try:
-            Verifier(public_key, algorithm, **kwargs).verify(request.data, request.signature)
+            check()
         except InvalidSignature as exc:
             return pb.VerifySignedDataResponse(result=result(False, exc.reason, exc.message,
                                                              [("signature", False, exc.reason, exc.message)]))
         return pb.VerifySignedDataResponse(result=result(True, checks=[("signature", True, "OK", "")]))
+
+    def VerifySignedData(self, request: Any, context: grpc.ServicerContext) -> Any:
+        verifier = self._verifier(request)
+        return self._verified(lambda: verifier.verify(request.data, request.signature))
+
+    def VerifySignedDataStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        # A running digest (e = SM3(Z || M) for SM2); Ed25519, which has none, gathers up to max_stream_bytes.
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("part") != "init":
+            raise InvalidInput("the first stream message must be `init`", reason="STREAM_INIT_MISSING")
+        if first.init.data:
+            raise InvalidInput("init.data must be empty: send the data as chunks", reason="STREAM_DATA_IN_INIT")
+        verifier = self._verifier(first.init)
+        try:
+            hasher: MessageHasher | None = verifier.digest_hasher()
+        except InvalidInput as exc:
+            if exc.reason != "PREHASH_UNSUPPORTED":
+                raise
+            hasher = None
+        parts, total, limit = [], 0, self.rt.config.max_stream_bytes
+        for chunk in _chunks(request_iterator):
+            if hasher is not None:
+                hasher.update(chunk)
+                continue
+            total += len(chunk)
+            if total > limit:
+                raise InvalidInput(f"stream exceeds {limit} bytes ({verifier.algorithm.value} verifies the whole "
+                                   "message)", reason="STREAM_TOO_LARGE")
+            parts.append(chunk)
+        signature = first.init.signature
+        if hasher is not None:
+            return self._verified(lambda: verifier.verify_digest(hasher.digest(), signature))
+        return self._verified(lambda: verifier.verify(b"".join(parts), signature))
 
     def _sign_message(self, key: str, data: bytes | None, digest: bytes | None, detached: bool) -> Any:
         from trustsvc.pki.cms import sign_cms
@@ -117,11 +156,10 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         return self._idem(request, pb.SignMessageResponse,
                           lambda: self._sign_message(request.key, request.data, None, request.detached))
 
-    def VerifySignedMessage(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def _cms_result(self, cms_der: bytes, data: bytes | None, digests: dict[str, bytes] | None = None) -> Any:
         from trustsvc.pki.cms_verify import verify_cms
 
-        require(request.cms, "cms")
-        res = verify_cms(request.cms, request.data or None, trust_anchors=self.rt.trust_anchors or None)
+        res = verify_cms(cms_der, data, digest=digests, trust_anchors=self.rt.trust_anchors or None)
         checks = [(c.name, c.ok is not False, c.reason, c.detail)
                   for c in res.checks + [c for s in res.signers for c in s.checks]]
         if res.checks and res.checks[0].name == "format" and res.checks[0].ok is False:
@@ -129,6 +167,23 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         cert = res.signers[0].certificate if res.signers and res.signers[0].certificate else None
         return pb.VerifySignedMessageResponse(result=result(res.ok, res.reason, "", checks),
                                               content=res.content or b"", signer_certificate=cert.der if cert else b"")
+
+    def VerifySignedMessage(self, request: Any, context: grpc.ServicerContext) -> Any:
+        require(request.cms, "cms")
+        return self._cms_result(request.cms, request.data or None)
+
+    def VerifySignedMessageStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        from trustsvc.pki.cms_verify import detached_digest_algorithms
+
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("part") != "cms":
+            raise InvalidInput("the first stream message must be `cms`", reason="STREAM_INIT_MISSING")
+        names = detached_digest_algorithms(require(first.cms, "cms"))
+        hashers = {n: Sm3Hasher() if n == "sm3" else hashlib.new(n) for n in names}
+        for chunk in _chunks(request_iterator):
+            for h in hashers.values():
+                h.update(chunk)
+        return self._cms_result(first.cms, None, {n: h.digest() for n, h in hashers.items()})
 
     def _open_stream(self, request_iterator: Iterator[Any]) -> tuple[Any, Iterator[bytes]]:
         """The `init` message, and the chunks that follow it (deadline checked per chunk)."""
@@ -271,5 +326,5 @@ def _chunks(request_iterator: Iterator[Any]) -> Iterator[bytes]:
     for msg in request_iterator:
         call.check_deadline()
         if msg.WhichOneof("part") != "chunk":
-            raise InvalidInput("only `chunk` may follow `init`", reason="STREAM_OUT_OF_ORDER")
+            raise InvalidInput("only `chunk` may follow the first message", reason="STREAM_OUT_OF_ORDER")
         yield msg.chunk
