@@ -1,19 +1,35 @@
-"""Audit over the daemon: every operation of a mixed run is logged, verify passes, tampering is found,
-and with the audit store unwritable signing RPCs fail with UNAVAILABLE and return no signature."""
+"""Audit over the daemon: every operation of a mixed run is logged with its client, operation, ref and result;
+verify passes; each kind of tampering (through the daemon's store and the `trustsvc audit verify` CLI) is
+found with its kind and seq; and with the audit store unwritable every RPC that signs, issues, revokes or
+administers fails with UNAVAILABLE and a reason, returns nothing signed, and changes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
 
 from tests.integration.test_daemon_fixtures import Running, start_daemon
+from tests.unit.test_audit_log import TAMPERING, problems
 from trustsvc.algorithms.sm3 import sm3_hex
 from trustsvc.audit import canonical_json, verify_log
-from trustsvc.client import error_reason, signature_pb2, timestamp_pb2, token_pb2
+from trustsvc.client import (
+    Client,
+    document_pb2,
+    error_reason,
+    key_pb2,
+    seal_pb2,
+    signature_pb2,
+    timestamp_pb2,
+    token_pb2,
+)
+from trustsvc.pdf.devkit import licence_pdf
 
 pytestmark = pytest.mark.integration
 
@@ -25,59 +41,156 @@ def running(tmp_path) -> Iterator[Running]:
     r.daemon.stop(2)
 
 
+# every RPC that signs, issues, revokes or administers ----------------------------------------------------------
+@dataclasses.dataclass
+class State:
+    """What the calls work on, made beforehand: a seal per lifecycle call, a token, a key to rotate and disable."""
+
+    seal: str  # active, signed with
+    to_suspend: str
+    to_resume: str  # suspended
+    to_revoke: str
+    token: str
+    token_id: str
+    key: str  # admin key: rotated, then disabled
+
+
+def make_state(running: Running, tag: str) -> State:
+    with running.client("admin") as admin:
+        seals = [admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name=f"审计{tag}{i}章", valid_days=30)).seal
+                 .seal_id for i in range(4)]
+        admin.call(admin.seals.SuspendSeal, seal_pb2.SuspendSealRequest(seal_id=seals[2], reason="setup"))
+        issued = admin.call(admin.tokens.IssueToken, token_pb2.IssueTokenRequest(subject=f"sub-{tag}"))
+        admin.create_key(f"demo-{tag}")
+    return State(seals[0], seals[1], seals[2], seals[3], issued.token, issued.token_id, f"demo-{tag}")
+
+
+def _stream(request_type: Any, first: dict[str, Any], data: bytes, size: int = 4096) -> Iterator[Any]:
+    yield request_type(**first)
+    for i in range(0, len(data), size):
+        yield request_type(chunk=data[i:i + size])
+
+
+def _pdf_stream(c: Client, options: Any, pdf: bytes, rid: str) -> list[Any]:
+    return c.call(lambda req, **kw: list(c.documents.SignPdfStream(req, **kw)),
+                  _stream(document_pb2.SignPdfStreamRequest, {"options": options}, pdf), request_id=rid)
+
+
+PDF = licence_pdf()
+OPTS = document_pb2.PdfSignOptions(key="default", reason="licence issued")
+
+# operation -> (identity, call(client, state, request id) -> reply)
+CALLS: dict[str, tuple[str, Callable[[Client, State, str], Any]]] = {
+    "SignatureService/SignData": ("demo-client", lambda c, s, rid: c.call(
+        c.signature.SignData, signature_pb2.SignDataRequest(key="default", data=b"a"), request_id=rid)),
+    "SignatureService/SignMessage": ("demo-client", lambda c, s, rid: c.call(
+        c.signature.SignMessage, signature_pb2.SignMessageRequest(key="default", data=b"b"), request_id=rid)),
+    "SignatureService/BatchSignData": ("demo-client", lambda c, s, rid: c.call(
+        c.signature.BatchSignData, signature_pb2.BatchSignDataRequest(key="default", items=[
+            signature_pb2.BatchSignDataRequest.Item(id="1", data=b"x1"),
+            signature_pb2.BatchSignDataRequest.Item(id="empty", data=b"")]), request_id=rid)),
+    "SignatureService/SignDataStream": ("demo-client", lambda c, s, rid: c.call(
+        c.signature.SignDataStream, _stream(signature_pb2.SignDataStreamRequest,
+                                            {"init": signature_pb2.SignStreamInit(key="default")}, b"s" * 10000),
+        request_id=rid)),
+    "SignatureService/SignMessageStream": ("demo-client", lambda c, s, rid: c.call(
+        c.signature.SignMessageStream, _stream(signature_pb2.SignMessageStreamRequest,
+                                               {"init": signature_pb2.SignStreamInit(key="default")}, b"m" * 10000),
+        request_id=rid)),
+    "TokenService/IssueToken": ("demo-client", lambda c, s, rid: c.call(
+        c.tokens.IssueToken, token_pb2.IssueTokenRequest(subject="s"), request_id=rid)),
+    "TokenService/RevokeToken": ("demo-client", lambda c, s, rid: c.call(
+        c.tokens.RevokeToken, token_pb2.RevokeTokenRequest(token=s.token, reason="lost"), request_id=rid)),
+    "TimeStampService/CreateTimeStamp": ("demo-client", lambda c, s, rid: c.call(
+        c.timestamps.CreateTimeStamp, timestamp_pb2.CreateTimeStampRequest(data=b"t"), request_id=rid)),
+    "SealService/MakeSeal": ("admin", lambda c, s, rid: c.call(
+        c.seals.MakeSeal, seal_pb2.MakeSealRequest(name="审计新章", valid_days=30), request_id=rid)),
+    "SealService/SignWithSeal": ("demo-client", lambda c, s, rid: c.call(
+        c.seals.SignWithSeal, seal_pb2.SignWithSealRequest(seal_id=s.seal, data=b"doc"), request_id=rid)),
+    "SealService/SuspendSeal": ("admin", lambda c, s, rid: c.call(
+        c.seals.SuspendSeal, seal_pb2.SuspendSealRequest(seal_id=s.to_suspend, reason="check"), request_id=rid)),
+    "SealService/ResumeSeal": ("admin", lambda c, s, rid: c.call(
+        c.seals.ResumeSeal, seal_pb2.ResumeSealRequest(seal_id=s.to_resume), request_id=rid)),
+    "SealService/RevokeSeal": ("admin", lambda c, s, rid: c.call(
+        c.seals.RevokeSeal, seal_pb2.RevokeSealRequest(seal_id=s.to_revoke, reason="lost"), request_id=rid)),
+    "DocumentService/SignPdf": ("demo-client", lambda c, s, rid: c.call(
+        c.documents.SignPdf, document_pb2.SignPdfRequest(options=OPTS, pdf=PDF), request_id=rid, timeout=60)),
+    "DocumentService/SignPdfStream": ("demo-client", lambda c, s, rid: _pdf_stream(c, OPTS, PDF, rid)),
+    "DocumentService/BatchSignPdf": ("demo-client", lambda c, s, rid: c.call(
+        c.documents.BatchSignPdf, document_pb2.BatchSignPdfRequest(options=OPTS, items=[
+            document_pb2.BatchSignPdfRequest.Item(id="a", pdf=PDF),
+            document_pb2.BatchSignPdfRequest.Item(id="b", pdf=b"not a pdf")]), request_id=rid, timeout=60)),
+    "KeyService/CreateKey": ("admin", lambda c, s, rid: c.call(
+        c.keys.CreateKey, key_pb2.CreateKeyRequest(name="demo-new", spec="sm2"), request_id=rid)),
+    "KeyService/RotateKey": ("admin", lambda c, s, rid: c.call(
+        c.keys.RotateKey, key_pb2.RotateKeyRequest(name=s.key), request_id=rid)),
+    "KeyService/DisableKey": ("admin", lambda c, s, rid: c.call(
+        c.keys.DisableKey, key_pb2.DisableKeyRequest(name=s.key), request_id=rid)),
+}
+
+
+def _key_ref(running: Running, name: str) -> str:
+    return running.daemon.rt.keystore.info(name).ref
+
+
+def _expected_ref(running: Running, op: str, s: State, reply: Any) -> str:
+    """The ref each operation's record names: the signing key, the seal or the token."""
+    default, tsa = _key_ref(running, "default"), _key_ref(running, running.daemon.rt.config.tsa_key)
+    token_key = _key_ref(running, running.daemon.rt.config.token_key)
+    return {
+        "TokenService/IssueToken": token_key,
+        "TokenService/RevokeToken": f"token:{s.token_id}",
+        "TimeStampService/CreateTimeStamp": tsa,
+        "SealService/MakeSeal": f"seal:{reply.seal.seal_id}" if op == "SealService/MakeSeal" else "",
+        "SealService/SignWithSeal": f"seal:{s.seal}",
+        "SealService/SuspendSeal": f"seal:{s.to_suspend}",
+        "SealService/ResumeSeal": f"seal:{s.to_resume}",
+        "SealService/RevokeSeal": f"seal:{s.to_revoke}",
+        "KeyService/CreateKey": "demo-new@1" if op != "KeyService/CreateKey" else reply.key.ref,
+        "KeyService/RotateKey": f"{s.key}@2" if op != "KeyService/RotateKey" else reply.key.ref,
+        "KeyService/DisableKey": reply.key.ref if op == "KeyService/DisableKey" else "",
+    }.get(op, default)
+
+
 def test_mixed_run_is_fully_audited_and_verifies(running: Running) -> None:
-    ids: list[tuple[str, str]] = []
+    state = make_state(running, "mix")
+    done: list[tuple[str, str, str, Any]] = []  # request id, operation, identity, reply
     with running.client() as c, running.client("admin") as admin:
-        def rid(op: str) -> str:
-            r = uuid.uuid4().hex
-            ids.append((r, op))
-            return r
-        c.call(c.signature.SignData, signature_pb2.SignDataRequest(key="default", data=b"a"),
-               request_id=rid("SignatureService/SignData"))
-        c.call(c.signature.SignMessage, signature_pb2.SignMessageRequest(key="default", data=b"b"),
-               request_id=rid("SignatureService/SignMessage"))
-        batch = [signature_pb2.BatchSignDataRequest.Item(id=str(i), data=b"x%d" % i) for i in range(5)]
-        batch.append(signature_pb2.BatchSignDataRequest.Item(id="empty", data=b""))
-        c.call(c.signature.BatchSignData, signature_pb2.BatchSignDataRequest(key="default", items=batch),
-               request_id=rid("SignatureService/BatchSignData"))
-        if running.daemon.wired["TokenService"]:
-            c.call(c.tokens.IssueToken, token_pb2.IssueTokenRequest(subject="s"),
-                   request_id=rid("TokenService/IssueToken"))
-        if running.daemon.wired["TimeStampService"]:
-            c.call(c.timestamps.CreateTimeStamp, timestamp_pb2.CreateTimeStampRequest(data=b"t"),
-                   request_id=rid("TimeStampService/CreateTimeStamp"))
-        admin.call(admin.keys.CreateKey, __import__("trustsvc.client", fromlist=["key_pb2"]).key_pb2.CreateKeyRequest(
-            name="demo-audit"), request_id=rid("KeyService/CreateKey"))
+        for op, (identity, call) in CALLS.items():
+            rid = uuid.uuid4().hex
+            reply = call(admin if identity == "admin" else c, state, rid)
+            done.append((rid, op, identity, reply))
     log = running.daemon.rt.audit
-    for request_id, op in ids:
-        recs = log.find(request_id)
-        assert recs and all(r.operation == op for r in recs), (op, recs)
-        assert recs[0].client in ("cn=demo-client", "cn=admin")
-    # one record per batch RPC, listing every item: id, SM3 of its data, outcome
-    (batch_rec,) = log.find(ids[2][0])
-    items = json.loads(batch_rec.detail)["items"]
-    assert items == [[str(i), sm3_hex(b"x%d" % i), "ok"] for i in range(5)] + [["empty", "", "EMPTY_DATA"]]
-    assert batch_rec.result == "partial" and batch_rec.document_hash == sm3_hex(canonical_json(items))
-    signer_key = running.daemon.rt.audit.signer.public_key  # type: ignore[union-attr]
+    for rid, op, identity, reply in done:
+        (rec,) = log.find(rid)  # exactly one record per RPC, batches included
+        expected_ref = _expected_ref(running, op, state, reply)
+        result = "partial" if op.startswith(("SignatureService/BatchSignData", "DocumentService/BatchSignPdf")) \
+            else "ok"
+        assert (rec.operation, rec.client, rec.ref, rec.result) == (op, f"cn={identity}", expected_ref, result), rec
+        receipt = reply[-1].summary.audit if op == "DocumentService/SignPdfStream" else reply.audit
+        assert (receipt.seq, receipt.record_hash, receipt.request_id) == (rec.seq, rec.hash, rid), op
+    by_op = {op: log.find(rid)[0] for rid, op, _, _ in done}
+    # what was signed is named by its hash
+    assert by_op["SignatureService/SignData"].document_hash == sm3_hex(b"a")
+    assert by_op["SignatureService/SignDataStream"].document_hash == sm3_hex(b"s" * 10000)
+    assert by_op["SealService/SignWithSeal"].document_hash == sm3_hex(b"doc")
+    assert by_op["DocumentService/SignPdf"].document_hash == hashlib.sha256(PDF).hexdigest()
+    assert by_op["DocumentService/SignPdfStream"].document_hash == hashlib.sha256(PDF).hexdigest()
+    # one record per batch RPC, listing every item: id, hash of its data, outcome
+    items = json.loads(by_op["SignatureService/BatchSignData"].detail)["items"]
+    assert items == [["1", sm3_hex(b"x1"), "ok"], ["empty", "", "EMPTY_DATA"]]
+    assert by_op["SignatureService/BatchSignData"].document_hash == sm3_hex(canonical_json(items))
+    pdf_items = json.loads(by_op["DocumentService/BatchSignPdf"].detail)["items"]
+    assert [(i[0], i[1], i[2] == "ok") for i in pdf_items] == [
+        ("a", hashlib.sha256(PDF).hexdigest(), True), ("b", hashlib.sha256(b"not a pdf").hexdigest(), False)]
+    issued = next(reply for _, op, _, reply in done if op == "TokenService/IssueToken")
+    assert json.loads(by_op["TokenService/IssueToken"].detail)["jti"] == issued.token_id
+    signer_key = log.signer.public_key  # type: ignore[union-attr]
     report = verify_log(running.db, trusted_keys=[signer_key])
-    assert report.ok and report.checkpoints >= 1, report.problems
-    # tampering with the stored log is found, at the right place
-    with running.db.transaction() as tx:
-        tx.execute("UPDATE audit_log SET client = 'cn=someone-else' WHERE seq = 3")
-    report = verify_log(running.db, trusted_keys=[signer_key])
-    assert not report.ok and report.first_bad_seq == 3
-    # so is an edited item inside a batch record
-    with running.db.transaction() as tx:
-        tx.execute("UPDATE audit_log SET client = 'cn=demo-client' WHERE seq = 3")
-        tx.execute("UPDATE audit_log SET detail = replace(detail, ?, ?) WHERE seq = ?",
-                   (sm3_hex(b"x2"), sm3_hex(b"forged"), batch_rec.seq))
-    report = verify_log(running.db, trusted_keys=[signer_key])
-    assert [(p.seq, p.kind) for p in report.problems] == [(batch_rec.seq, "EDITED")]
+    assert report.ok and report.checkpoints >= 5, report.problems
 
 
 def test_refusals_are_audited_with_their_reason(running: Running) -> None:
-    from trustsvc.client import key_pb2, seal_pb2
-
     with running.client() as c:
         refused = {  # request id -> (what was tried, expected status)
             "r-admin": (lambda rid: c.call(c.keys.CreateKey, key_pb2.CreateKeyRequest(name="mine"), request_id=rid),
@@ -107,21 +220,106 @@ def test_refusals_are_audited_with_their_reason(running: Running) -> None:
     assert verify_log(running.db).ok
 
 
-def test_unwritable_audit_store_refuses_to_sign(running: Running) -> None:
+# fail closed -------------------------------------------------------------------------------------------------
+def _world(running: Running, s: State) -> dict[str, Any]:
+    """Everything a refused call could have changed: the log's head, seal states, keys, the token's validity."""
+    rt = running.daemon.rt
+    with running.client("admin") as admin:
+        seals = {x.seal_id: x.state for x in admin.call(admin.seals.ListSeals, seal_pb2.ListSealsRequest()).seals}
+        keys = sorted((k.name, k.version, k.state) for k in admin.list_keys())
+        token = admin.call(admin.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=s.token)).result.valid
+    return {"head": rt.audit.head(), "seals": seals, "keys": keys, "token_valid": token}
+
+
+def _no_signed_output(op: str, reply: Any) -> None:
+    """A BatchSignPdf may answer per item: then no item carries a signed PDF."""
+    assert op == "DocumentService/BatchSignPdf", f"{op} returned a reply with the audit store unwritable"
+    assert all(r.WhichOneof("outcome") == "error" for r in reply.results) and not reply.audit.seq, reply
+
+
+def _all_refused(running: Running, s: State, reasons: tuple[str, ...]) -> None:
+    with running.client() as c, running.client("admin") as admin:
+        for op, (identity, call) in CALLS.items():
+            try:
+                reply = call(admin if identity == "admin" else c, s, uuid.uuid4().hex)
+            except grpc.RpcError as err:
+                assert err.code() == grpc.StatusCode.UNAVAILABLE, (op, err.code(), err.details())
+                assert error_reason(err) in reasons, (op, error_reason(err), err.details())
+            else:
+                _no_signed_output(op, reply)
+
+
+def test_unwritable_audit_store_fails_every_changing_rpc_closed(running: Running) -> None:
+    s = make_state(running, "ro")
+    before = _world(running, s)
+    running.db.read_only = True
+    try:
+        _all_refused(running, s, ("STORE_READ_ONLY", "AUDIT_UNAVAILABLE"))
+        with running.client() as c:  # an idempotent retry is refused the same way
+            with pytest.raises(grpc.RpcError) as err:
+                c.sign_data("default", b"x", idempotency_key="ro-1")
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        running.db.read_only = False
+    assert _world(running, s) == before  # nothing half-happened: no revocation, seal or key change, no new key
+    assert running.daemon.rt.metrics.audit_failures._value.get() >= 4
     with running.client() as c:
-        assert c.sign_data("default", b"before").signature
-        running.db.read_only = True
-        try:
-            for call in (lambda: c.sign_data("default", b"x"),
-                         lambda: c.sign_message("default", b"x"),
-                         lambda: c.batch_sign_data("default", [("1", b"x")]),
-                         lambda: c.sign_data("default", b"x", idempotency_key="ro-1")):
-                with pytest.raises(grpc.RpcError) as err:
-                    call()
-                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-                assert error_reason(err.value) in ("STORE_READ_ONLY", "AUDIT_UNAVAILABLE")
-        finally:
-            running.db.read_only = False
-        assert running.daemon.rt.metrics.audit_failures._value.get() >= 4
         assert c.sign_data("default", b"after").signature
     assert verify_log(running.db).ok
+
+
+def test_audit_table_unwritable_alone_changes_nothing(running: Running) -> None:
+    """Only the audit log refuses writes (the seal, token and idempotency tables still accept them): every
+    changing RPC still fails closed, and nothing is revoked, suspended, made or rotated unrecorded."""
+    s = make_state(running, "tr")
+    before = _world(running, s)
+    with running.db.transaction() as tx:
+        tx.execute("CREATE TRIGGER audit_blocked BEFORE INSERT ON audit_log BEGIN "
+                   "SELECT RAISE(ABORT, 'audit blocked'); END")
+    try:
+        _all_refused(running, s, ("AUDIT_UNAVAILABLE",))
+    finally:
+        with running.db.transaction() as tx:
+            tx.execute("DROP TRIGGER audit_blocked")
+    assert _world(running, s) == before
+    assert verify_log(running.db).ok
+
+
+# tampering through the daemon's store and the CLI ------------------------------------------------------------
+def _daemon_with_log(tmp_path: Any) -> Running:
+    """A daemon that has written 10 records (checkpoints at 4 and 8) through its signing RPCs."""
+    r = start_daemon(tmp_path / "home", audit_checkpoint_every=4)
+    with r.client() as c:
+        for i in range(10):
+            c.sign_data("default", b"doc %d" % i)
+    assert r.daemon.rt.audit.head()[0] == 10
+    return r
+
+
+@pytest.mark.parametrize("name", ["edited", "rehashed", "deleted-middle", "deleted-tail", "deleted-last",
+                                  "inserted-middle", "appended-past-head", "reordered", "checkpoint-signature"])
+def test_tampering_with_the_daemon_store_is_found_by_kind_and_seq(tmp_path, capsys, name: str) -> None:
+    from cli.main import main
+
+    r = _daemon_with_log(tmp_path)
+    try:
+        key_pem = tmp_path / "audit.pub.pem"
+        key_pem.write_bytes(r.daemon.rt.audit.signer.public_key.to_pem())  # type: ignore[union-attr]
+        url = f"sqlite:///{r.db.path}"
+        assert main(["audit", "verify", "--db", url, "--audit-key", str(key_pem)]) == 0
+        assert capsys.readouterr().out.strip().endswith("OK")
+        tamper, expected = TAMPERING[name]
+        tamper(r.db)
+        report = verify_log(r.db, trusted_keys=[r.daemon.rt.audit.signer.public_key])  # type: ignore[union-attr]
+        assert problems(report) == expected, report.problems
+        assert main(["audit", "verify", "--db", url, "--audit-key", str(key_pem), "--json"]) == 1
+        out = json.loads(capsys.readouterr().out)
+        assert [(p["seq"], p["kind"]) for p in out["problems"]] == expected
+        assert out["ok"] is False and out["first_bad_seq"] == expected[0][0]
+        assert main(["audit", "verify", "--db", url]) == 1
+        text = capsys.readouterr().out
+        for seq, kind in expected:
+            assert f"seq {seq}: {kind}: " in text
+        assert f"TAMPERED (first problem at seq {expected[0][0]})" in text
+    finally:
+        r.daemon.stop(2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
@@ -38,43 +39,127 @@ def test_clean_log_verifies_with_checkpoints(db_url: str) -> None:
     assert [r.seq for r in log.tail(3)] == [8, 9, 10]
 
 
-@pytest.mark.parametrize("tamper,kind,seq", [
-    ("UPDATE audit_log SET result = 'error' WHERE seq = 5", "EDITED", 5),
-    ("DELETE FROM audit_log WHERE seq = 6", "DELETED", 6),
-    ("DELETE FROM audit_log WHERE seq = 1", "DELETED", 1),
-    ("UPDATE audit_checkpoints SET signature = signature || '00' WHERE seq = 8", "BAD_CHECKPOINT", 8),
-    ("UPDATE audit_checkpoints SET hash = (SELECT hash FROM audit_log WHERE seq = 3) WHERE seq = 4",
-     "BAD_CHECKPOINT", 4),
-])
-def test_tampering_is_detected_where_it_happened(tmp_path, tamper: str, kind: str, seq: int) -> None:
+# tampering, as someone with write access to the store would do it (each keeps the head row consistent
+# where that would hide the change) -------------------------------------------------------------------
+def tamper_edit(db: Database, seq: int) -> None:
+    with db.transaction() as tx:
+        tx.execute("UPDATE audit_log SET client = 'cn=someone-else' WHERE seq = ?", (seq,))
+
+
+def tamper_delete(db: Database, seq: int) -> None:
+    with db.transaction() as tx:
+        tx.execute("DELETE FROM audit_log WHERE seq = ?", (seq,))
+
+
+def tamper_delete_tail(db: Database, first: int) -> None:
+    with db.transaction() as tx:
+        tx.execute("DELETE FROM audit_log WHERE seq >= ?", (first,))
+
+
+def tamper_insert(db: Database, at: int) -> None:
+    """Make room at ``at`` (records from there move up one) and put a forged, self-consistent record there,
+    chained from the record before it; the head is moved to the new end."""
+    from trustsvc.audit.log import read_records, record_hash
+
+    before = {r.seq: r for r in read_records(db)}[at - 1]
+    body = dict(before.body(), seq=at, prev_hash=before.hash, request_id="forged", client="cn=forger")
+    with db.transaction() as tx:
+        tx.execute("UPDATE audit_log SET seq = seq + 1000000 WHERE seq >= ?", (at,))
+        tx.execute("UPDATE audit_log SET seq = seq - 999999 WHERE seq >= 1000000")
+        tx.execute("INSERT INTO audit_log (seq, time, request_id, client, operation, ref, document_hash, result, "
+                   "detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   tuple(body[k] for k in ("seq", "time", "request_id", "client", "operation", "ref", "document_hash",
+                                           "result", "detail", "prev_hash")) + (record_hash(before.hash, body),))
+        tx.execute("UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log) WHERE id = 1")
+
+
+def tamper_append(db: Database) -> None:
+    """A forged, self-consistent record after the last one, which the head row does not know about."""
+    from trustsvc.audit.log import read_records, record_hash
+
+    last = read_records(db)[-1]
+    body = dict(last.body(), seq=last.seq + 1, prev_hash=last.hash, request_id="forged")
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   tuple(body[k] for k in ("seq", "time", "request_id", "client", "operation", "ref", "document_hash",
+                                           "result", "detail", "prev_hash")) + (record_hash(last.hash, body),))
+
+
+def tamper_swap(db: Database, seq: int) -> None:
+    """Records ``seq`` and ``seq + 1`` trade places."""
+    with db.transaction() as tx:
+        tx.execute("UPDATE audit_log SET seq = -1 WHERE seq = ?", (seq,))
+        tx.execute("UPDATE audit_log SET seq = ? WHERE seq = ?", (seq, seq + 1))
+        tx.execute("UPDATE audit_log SET seq = ? WHERE seq = -1", (seq + 1,))
+
+
+def tamper_checkpoint_signature(db: Database, seq: int) -> None:
+    """Another valid-looking signature: the first byte of the DER flipped."""
+    with db.transaction() as tx:
+        (sig,) = tx.execute("SELECT signature FROM audit_checkpoints WHERE seq = ?", (seq,)).fetchone()
+        flipped = f"{int(sig[-2:], 16) ^ 1:02x}"
+        tx.execute("UPDATE audit_checkpoints SET signature = ? WHERE seq = ?", (sig[:-2] + flipped, seq))
+
+
+def tamper_rehash(db: Database, seq: int) -> None:
+    """Edit a record and recompute its hash (the next record still chains from the old one)."""
+    from trustsvc.audit.log import read_records
+
+    rec = {r.seq: r for r in read_records(db)}[seq]
+    forged = dataclasses.replace(rec, result="error")
+    with db.transaction() as tx:
+        tx.execute("UPDATE audit_log SET result = ?, hash = ? WHERE seq = ?", ("error", forged.compute_hash(), seq))
+
+
+def tamper_renumber(db: Database, first: int) -> None:
+    """Records from ``first`` on move up one seq, leaving a hole and losing nothing."""
+    with db.transaction() as tx:
+        tx.execute("UPDATE audit_log SET seq = seq + 1000000 WHERE seq >= ?", (first,))
+        tx.execute("UPDATE audit_log SET seq = seq - 999999 WHERE seq >= 1000000")
+        tx.execute("UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log) WHERE id = 1")
+
+
+def problems(report: object) -> list[tuple[int, str]]:
+    return [(p.seq, p.kind) for p in report.problems]  # type: ignore[attr-defined]
+
+
+# with 10 records and a checkpoint every 4 (at 4 and 8)
+TAMPERING = {
+    "edited": (lambda db: tamper_edit(db, 5), [(5, "EDITED")]),
+    "edited-checkpointed": (lambda db: tamper_edit(db, 4), [(4, "EDITED")]),
+    "rehashed": (lambda db: tamper_rehash(db, 5), [(5, "EDITED")]),
+    "deleted-middle": (lambda db: tamper_delete(db, 6), [(6, "DELETED")]),
+    "deleted-first": (lambda db: tamper_delete(db, 1), [(1, "DELETED")]),
+    "deleted-checkpointed": (lambda db: tamper_delete(db, 4), [(4, "DELETED")]),
+    "deleted-tail": (lambda db: tamper_delete_tail(db, 8), [(8, "TRUNCATED")]),
+    "deleted-last": (lambda db: tamper_delete_tail(db, 10), [(10, "TRUNCATED")]),
+    "inserted-middle": (lambda db: tamper_insert(db, 6), [(6, "INSERTED")]),
+    "inserted-before-checkpoint": (lambda db: tamper_insert(db, 4), [(4, "INSERTED")]),
+    "appended-past-head": (tamper_append, [(11, "INSERTED")]),
+    "reordered": (lambda db: tamper_swap(db, 3), [(3, "REORDERED"), (4, "REORDERED")]),
+    "reordered-first": (lambda db: tamper_swap(db, 1), [(1, "REORDERED"), (2, "REORDERED")]),
+    "renumbered": (lambda db: tamper_renumber(db, 6), [(s, "EDITED") for s in range(7, 12)]),
+    "checkpoint-signature": (lambda db: tamper_checkpoint_signature(db, 8), [(8, "BAD_CHECKPOINT")]),
+    "checkpoint-hash": (lambda db: _sql_db(db, "UPDATE audit_checkpoints SET hash = (SELECT hash FROM audit_log "
+                                               "WHERE seq = 3) WHERE seq = 4"), [(4, "BAD_CHECKPOINT")]),
+}
+
+
+def _sql_db(db: Database, sql: str) -> None:
+    with db.transaction() as tx:
+        tx.execute(sql)
+
+
+@pytest.mark.parametrize("name", list(TAMPERING))
+def test_tampering_is_detected_with_its_kind_where_it_happened(tmp_path, name: str) -> None:
     log, signer = _log(f"sqlite:///{tmp_path}/a.db")
     _fill(log, 10)
-    _sql(log, tamper)
+    assert verify_log(log.db, trusted_keys=[signer.public_key]).ok
+    tamper, expected = TAMPERING[name]
+    tamper(log.db)
     report = verify_log(log.db, trusted_keys=[signer.public_key])
-    assert not report.ok
-    assert any(p.kind == kind and p.seq == seq for p in report.problems), report.problems
-
-
-def test_reorder_and_insert_detected(tmp_path) -> None:
-    log, _ = _log(f"sqlite:///{tmp_path}/a.db")
-    _fill(log, 10)
-    # swap the contents of 3 and 4 (keeping seq numbers): a reorder
-    _sql(log, "UPDATE audit_log SET seq = -3 WHERE seq = 3")
-    _sql(log, "UPDATE audit_log SET seq = 3 WHERE seq = 4")
-    _sql(log, "UPDATE audit_log SET seq = 4 WHERE seq = -3")
-    report = verify_log(log.db)
-    assert {p.seq for p in report.problems} & {3, 4}
-    # an inserted, self-consistent record at the end that the head does not know about
-    log2, _ = _log(f"sqlite:///{tmp_path}/b.db")
-    _fill(log2, 5)
-    last = log2.tail(1)[0]
-    from trustsvc.audit.log import record_hash
-    body = dict(last.body(), seq=6, prev_hash=last.hash, request_id="forged")
-    _sql(log2, "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-         tuple(body[k] for k in ("seq", "time", "request_id", "client", "operation", "ref", "document_hash",
-                                 "result", "detail", "prev_hash")) + (record_hash(last.hash, body),))
-    report = verify_log(log2.db)
-    assert any(p.kind == "INSERTED_OR_REORDERED" and p.seq == 6 for p in report.problems), report.problems
+    assert problems(report) == expected, report.problems
+    assert report.first_bad_seq == expected[0][0]
 
 
 def test_truncated_tail_detected(tmp_path) -> None:

@@ -59,6 +59,10 @@ def _insert_sql(n: int) -> str:
 _MOVE_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
 
 
+class _Probed(Exception):
+    """The probe row was written: roll it back."""
+
+
 class _StaleHead(Exception):
     """Another writer moved the head since this process last saw it."""
 
@@ -229,6 +233,25 @@ class AuditLog:
             return
         for pending, out in zip(batch, results, strict=True):
             pending.succeed(out)
+
+    def check_writable(self) -> None:
+        """Raise StoreError when a record could not be written now; writes nothing.
+
+        Called before a change the log must record (a revocation, a seal or key change) that is hard
+        or impossible to undo: a probe row and a no-op head update are written and rolled back, so an
+        unwritable store refuses the call before anything changes."""
+        try:
+            with self.db.transaction() as tx:
+                tx.execute("INSERT INTO audit_log (" + ", ".join(_FIELDS) + ") VALUES ("
+                           + ", ".join("?" * len(_FIELDS)) + ")", (-1, *([""] * (len(_FIELDS) - 1))))
+                tx.execute("UPDATE audit_head SET seq = seq WHERE id = 1")
+                raise _Probed()
+        except _Probed:
+            return
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a Conflict from a trigger, a driver error: no record possible
+            raise StoreError(f"the audit log cannot be written: {exc}", reason="AUDIT_UNAVAILABLE") from exc
 
     @contextlib.contextmanager
     def _across_processes(self) -> Iterator[None]:
