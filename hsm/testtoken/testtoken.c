@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -198,6 +199,29 @@ static void session_close(CK_SESSION_HANDLE h) {
         pthread_mutex_unlock(&lock);                             \
         return CKR_CRYPTOKI_NOT_INITIALIZED;                     \
     }
+
+/* Token removal, for tests of what an application does when its token goes away: with
+ * $TESTTOKEN_PRESENT_FILE set, the token is present only while that file exists. While it is
+ * absent every call that needs the token answers CKR_DEVICE_REMOVED and the slot reports no
+ * token; the sessions and the login end, as with a card pulled out. The key objects stay
+ * (the same token inserted again). */
+static int token_present(void) {
+    const char *f = getenv("TESTTOKEN_PRESENT_FILE");
+    return !f || !*f || access(f, F_OK) == 0;
+}
+
+static void token_removed(void) {
+    for (int i = 0; i < MAX_SESSIONS; i++)
+        if (sessions[i].open) session_close((CK_SESSION_HANDLE)(i + 1));
+    logged_in = 0;
+}
+
+#define ENTER_TOKEN()                                            \
+    ENTER();                                                     \
+    if (!token_present()) {                                      \
+        token_removed();                                         \
+        LEAVE(CKR_DEVICE_REMOVED);                               \
+    }
 #define LEAVE(rv)                    \
     do {                             \
         CK_RV rv_ = (rv);            \
@@ -361,9 +385,12 @@ CK_RV C_GetInfo(CK_INFO_PTR info) {
 }
 
 CK_RV C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count) {
-    (void)present;
     ENTER();
     if (!count) LEAVE(CKR_ARGUMENTS_BAD);
+    if (present && !token_present()) {
+        *count = 0;
+        LEAVE(CKR_OK);
+    }
     if (list) {
         if (*count < 1) {
             *count = 1;
@@ -382,12 +409,12 @@ CK_RV C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info) {
     memset(info, 0, sizeof *info);
     pad(info->slotDescription, "trustsvc SM2 TEST EMULATOR slot", 64);
     pad(info->manufacturerID, "trustsvc-testtoken", 32);
-    info->flags = CKF_TOKEN_PRESENT;
+    info->flags = token_present() ? CKF_TOKEN_PRESENT : 0;
     LEAVE(CKR_OK);
 }
 
 CK_RV C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
-    ENTER();
+    ENTER_TOKEN();
     if (slot != SLOT_ID) LEAVE(CKR_SLOT_ID_INVALID);
     if (!info) LEAVE(CKR_ARGUMENTS_BAD);
     memset(info, 0, sizeof *info);
@@ -419,7 +446,7 @@ static const CK_MECHANISM_TYPE MECHS[] = {
 #define NMECHS (sizeof MECHS / sizeof MECHS[0])
 
 CK_RV C_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count) {
-    ENTER();
+    ENTER_TOKEN();
     if (slot != SLOT_ID) LEAVE(CKR_SLOT_ID_INVALID);
     if (!count) LEAVE(CKR_ARGUMENTS_BAD);
     if (list) {
@@ -434,7 +461,7 @@ CK_RV C_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_P
 }
 
 CK_RV C_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR info) {
-    ENTER();
+    ENTER_TOKEN();
     if (slot != SLOT_ID) LEAVE(CKR_SLOT_ID_INVALID);
     if (!info) LEAVE(CKR_ARGUMENTS_BAD);
     info->ulMinKeySize = info->ulMaxKeySize = 256;
@@ -453,7 +480,7 @@ CK_RV C_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_I
 CK_RV C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify,
                            CK_SESSION_HANDLE_PTR out) {
     (void)app, (void)notify;
-    ENTER();
+    ENTER_TOKEN();
     if (slot != SLOT_ID) LEAVE(CKR_SLOT_ID_INVALID);
     if (!(flags & CKF_SERIAL_SESSION)) LEAVE(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
     if (!out) LEAVE(CKR_ARGUMENTS_BAD);
@@ -472,7 +499,7 @@ CK_RV C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY 
 }
 
 CK_RV C_CloseSession(CK_SESSION_HANDLE h) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     (void)s;
     session_close(h);
@@ -480,7 +507,7 @@ CK_RV C_CloseSession(CK_SESSION_HANDLE h) {
 }
 
 CK_RV C_CloseAllSessions(CK_SLOT_ID slot) {
-    ENTER();
+    ENTER_TOKEN();
     if (slot != SLOT_ID) LEAVE(CKR_SLOT_ID_INVALID);
     for (int i = 0; i < MAX_SESSIONS; i++)
         if (sessions[i].open) session_close((CK_SESSION_HANDLE)(i + 1));
@@ -488,7 +515,7 @@ CK_RV C_CloseAllSessions(CK_SLOT_ID slot) {
 }
 
 CK_RV C_GetSessionInfo(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     if (!info) LEAVE(CKR_ARGUMENTS_BAD);
     int rw = (s->flags & CKF_RW_SESSION) != 0;
@@ -501,7 +528,7 @@ CK_RV C_GetSessionInfo(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info) {
 }
 
 CK_RV C_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     (void)s;
     if (user != CKU_USER) LEAVE(CKR_USER_TYPE_INVALID);
@@ -514,7 +541,7 @@ CK_RV C_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_UL
 }
 
 CK_RV C_Logout(CK_SESSION_HANDLE h) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     (void)s;
     if (!logged_in) LEAVE(CKR_USER_NOT_LOGGED_IN);
@@ -532,7 +559,7 @@ static CK_RV check_store(session_t *s, object_t *o) {
 }
 
 CK_RV C_CreateObject(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR out) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     if (!out || (n && !t)) LEAVE(CKR_ARGUMENTS_BAD);
     CK_OBJECT_HANDLE oh = object_new();
@@ -559,7 +586,7 @@ CK_RV C_CreateObject(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJ
 }
 
 CK_RV C_DestroyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     object_t *o = object_get(oh);
     if (!o || !visible(o)) LEAVE(CKR_OBJECT_HANDLE_INVALID);
@@ -570,7 +597,7 @@ CK_RV C_DestroyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh) {
 }
 
 CK_RV C_GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh, CK_ATTRIBUTE_PTR t, CK_ULONG n) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     (void)s;
     object_t *o = object_get(oh);
@@ -602,7 +629,7 @@ CK_RV C_GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh, CK_ATTRIBUTE
 }
 
 CK_RV C_SetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh, CK_ATTRIBUTE_PTR t, CK_ULONG n) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     object_t *o = object_get(oh);
     if (!o || !visible(o)) LEAVE(CKR_OBJECT_HANDLE_INVALID);
@@ -617,7 +644,7 @@ CK_RV C_SetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh, CK_ATTRIBUTE
 }
 
 CK_RV C_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     if (s->finding) LEAVE(CKR_OPERATION_ACTIVE);
     if (n && !t) LEAVE(CKR_ARGUMENTS_BAD);
@@ -640,7 +667,7 @@ CK_RV C_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n) {
 }
 
 CK_RV C_FindObjects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR out, CK_ULONG max, CK_ULONG_PTR count) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     if (!s->finding) LEAVE(CKR_OPERATION_NOT_INITIALIZED);
     if (!out || !count) LEAVE(CKR_ARGUMENTS_BAD);
@@ -651,7 +678,7 @@ CK_RV C_FindObjects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR out, CK_ULONG max,
 }
 
 CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE h) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     if (!s->finding) LEAVE(CKR_OPERATION_NOT_INITIALIZED);
     free(s->found);
@@ -666,7 +693,7 @@ CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE h) {
 CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_ATTRIBUTE_PTR pt, CK_ULONG pn,
                                CK_ATTRIBUTE_PTR vt, CK_ULONG vn, CK_OBJECT_HANDLE_PTR pub_out,
                                CK_OBJECT_HANDLE_PTR priv_out) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     if (!mech || !pub_out || !priv_out || (pn && !pt) || (vn && !vt)) LEAVE(CKR_ARGUMENTS_BAD);
     CK_KEY_TYPE kt;
@@ -752,7 +779,7 @@ static CK_KEY_TYPE mech_key_type(CK_MECHANISM_TYPE m) {
 }
 
 CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE kh) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     if (!mech) LEAVE(CKR_ARGUMENTS_BAD);
     if (s->signing) LEAVE(CKR_OPERATION_ACTIVE);
@@ -780,7 +807,7 @@ CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE kh
 }
 
 CK_RV C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig, CK_ULONG_PTR siglen) {
-    ENTER();
+    ENTER_TOKEN();
     SESSION(h, s);
     if (!s->signing) LEAVE(CKR_OPERATION_NOT_INITIALIZED);
     CK_RV rv = CKR_OK;

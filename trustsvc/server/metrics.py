@@ -32,10 +32,19 @@ class Metrics:
             child = self._signed[key_ref] = self.signatures.labels(key_ref)
         child.inc(n)
 
+    def hsm_error(self, exc: HsmError) -> None:
+        """Count one HSM error by reason, once however many layers see it (the keystore reports
+        errors at their source, so batch items and audit checkpoints count too; see
+        ``Pkcs11KeyStore.observe_errors``)."""
+        if getattr(exc, "counted", False):
+            return
+        exc.counted = True  # type: ignore[attr-defined]
+        self.hsm_errors.labels(exc.reason).inc()
+
     def count_error(self, exc: TrustsvcError) -> None:
         """HSM errors by reason; store errors are audit failures (the request was refused)."""
         if isinstance(exc, HsmError):
-            self.hsm_errors.labels(exc.reason).inc()
+            self.hsm_error(exc)
         if isinstance(exc, StoreError):
             self.audit_failures.inc()
 

@@ -41,6 +41,9 @@ class Runtime:
         self._policy_mtime = policy_path.stat().st_mtime if policy_path and policy_path.exists() else 0.0
         self._policy_checked = time.monotonic()
         self.metrics = metrics or Metrics()
+        observe = getattr(keystore, "observe_errors", None)  # an HSM keystore: count its errors at the source
+        if observe is not None:
+            observe(self.metrics.hsm_error)
         self.idempotency = IdempotencyStore(db)
         self.trust_anchors = list(trust_anchors)
         self.ca = ca

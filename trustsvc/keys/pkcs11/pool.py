@@ -59,6 +59,9 @@ class SessionPool:
         self.lib: Any = None
         self.token: Any = None
         self.token_max_sessions: int | None = None
+        # Told of every HsmError a pool call raises to its caller, once per error (the daemon's
+        # trustsvc_hsm_errors metric); errors the pool recovers from (a session replaced) are not.
+        self.on_error: Callable[[HsmError], None] | None = None
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _reset_if_alive(ref))
 
@@ -78,6 +81,7 @@ class SessionPool:
         self._delay = self._backoff_min
         self._next_attempt = 0.0
         self._last_error = ""
+        self._last_reason = ""  # a lasting failure's reason (a wrong PIN), kept while backing off
         self._reinit_needed = False
 
     def __repr__(self) -> str:
@@ -91,8 +95,10 @@ class SessionPool:
         """Load the module, find the token and log in; raises HsmError/HsmUnavailable."""
         now = time.monotonic()
         if now < self._next_attempt:
-            raise HsmUnavailable(f"{self._what()} unavailable ({self._last_error}); "
-                                 f"next attempt in {self._next_attempt - now:.2f}s", reason="HSM_UNAVAILABLE")
+            wait = f"next attempt in {self._next_attempt - now:.2f}s"
+            if self._last_reason:  # not the token's absence (e.g. the PIN was rejected): say so again
+                raise HsmError(f"{self._last_error}; {wait}", reason=self._last_reason)
+            raise HsmUnavailable(f"{self._what()} unavailable ({self._last_error}); {wait}", reason="HSM_UNAVAILABLE")
         try:
             if self._reinit_needed:
                 # C_Finalize while another thread is inside C_Sign is undefined: it waits.
@@ -119,11 +125,13 @@ class SessionPool:
             except px.UserAlreadyLoggedIn:
                 self._anchor = self.token.open(rw=True)
         except HsmError as exc:
-            self._fail_locked(exc.message, reinit=isinstance(exc, HsmUnavailable))
+            self._fail_locked(exc.message, reinit=isinstance(exc, HsmUnavailable),
+                              reason="" if isinstance(exc, HsmUnavailable) else exc.reason)
             raise
         except pkcs11.PKCS11Error as exc:
             err = translate(exc, f"opening {self._what()}")
-            self._fail_locked(err.message, reinit=isinstance(exc, TOKEN_GONE))
+            self._fail_locked(err.message, reinit=isinstance(exc, TOKEN_GONE),
+                              reason="" if isinstance(err, HsmUnavailable) else err.reason)
             raise err from None
         self._epoch += 1
         self._module_generation = module.generation(self.module_path)
@@ -131,6 +139,7 @@ class SessionPool:
         self._connected = True
         self._delay = self._backoff_min
         self._last_error = ""
+        self._last_reason = ""
 
     def _apply_token_limit(self) -> None:
         """Bound the pool by the token's own read-write session limit (one is the login anchor)."""
@@ -142,8 +151,11 @@ class SessionPool:
         self.max_sessions = self.configured_max_sessions if limit is None \
             else max(1, min(self.configured_max_sessions, limit - 1))
 
-    def _fail_locked(self, message: str, *, reinit: bool) -> None:
+    def _fail_locked(self, message: str, *, reinit: bool, reason: str = "") -> None:
+        """Back off before the next connection attempt. ``reason``: a failure that is not the token's
+        absence (HSM_PIN_INCORRECT ...), raised again with that reason until the next attempt."""
         self._last_error = message
+        self._last_reason = reason
         self._next_attempt = time.monotonic() + self._delay
         self._delay = min(self._delay * 2, self._backoff_max)
         self._reinit_needed = self._reinit_needed or reinit
@@ -229,6 +241,23 @@ class SessionPool:
 
     def run_with(self, what: str, fn: Callable[[PooledSession, A], T], arg: A) -> T:
         """``run`` for ``fn(session, arg)``: no closure per call on the signing path."""
+        try:
+            return self._run_with(what, fn, arg)
+        except HsmError as exc:
+            self._report(exc)
+            raise
+
+    def _report(self, exc: HsmError) -> None:
+        """Tell ``on_error`` of an error leaving the pool (once: pool calls can nest)."""
+        if self.on_error is None or getattr(exc, "reported", False):
+            return
+        exc.reported = True  # type: ignore[attr-defined]
+        try:
+            self.on_error(exc)
+        except Exception:  # noqa: BLE001 - counting must never replace the error
+            pass
+
+    def _run_with(self, what: str, fn: Callable[[PooledSession, A], T], arg: A) -> T:
         for attempt in (0, 1):
             ps = self._acquire()
             try:

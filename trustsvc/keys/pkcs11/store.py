@@ -104,6 +104,10 @@ class Pkcs11KeyStore(KeyStore):
     def close(self) -> None:
         self.pool.close()
 
+    def observe_errors(self, callback: Callable[[HsmError], None]) -> None:
+        """Call ``callback`` once for every HsmError a token operation raises (the daemon counts them)."""
+        self.pool.on_error = callback
+
     # token facts ------------------------------------------------------------------------------
     def mechanisms(self) -> set[int]:
         def run(ps: PooledSession) -> set[int]:
