@@ -38,6 +38,10 @@ def test_demo_runs_every_kind_over_the_daemon(demo: tuple[subprocess.CompletedPr
         assert "verified: valid" in lines[step[0] + 1], out
         assert lines[step[0] + 2].strip().startswith("verified by:"), out
     assert "daemon stop" in out and "daemon start" in out
+    # the OpenSSL cross-checks ran and passed (a missing openssl is reported as skipped, never as a pass)
+    assert "OpenSSL CLI: ok" in out and "SKIPPED" not in out, out
+    data_step = next(i for i, line in enumerate(lines) if line.startswith("  [OK ] data signature "))
+    assert "ExportCert + OpenSSL CLI ok" in lines[data_step + 2], out
     produced = tmp_path / "demo-output"
     for name in ("licence-signed.pdf", "seal-signature.der", "token.jwt"):
         assert (produced / name).stat().st_size > 0, name
@@ -55,3 +59,14 @@ def test_demo_writes_daemon_logs_to_a_file(demo: tuple[subprocess.CompletedProce
     messages = [r["msg"] for r in records]
     assert "trustsvc daemon started" in messages and "trustsvc daemon stopped" in messages
     assert any("DocumentService/SignPdf" in json.dumps(r) for r in records), records  # the per-RPC lines
+
+
+def test_demo_says_when_the_openssl_check_was_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli import demo as demo_module
+
+    monkeypatch.setattr(demo_module.shutil, "which", lambda name: None)
+    report = demo_module.run_demo(tmp_path)
+    assert report["verify_openssl"] == demo_module.OPENSSL_MISSING
+    assert "openssl is missing" in demo_module.summary(report) and "did not run" in demo_module.summary(report)
+    daemon = {"ok": True, "seconds": 0, "output": str(tmp_path), "log": "-", "steps": []}
+    assert demo_module.full_summary(report, daemon).endswith(f"demo PASSED ({demo_module.OPENSSL_MISSING})")

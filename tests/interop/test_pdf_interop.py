@@ -11,13 +11,13 @@ from pyhanko.sign.validation import validate_pdf_signature
 
 from tests.conftest import require_tool
 from tests.interop import bouncycastle
+from tests.interop.tools import bc_verify_pdf_cms
 from tests.unit.test_pdf_signing import pyhanko_pades_level
 from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.devkit import DevIdentity, dev_identity, licence_pdf
 from trustsvc.pdf.fast import FastPdfSigner
 from trustsvc.pdf.pyhanko_sm2 import validation_context
 from trustsvc.pdf.signing import sign_pdf
-from trustsvc.pdf.verify import signed_bytes
 
 
 def _seal_png() -> bytes:
@@ -59,10 +59,7 @@ def test_bouncycastle_verifies_sm2_cms(tmp_path):
     require_tool("java")
     outputs, _ = _outputs("sm2")
     for name, data in outputs.items():
-        cms_der, covered = signed_bytes(PdfFileReader(io.BytesIO(data)).embedded_signatures[0])
-        (tmp_path / "c.der").write_bytes(cms_der)
-        (tmp_path / "d.bin").write_bytes(covered)
-        proc = bouncycastle.run("PdfCmsTool", "verify", str(tmp_path / "c.der"), str(tmp_path / "d.bin"))
+        proc = bc_verify_pdf_cms(tmp_path, data)
         assert proc.returncode == 0 and "VALID 1.2.156.10197.1.501" in proc.stdout, (name, proc.stdout, proc.stderr)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.bouncycastle import run
+from tests.interop.tools import DISTID, SEAL_OK, SIG_OK, flip_signature_value, seal_check
 from tests.unit.test_seal_support import make_setup
 from trustsvc.seal.picture import render_png
 from trustsvc.seal.sign import SealSigner
@@ -25,23 +25,6 @@ REALWORLD_OK = [
     "ofdrw-gm_src_test_resources_UserV1.esl",
 ]
 REALWORLD_BAD = "ofdrw-converter_src_test_resources_n__Doc_0_Signs_Sign_0_SignedValue.dat"
-SEAL_OK = "OK seal.maker_signature"
-SIG_OK = "OK signature.signer_signature seal.maker_signature"
-
-
-def flip_signature_value(der: bytes) -> bytes:
-    """Flip one bit in the middle of the trailing BIT STRING (the SM2 signature value) of a seal or signature."""
-    i = der.rfind(b"\x03", 0, len(der) - 60)
-    while i > 0:
-        n = der[i + 1]
-        if n < 0x80 and der[i + 2] == 0 and i + 2 + n == len(der):
-            out = bytearray(der)
-            out[i + 2 + n // 2] ^= 0x01
-            return bytes(out)
-        i = der.rfind(b"\x03", 0, i)
-    raise AssertionError("no trailing BIT STRING")
-
-
 def raw_signature_starting_with_0x30(setup: object) -> bytes:
     """The setup's seal re-signed by its maker with a raw r||s value whose first byte is 0x30, as a DER
     SEQUENCE's is (one raw signature in 256): readers must not take it for DER."""
@@ -91,16 +74,7 @@ def _cases() -> dict[str, tuple[str, bytes, str]]:
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
     """name -> (BC's output line, expected prefix), from one SealCheck run."""
     cases = _cases()
-    tmp = tmp_path_factory.mktemp("sealcheck")
-    args = []
-    for i, (kind, der, _e) in enumerate(cases.values()):
-        path = tmp / f"{i}.der"
-        path.write_bytes(der)
-        args += [kind, str(path)]
-    proc = run("SealCheck", *args)
-    assert proc.stderr == "", proc.stderr
-    lines = proc.stdout.splitlines()
-    assert len(lines) == len(cases), proc.stdout
+    lines = seal_check(tmp_path_factory.mktemp("sealcheck"), [(kind, der) for kind, der, _e in cases.values()])
     return {name: (line, case[2]) for (name, case), line in zip(cases.items(), lines, strict=True)}
 
 
@@ -149,7 +123,6 @@ def test_fast_path_signature_verifies_with_openssl(tmp_path: Path) -> None:
     import subprocess
 
     from tests.conftest import require_tool
-    from tests.interop.test_sm2_interop import DISTID
     from trustsvc.seal.parse import parse_signature
 
     s = make_setup()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_tool
+from tests.interop.tools import DISTID, openssl
 from trustsvc.algorithms import sm2
 from trustsvc.algorithms.encoding import load_private_key, load_public_key, private_key_to_pem
 from trustsvc.algorithms.keypair import PrivateKey
@@ -17,16 +17,7 @@ from trustsvc.errors import InvalidSignature
 
 pytestmark = pytest.mark.interop
 
-DISTID = "distid:1234567812345678"
 MSG = b"GB/T 38540 interop message \xe4\xb8\xad\xe6\x96\x87"
-
-
-def openssl(*args: str, input_bytes: bytes | None = None) -> bytes:
-    exe = require_tool("openssl")
-    proc = subprocess.run([exe, *args], input=input_bytes, capture_output=True, timeout=60)
-    if proc.returncode:
-        raise AssertionError(f"openssl {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
-    return proc.stdout
 
 
 def bc(*args: str) -> str:

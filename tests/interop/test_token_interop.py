@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import jwt as pyjwt
@@ -11,9 +10,9 @@ from cryptography.hazmat.primitives import serialization
 from jwcrypto import jwk as jc_jwk
 from jwcrypto import jwt as jc_jwt
 
-from tests.conftest import require_tool
+from tests.interop.tools import run_openssl, sm2_jws_verify_args
 from trustsvc.algorithms import PrivateKey, SoftwareSigner, private_key_to_pem
-from trustsvc.algorithms.sm2 import rs_to_der, signature_to_rs
+from trustsvc.algorithms.sm2 import signature_to_rs
 from trustsvc.token import KeySet, TokenIssuer, TokenVerifier, TrustedIssuer
 from trustsvc.token.codec import b64encode, dumps
 
@@ -73,26 +72,15 @@ def test_jwcrypto_tokens_verify_with_ours(alg: str) -> None:
     assert verifier.verify(token.serialize()).claims["acr"] == "2"
 
 
-def _openssl(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([require_tool("openssl"), *args], capture_output=True, check=False)
-
-
 def test_our_sm2_token_verifies_with_openssl(tmp_path: Path) -> None:
     key, issuer, _ = _setup("SM2")
     token = issuer.issue("user-7")
-    h, p, s = token.split(".")
-    rs = __import__("base64").urlsafe_b64decode(s + "==")
-    assert len(rs) == 64
     (tmp_path / "pub.pem").write_bytes(key.public_key.to_pem())
-    (tmp_path / "input").write_bytes(f"{h}.{p}".encode("ascii"))
-    (tmp_path / "sig.der").write_bytes(rs_to_der(rs))
-    args = ["pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"), "-rawin", "-digest", "sm3",
-            "-pkeyopt", "distid:1234567812345678", "-in", str(tmp_path / "input"),
-            "-sigfile", str(tmp_path / "sig.der")]
-    result = _openssl(*args)
+    args = sm2_jws_verify_args(tmp_path, token, tmp_path / "pub.pem")
+    result = run_openssl(*args)
     assert result.returncode == 0 and b"Signature Verified Successfully" in result.stdout, result.stderr
-    (tmp_path / "input").write_bytes(f"{h}.{p}x".encode("ascii"))  # and OpenSSL does check
-    assert _openssl(*args).returncode != 0
+    (tmp_path / "input").write_bytes((tmp_path / "input").read_bytes() + b"x")  # and OpenSSL does check
+    assert run_openssl(*args).returncode != 0
 
 
 def test_openssl_sm2_jws_verifies_with_ours(tmp_path: Path) -> None:
@@ -101,7 +89,7 @@ def test_openssl_sm2_jws_verifies_with_ours(tmp_path: Path) -> None:
     signing_input = b64encode(dumps({"alg": "SM2", "typ": "JWT", "kid": issuer.kid})) + "." + \
         b64encode(dumps(_claims(issuer)))
     (tmp_path / "input").write_bytes(signing_input.encode("ascii"))
-    result = _openssl("pkeyutl", "-sign", "-inkey", str(tmp_path / "key.pem"), "-rawin", "-digest", "sm3",
+    result = run_openssl("pkeyutl", "-sign", "-inkey", str(tmp_path / "key.pem"), "-rawin", "-digest", "sm3",
                       "-pkeyopt", "distid:1234567812345678", "-in", str(tmp_path / "input"),
                       "-out", str(tmp_path / "sig.der"))
     assert result.returncode == 0, result.stderr
@@ -118,7 +106,7 @@ def test_openssl_sm2_without_distid_is_refused(tmp_path: Path) -> None:
     (tmp_path / "key.pem").write_bytes(private_key_to_pem(key))
     signing_input = b64encode(dumps({"alg": "SM2", "kid": issuer.kid})) + "." + b64encode(dumps(_claims(issuer)))
     (tmp_path / "input").write_bytes(signing_input.encode("ascii"))
-    result = _openssl("pkeyutl", "-sign", "-inkey", str(tmp_path / "key.pem"), "-rawin", "-digest", "sm3",
+    result = run_openssl("pkeyutl", "-sign", "-inkey", str(tmp_path / "key.pem"), "-rawin", "-digest", "sm3",
                       "-in", str(tmp_path / "input"), "-out", str(tmp_path / "sig.der"))
     assert result.returncode == 0, result.stderr
     token = signing_input + "." + b64encode(signature_to_rs((tmp_path / "sig.der").read_bytes()))
