@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from trustsvc.errors import Conflict, TrustsvcError
+from trustsvc.fileio import write_atomic
 from trustsvc.keys.base import KeyInfo, KeyStore
 from trustsvc.server.config import Config
 from trustsvc.server.tls import ensure_dev_tls
@@ -65,20 +67,55 @@ def ensure_key(keystore: KeyStore, ca: Any, name: str, spec: str, profile: str) 
     return certify(keystore, ca, info, profile)
 
 
+def _private(path: Path, mode: int = 0o700) -> None:
+    """Take group and other permissions away from a file or directory the embedded default made."""
+    if path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(mode)
+
+
+def _sqlite_file(url: str, home: Path) -> Path | None:
+    """The SQLite file of a database URL when it lives under ``home`` (else None: not ours to create)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return None
+    path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+    if str(path) in ("", ":memory:"):
+        return None
+    try:
+        path.resolve().relative_to(home.resolve())
+    except ValueError:
+        return None
+    return path
+
+
 def bootstrap(config: Config) -> dict[str, Any]:
-    """Create what the embedded default needs under ``config.home``; returns paths for the operator."""
+    """Create what the embedded default needs under ``config.home``; returns paths for the operator.
+
+    Private material is for the owner only: the home, ``tls/`` and the SQLite file (which holds the audit log
+    and retained results) are created 0700/0600 (``tls/`` and the home are tightened if a first start finds
+    them open); private keys are written 0600 by the keystore and the dev CAs."""
     home = Path(config.home)
+    first_start = not home.exists() or not any(home.iterdir())
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if first_start:
+        _private(home)
     out: dict[str, Any] = {"home": str(home)}
     if not config.insecure and not (config.tls_cert and config.tls_key and config.tls_client_ca):
         files = ensure_dev_tls(home)
+        _private(home / "tls")
         config.tls_cert, config.tls_key, config.tls_client_ca = map(str, (files.server_cert, files.server_key,
                                                                         files.ca))
         out["client_certs"] = {n: list(map(str, files.client(n))) for n in ("admin", "demo-client")}
+    db_file = _sqlite_file(config.database, home)
+    if db_file is not None and not db_file.exists():
+        db_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:  # an empty file is an empty SQLite database; its -wal and -shm files take its mode
+            os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
     policy = Path(config.policy)
     if not policy.exists():
-        policy.parent.mkdir(parents=True, exist_ok=True)
-        policy.write_text(DEFAULT_POLICY)
+        policy.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(policy, DEFAULT_POLICY.encode(), mode=0o600)
     out.update(tls_ca=config.tls_client_ca, server_cert=config.tls_cert, policy=str(policy),
                database=config.database)
     return out
