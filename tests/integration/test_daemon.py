@@ -262,6 +262,39 @@ def test_token_lifecycle(client: Client) -> None:
                            token_pb2.IntrospectTokenRequest(token=issued.token)).active
 
 
+def test_only_token_keys_issue_and_every_one_is_published(client: Client, tmp_path: Path) -> None:
+    """token_extra_keys: an ES256 and an EdDSA key issue tokens that PyJWT verifies from GetJwks alone; a key
+    outside the token keys is refused (its kid would be in no published key set)."""
+    import jwt
+
+    from trustsvc.client import token_pb2
+    from trustsvc.keys.factory import open_keystore
+
+    store = open_keystore("soft", tmp_path)
+    store.create("demo-es", "ec-p256")
+    store.create("demo-ed", "ed25519")
+    r = start_daemon(tmp_path, token_extra_keys="demo-es, demo-ed")
+    try:
+        with r.client() as c:
+            jwks = json.loads(c.call(c.tokens.GetJwks, token_pb2.GetJwksRequest()).jwks_json)
+            published = {k["kid"]: k for k in jwks["keys"]}
+            for key, alg in (("demo-es", "ES256"), ("demo-ed", "EdDSA"), ("", "SM2")):
+                issued = c.call(c.tokens.IssueToken, token_pb2.IssueTokenRequest(
+                    subject="91110000600037341L", audience=["portal"], key=key))
+                header = jwt.get_unverified_header(issued.token)
+                assert header["alg"] == alg and header["kid"] in published
+                assert c.call(c.tokens.VerifyToken, token_pb2.VerifyTokenRequest(
+                    token=issued.token, audience="portal")).result.valid
+                if alg != "SM2":  # PyJWT knows no SM2
+                    public = jwt.PyJWK(published[header["kid"]]).key
+                    assert jwt.decode(issued.token, public, algorithms=[alg], audience="portal")["sub"]
+            with pytest.raises(grpc.RpcError) as err:
+                c.call(c.tokens.IssueToken, token_pb2.IssueTokenRequest(subject="u", audience=["a"], key="default"))
+            assert _code_reason(err) == (grpc.StatusCode.INVALID_ARGUMENT, "NOT_A_TOKEN_KEY")
+    finally:
+        r.daemon.stop(2)
+
+
 # ------------------------------------------------------------------ TimeStampService
 def test_timestamps(client: Client) -> None:
     import hashlib

@@ -221,21 +221,36 @@ def test_token_verified_by_pyjwt_and_jwcrypto_from_jwks(jose: tuple[str, Client]
         pyjwt.decode(forged, key.key, algorithms=[alg], audience=AUD, issuer=ISSUER)
 
 
-def test_token_with_kid_outside_jwks_does_not_verify(jose: tuple[str, Client]) -> None:
-    """A token the daemon signs with another key (IssueToken.key) carries a kid its JWKS does not list."""
+def test_no_token_under_a_published_kid_from_another_key(jose: tuple[str, Client]) -> None:
+    """The daemon issues no token from a key outside its JWKS (NOT_A_TOKEN_KEY); a token that claims a
+    published kid but is signed by another key of the same kind fails in PyJWT, jwcrypto and the daemon."""
+    import time
+
+    import grpc
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
     from jwcrypto.common import JWException
 
+    from trustsvc.client import error_reason
+
     alg, c = jose
-    token = _issue(c, key="demo-other")
+    with pytest.raises(grpc.RpcError) as err:
+        _issue(c, key="demo-other")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and error_reason(err.value) == "NOT_A_TOKEN_KEY"
     jwks = _jwks(c)
-    kid = pyjwt.get_unverified_header(token)["kid"]
-    assert kid not in [k["kid"] for k in jwks["keys"]]
-    for key in pyjwt.PyJWKSet.from_dict(jwks).keys:  # nor does any listed key verify it
-        with pytest.raises(pyjwt.InvalidSignatureError):
-            pyjwt.decode(token, key.key, algorithms=[alg], audience=AUD, issuer=ISSUER)
+    published = jwks["keys"][0]
+    stranger = {"ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
+                "EdDSA": ed25519.Ed25519PrivateKey.generate,
+                "RS256": lambda: rsa.generate_private_key(65537, 2048)}[alg]()
+    now = int(time.time())
+    forged = pyjwt.encode({"iss": ISSUER, "aud": AUD, "sub": "mallory", "iat": now, "exp": now + 300, "jti": "f1"},
+                          stranger, algorithm=alg, headers={"kid": published["kid"]})
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        pyjwt.decode(forged, pyjwt.PyJWK(published).key, algorithms=[alg], audience=AUD, issuer=ISSUER)
     with pytest.raises(JWException):
-        jc_jwt.JWT(jwt=token, key=jc_jwk.JWKSet.from_json(json.dumps(jwks)), algs=[alg],
+        jc_jwt.JWT(jwt=forged, key=jc_jwk.JWKSet.from_json(json.dumps(jwks)), algs=[alg],
                    check_claims={"iss": ISSUER, "aud": AUD, "exp": None})
+    verdict = c.call(c.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=forged, audience=AUD)).result
+    assert not verdict.valid and verdict.reason
 
 
 # ------------------------------------------------------------------ TimeStampService

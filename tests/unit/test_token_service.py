@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from trustsvc.errors import InvalidInput
 from trustsvc.keys.factory import open_keystore
 from trustsvc.store.database import Database
 from trustsvc.token import NaturalPerson, TokenInvalid
@@ -51,7 +52,8 @@ def test_daemon_mode_signer_lookup_and_mint(tmp_path: Path) -> None:
             raise PermissionError(name)
         return current["signer"]
 
-    service = TokenService(store, Database(f"sqlite:///{tmp_path}/t.db"), TokenConfig(issuer="iss", key="tok"),
+    service = TokenService(store, Database(f"sqlite:///{tmp_path}/t.db"),
+                           TokenConfig(issuer="iss", key="tok", extra_keys=("someone-elses",)),
                            signers=signers, create_key=False)
     assert {i.name for i in store.list()} == {"tok"}  # create_key=False: nothing made behind our back
     issued = service.mint("U1", {"scope": "a b"}, aud="app", ttl=60)
@@ -63,8 +65,11 @@ def test_daemon_mode_signer_lookup_and_mint(tmp_path: Path) -> None:
     assert info.value.reason == "WRONG_AUDIENCE"
     first = service.issuer()
     assert service.issuer() is first and looked_up == ["tok"] * 3
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionError):  # a token key, but the lookup (the daemon's policy) refuses it
         service.mint("U1", key="someone-elses")
+    with pytest.raises(InvalidInput) as refused:  # not a token key: its kid would be in no JWKS
+        service.mint("U1", key="stranger")
+    assert refused.value.reason == "NOT_A_TOKEN_KEY" and "stranger" not in looked_up
     store.rotate("tok")
     current["signer"] = store.signer("tok")
     assert service.issuer() is not first and service.issuer().kid != first.kid

@@ -11,6 +11,7 @@ Keys (TOML ``[server]`` table, env ``TRUSTSVC_<KEY>`` upper-case)::
     pin_cpus = false (each server process keeps all its threads on one CPU: process i on the i-th)
     default_deadline_s = 30        audit_checkpoint_every = 100   audit_key = "audit"
     token_key = "token"            tsa_key = "tsa"        grace_s = 10
+    token_extra_keys = "" (comma-separated: other keys that may issue tokens; all are in the JWKS)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Config:
     audit_checkpoint_every: int = 100
     audit_key: str = "audit"
     token_key: str = "token"
+    token_extra_keys: str = ""
     token_issuer: str = "https://trustsvc.local"
     token_ttl_s: int = 900
     tsa_key: str = "tsa"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trustsvc.algorithms.signer import Signer
+from trustsvc.errors import InvalidInput
 from trustsvc.keys.base import KeyStore, parse_key_ref
 from trustsvc.store.database import Database
 from trustsvc.token.algs import AlgPolicy
@@ -32,6 +33,7 @@ class TokenConfig:
 
     issuer: str = "trustsvc"
     key: str = DEFAULT_KEY
+    extra_keys: tuple[str, ...] = ()  # other keys that may issue tokens (published in the JWKS too)
     key_spec: str = "sm2"  # used when the key is created on first use
     kid_style: str = "thumbprint"
     ttl: int = 900
@@ -49,6 +51,7 @@ class TokenConfig:
         privacy = Privacy(str(obj.get("privacy", "mask")), hmac_key)
         aliases = obj.get("sm2_aliases")
         return cls(issuer=str(obj.get("issuer", cls.issuer)), key=str(obj.get("key", cls.key)),
+                   extra_keys=tuple(str(k) for k in obj.get("extra_keys", ())),
                    key_spec=str(obj.get("key_spec", cls.key_spec)),
                    kid_style=str(obj.get("kid_style", cls.kid_style)), ttl=int(obj.get("ttl", cls.ttl)),
                    audience=obj.get("audience"), leeway=int(obj.get("leeway", cls.leeway)),
@@ -56,6 +59,11 @@ class TokenConfig:
                    sm2_aliases=tuple(aliases) if aliases is not None else None, privacy=privacy,
                    trusted=tuple(IssuerConfig.from_dict(e) for e in obj.get("issuers", [])),
                    keys_ttl=float(obj.get("keys_ttl", cls.keys_ttl)))
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        """Every key that may issue tokens: ``key``, then ``extra_keys``."""
+        return (self.key, *(k for k in self.extra_keys if k != self.key))
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ class TokenService:
         self.revocations = RevocationStore(db)
         if create_key:
             ensure_key(keystore, self.config.key, self.config.key_spec)
-        self.keys = StoreKeySource(keystore, (self.config.key,), kid_style=self.config.kid_style,
+        self.keys = StoreKeySource(keystore, self.config.key_names, kid_style=self.config.kid_style,
                                    ttl=self.config.keys_ttl)
         policy = AlgPolicy.of(self.config.algorithms, self.config.sm2_aliases)
         own = TrustedIssuer(self.config.issuer, self.keys, policy)
@@ -107,8 +115,15 @@ class TokenService:
         return signer
 
     def issuer(self, key: str | None = None) -> TokenIssuer:
-        """The issuer over ``key`` (default the configured key), rebuilt when its signer changes."""
+        """The issuer over ``key`` (default the configured key), rebuilt when its signer changes.
+
+        Only a key in ``config.key_names`` may issue: a token from any other key would carry a kid
+        that the published key set lacks, so nobody could verify it (InvalidInput NOT_A_TOKEN_KEY)."""
         name = key or self.config.key
+        if parse_key_ref(name)[0] not in self.config.key_names:
+            raise InvalidInput(f"key {name!r} does not issue tokens here (token keys: "
+                               f"{', '.join(self.config.key_names)}); its kid would not be in the JWKS",
+                               reason="NOT_A_TOKEN_KEY")
         signer = self._signers(name)
         issuer = self._issuers.get(name)
         if issuer is None or issuer.signer is not signer:

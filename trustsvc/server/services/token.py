@@ -35,7 +35,9 @@ def _struct(claims: dict[str, Any]) -> struct_pb2.Struct:
 def tokens_for(rt: Runtime) -> Tokens:
     """The token façade over the runtime's key store, database and signer lookup."""
     cfg = rt.config
-    config = TokenConfig(issuer=cfg.token_issuer, key=cfg.token_key, ttl=cfg.token_ttl_s, keys_ttl=KEYSET_TTL_S)
+    extra = tuple(k.strip() for k in cfg.token_extra_keys.split(",") if k.strip())
+    config = TokenConfig(issuer=cfg.token_issuer, key=cfg.token_key, extra_keys=extra, ttl=cfg.token_ttl_s,
+                         keys_ttl=KEYSET_TTL_S)
     return Tokens(rt.keystore, rt.db, config, signers=rt.signer, create_key=False)
 
 
