@@ -123,3 +123,9 @@ class StoreError(TrustsvcError):
     """The persistence layer failed."""
 
     reason = "STORE_ERROR"
+
+
+class CallAborted(TrustsvcError):
+    """The caller's deadline passed (DEADLINE_EXCEEDED) or it cancelled the call (CANCELLED): nothing more is done."""
+
+    reason = "DEADLINE_EXCEEDED"

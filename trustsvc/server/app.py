@@ -148,6 +148,12 @@ class Daemon:
             self.rt.audit.checkpoint()
         except Exception as exc:  # noqa: BLE001 - shutdown must finish
             log(logging.WARNING, "final audit checkpoint failed", error=str(exc)[:200])
+        close = getattr(self.rt.keystore, "close", None)
+        if close is not None:  # an HSM keystore logs out and closes its token sessions
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001
+                log(logging.WARNING, "closing the keystore failed", error=str(exc)[:200])
         log(logging.INFO, "trustsvc daemon stopped")
 
     def wait(self) -> None:
@@ -164,18 +170,19 @@ def serve(config: Config, *, on_started: Callable[[Any], None] | None = None) ->
         from trustsvc.server.processes import pin_to_cpu
 
         pin_to_cpu(0)
-    daemon = Daemon(config)
-    daemon.start()
-    if on_started is not None:
-        on_started(daemon)
     stopping = threading.Event()
 
     def handle(signum: int, _frame: object) -> None:
         log(logging.INFO, "signal received; draining", signal=signum)
         stopping.set()
 
+    # before the banner: a SIGTERM the moment it appears must drain, not kill
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
+    daemon = Daemon(config)
+    daemon.start()
+    if on_started is not None:
+        on_started(daemon)
     stopping.wait()
     daemon.stop()
 

@@ -8,6 +8,7 @@ import time
 
 import grpc
 
+from trustsvc.errors import CallAborted
 from trustsvc.server.policy import Identity
 
 _CURRENT: contextvars.ContextVar[Call] = contextvars.ContextVar("trustsvc_call")
@@ -24,6 +25,8 @@ class Call:
     context: grpc.ServicerContext
     started: float = dataclasses.field(default_factory=time.monotonic)
     default_deadline_s: float = 30.0
+    ref: str = ""  # the key or seal the call names, once a streaming call has read it (for refusal records)
+    changing: bool = False  # set by Runtime.before_change: from then on the call runs to its audit record
 
     @property
     def operation(self) -> str:
@@ -41,9 +44,12 @@ class Call:
         return self.default_deadline_s - (time.monotonic() - self.started)
 
     def check_deadline(self) -> None:
-        """Abort with DEADLINE_EXCEEDED when the client's (or the default) deadline has passed."""
-        if self.time_remaining() <= 0 or not self.context.is_active():
-            self.context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded while serving the request")
+        """Raise CallAborted (DEADLINE_EXCEEDED, or CANCELLED when the client went away) once the client's
+        (or the default) deadline has passed: called before work that signs, changes state or commits."""
+        if self.time_remaining() <= 0:
+            raise CallAborted("deadline exceeded while serving the request: nothing was signed or changed")
+        if not self.context.is_active():
+            raise CallAborted("the client cancelled the call: nothing was signed or changed", reason="CANCELLED")
 
 
 def current() -> Call:

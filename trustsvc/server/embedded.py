@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trustsvc.errors import Conflict, TrustsvcError
+from trustsvc.errors import Conflict, KeyNotFound, TrustsvcError
 from trustsvc.fileio import write_atomic
 from trustsvc.keys.base import KeyInfo, KeyStore
 from trustsvc.server.config import Config
@@ -59,7 +59,7 @@ def certify_key(rt: Any, info: KeyInfo) -> KeyInfo:
 def ensure_key(keystore: KeyStore, ca: Any, name: str, spec: str, profile: str) -> KeyInfo:
     try:
         info = keystore.info(name)
-    except TrustsvcError:
+    except KeyNotFound:  # only a missing key is made; a locked token or wrong PIN is reported as it is
         try:
             info = keystore.create(name, spec)
         except Conflict:

@@ -161,7 +161,7 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
         if isinstance(exc, TrustsvcError):
             self._metrics.count_error(exc)
             if call is not None and m.audited and self._audit_refusal is not None:
-                self._audit_refusal(call, exc, _ref_of(request, m))
+                self._audit_refusal(call, exc, call.ref or _ref_of(request, m))
             context.abort_with_status(rpc_status.to_status(status_for(exc)))
         code = context.code() if hasattr(context, "code") else None
         if code is not None and code != grpc.StatusCode.OK:  # context.abort() already called
@@ -189,6 +189,7 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
             try:
                 call = self._begin(context, m)
                 self._policy().check_operation(call.identity, m.service, m.method)
+                call.check_deadline()  # a call that waited past its deadline is not started
                 token = ctx.set_current(call)
                 return behavior(request_or_iterator, context)
             except BaseException as exc:  # noqa: BLE001 - mapped to a status
@@ -208,6 +209,7 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
             try:
                 call = self._begin(context, m)
                 self._policy().check_operation(call.identity, m.service, m.method)
+                call.check_deadline()
                 token = ctx.set_current(call)
                 yield from behavior(request_or_iterator, context)
             except GeneratorExit:

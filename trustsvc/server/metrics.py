@@ -22,6 +22,8 @@ class Metrics:
                                   registry=self.registry)
         self.audit_failures = Counter("trustsvc_audit_failures", "audit appends that failed (request refused)",
                                       registry=self.registry)
+        self.policy_errors = Counter("trustsvc_policy_errors", "policy file reloads that failed (old policy kept)",
+                                     registry=self.registry)
         self.in_flight = Gauge("trustsvc_in_flight", "requests being served", registry=self.registry)
         self._signed: dict[str, Any] = {}
 

@@ -63,7 +63,15 @@ class Runtime:
             except OSError:
                 return self._policy
             if mtime != self._policy_mtime:
-                self._policy, self._policy_mtime = Policy.load(path), mtime
+                self._policy_mtime = mtime
+                try:
+                    self._policy = Policy.load(path)
+                except TrustsvcError as exc:  # a half-edited or broken file: keep serving the last good policy
+                    self.metrics.policy_errors.inc()
+                    log(logging.ERROR, "the policy file does not load; the previous policy stays in force",
+                        path=str(path), reason=exc.reason, error=exc.message[:300])
+                else:
+                    log(logging.INFO, "policy reloaded", path=str(path))
         return self._policy
 
     # keys -------------------------------------------------------------------------
@@ -124,9 +132,22 @@ class Runtime:
             log(logging.WARNING, "a refusal could not be audited", request_id=call.request_id,
                 error=type(err).__name__)
 
+    def before_change(self) -> None:
+        """Call before a change the audit log must record and that is hard to undo (a revocation, a seal
+        or key change): refuses now if the caller's deadline has passed or no record could be written.
+        After it the call is committed: its record is written even if the deadline passes meanwhile."""
+        call = ctx.current()
+        call.check_deadline()
+        self.audit.check_writable()
+        call.changing = True
+
     def record_many(self, items: Sequence[tuple[str, bytes | None, str, dict[str, Any]]], *, result: str = "ok",
                     operation: str = "") -> list[AuditRecord]:
+        """Commit the call's records. A signing call whose deadline has passed is refused here instead
+        (CallAborted): the reply could not reach the caller, so nothing is recorded or returned."""
         call = ctx.current()
+        if not call.changing:
+            call.check_deadline()
         operation, client, request_id = operation or call.operation, call.client, call.request_id
         events = [AuditEvent(operation, client, request_id, ref,
                              doc_hash or (sm3_hex(data) if data is not None else ""), result, detail)

@@ -124,6 +124,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         if first is None or first.WhichOneof("part") != "options":
             raise InvalidInput("the first stream message must be `options`", reason="STREAM_INIT_MISSING")
         options = first.options
+        call.ref = f"seal:{options.seal_id}" if options.seal_id else options.key
         limit = self.rt.config.max_stream_bytes
         sha = hashlib.sha256()
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool, \

@@ -38,7 +38,7 @@ class KeyService(pb_grpc.KeyServiceServicer):  # type: ignore[name-defined]  # g
         name, spec = require(request.name, "name"), request.spec or "sm2"
 
         def produce() -> Any:
-            self.rt.audit.check_writable()  # key stores cannot undo: refuse before changing anything
+            self.rt.before_change()  # key stores cannot undo: refuse before changing anything
             info = self._certify(self.rt.keystore.create(name, spec))
             rec = self.rt.record(ref=info.ref, detail={"spec": spec})
             return pb.CreateKeyResponse(key=key_message(info), audit=receipt(rec))
@@ -49,7 +49,7 @@ class KeyService(pb_grpc.KeyServiceServicer):  # type: ignore[name-defined]  # g
         name = require(request.name, "name")
 
         def produce() -> Any:
-            self.rt.audit.check_writable()
+            self.rt.before_change()
             info = self._certify(self.rt.keystore.rotate(name))
             self.rt.forget_signers()
             rec = self.rt.record(ref=info.ref)
@@ -57,7 +57,7 @@ class KeyService(pb_grpc.KeyServiceServicer):  # type: ignore[name-defined]  # g
         return once(self.rt, request.idempotency_key, request, pb.RotateKeyResponse, produce)
 
     def DisableKey(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.rt.audit.check_writable()
+        self.rt.before_change()
         info = self.rt.keystore.disable(require(request.name, "name"), request.version or None)
         self.rt.forget_signers()
         rec = self.rt.record(ref=info.ref)

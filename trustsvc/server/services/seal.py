@@ -79,7 +79,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         call = ctx.current()
 
         def produce() -> Any:
-            self.rt.audit.check_writable()  # an unrecorded seal is never registered
+            self.rt.before_change()  # an unrecorded seal is never registered
             rec = self.make(request.name, request.type, request.picture, request.picture_type, request.width_mm,
                             request.height_mm, request.valid_days, request.maker_key or "seal-maker",
                             request.holder_key or "default", request.holder_certificate, actor=call.client)
@@ -112,7 +112,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
     def _change(self, action: str, seal_id: str, reason: str) -> tuple[SealRecord, Any]:
         call = ctx.current()
         self.rt.policy().check_seal(call.identity, seal_id)
-        self.rt.audit.check_writable()  # an unrecorded state change is never made
+        self.rt.before_change()  # an unrecorded state change is never made
         rec = getattr(self.registry, action)(seal_id, actor=call.client, reason=reason or action)
         with self._lock:
             self._signers = {k: v for k, v in self._signers.items() if k[0] != seal_id}

@@ -190,7 +190,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("part") != "init":
             raise InvalidInput("the first stream message must be `init`", reason="STREAM_INIT_MISSING")
-        require(first.init.key, "init.key")
+        ctx.current().ref = require(first.init.key, "init.key")
         return first.init, _chunks(request_iterator)
 
     def SignDataStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:

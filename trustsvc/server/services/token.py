@@ -90,7 +90,7 @@ class TokenService(pb_grpc.TokenServiceServicer):  # type: ignore[name-defined] 
             raise InvalidInput("give token or token_id", reason="MISSING_FIELD")
         if not isinstance(jti, str) or not jti:
             raise InvalidInput("the token has no jti", reason="MISSING_CLAIM")
-        self.rt.audit.check_writable()  # an unrecorded revocation is never made
+        self.rt.before_change()  # an unrecorded revocation is never made
         self.tokens.revoke_jti(jti, expires_at=exp if isinstance(exp, int) else None, reason=request.reason)
         rec = self.rt.record(ref=f"token:{jti}", detail={"reason": request.reason})
         return pb.RevokeTokenResponse(token_id=jti, audit=receipt(rec))
