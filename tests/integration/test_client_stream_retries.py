@@ -128,6 +128,12 @@ def script(target: tuple[str, Script]) -> Script:
 
 
 @pytest.fixture
+def client(make_client: Callable[..., Any]) -> Any:
+    """The root conftest's client to the scripted server (not the daemon client of tests/integration/conftest.py)."""
+    return make_client()
+
+
+@pytest.fixture
 def client_target(target: tuple[str, Script]) -> str:
     """For the shared ``make_client`` and ``client`` fixtures (tests/conftest.py)."""
     return target[0]

@@ -6,7 +6,6 @@ import concurrent.futures
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +20,6 @@ from trustsvc.pki.certificate import Certificate
 from trustsvc.server.tls import issue_client_cert
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    r = start_daemon(tmp_path_factory.mktemp("daemon"))
-    yield r
-    r.daemon.stop(2)
-
-
-@pytest.fixture(scope="module")
-def client(running: Running) -> Iterator[Client]:
-    with running.client() as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def admin(running: Running) -> Iterator[Client]:
-    with running.client("admin") as c:
-        yield c
 
 
 def _code_reason(exc_info: pytest.ExceptionInfo[grpc.RpcError]) -> tuple[grpc.StatusCode, str | None]:

@@ -1,4 +1,8 @@
-"""A daemon on 127.0.0.1 (ephemeral port) with mTLS and the embedded default, for integration tests."""
+"""A daemon on 127.0.0.1 (ephemeral port) with mTLS and the embedded default, for integration tests.
+
+tests/integration/conftest.py gives every module ``running`` (one default daemon per module), ``client``
+and ``admin``; a module that needs other settings defines its own ``running``.
+"""
 
 from __future__ import annotations
 
@@ -41,3 +45,4 @@ def start_daemon(home: Path, **overrides: object) -> Running:
     daemon = Daemon(cfg, rt)
     port = daemon.start()
     return Running(daemon, home, f"127.0.0.1:{port}", db)
+

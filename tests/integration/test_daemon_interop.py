@@ -94,12 +94,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 @pytest.fixture(scope="module")
-def client(running: Running) -> Iterator[Client]:
-    with running.client() as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def ca_pem(running: Running, client: Client, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The dev CA root, as ExportCert gives it (the last of the chain)."""
     path = tmp_path_factory.mktemp("ca") / "root.pem"

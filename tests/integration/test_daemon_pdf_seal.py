@@ -13,7 +13,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields
 
-from tests.integration.test_daemon_fixtures import Running, start_daemon
+from tests.integration.test_daemon_fixtures import Running
 from tests.unit.test_pdf_appearance import _assert_in_box, _red_pixels
 from trustsvc.client import Client, document_pb2, error_reason, seal_pb2
 from trustsvc.pdf.appearance import SealAppearance
@@ -30,19 +30,6 @@ operations = ["DocumentService/*"]
 keys = ["default"]
 seals = ["{allowed}"]
 """
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    r = start_daemon(tmp_path_factory.mktemp("daemon-seal"))
-    yield r
-    r.daemon.stop(2)
-
-
-@pytest.fixture(scope="module")
-def client(running: Running) -> Iterator[Client]:
-    with running.client() as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

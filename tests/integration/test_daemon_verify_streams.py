@@ -3,7 +3,6 @@ signatures and detached CMS made by the daemon and by OpenSSL, verified from chu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -28,19 +27,6 @@ def tampered(data: bytes = DATA) -> list[bytes]:
     parts = chunks(data)
     parts[len(parts) // 2] = b"!" + parts[len(parts) // 2][1:]
     return parts
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    r = start_daemon(tmp_path_factory.mktemp("daemon"))
-    yield r
-    r.daemon.stop(2)
-
-
-@pytest.fixture(scope="module")
-def client(running: Running) -> Iterator[Client]:
-    with running.client() as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -118,26 +118,13 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         if first.init.data:
             raise InvalidInput("init.data must be empty: send the data as chunks", reason="STREAM_DATA_IN_INIT")
         verifier = self._verifier(first.init)
-        try:
-            hasher: MessageHasher | None = verifier.digest_hasher()
-        except InvalidInput as exc:
-            if exc.reason != "PREHASH_UNSUPPORTED":
-                raise
-            hasher = None
-        parts, total, limit = [], 0, self.rt.config.max_stream_bytes
+        message = _StreamedMessage(verifier, self.rt.config.max_stream_bytes, "verifies")
         for chunk in _chunks(request_iterator):
-            if hasher is not None:
-                hasher.update(chunk)
-                continue
-            total += len(chunk)
-            if total > limit:
-                raise InvalidInput(f"stream exceeds {limit} bytes ({verifier.algorithm.value} verifies the whole "
-                                   "message)", reason="STREAM_TOO_LARGE")
-            parts.append(chunk)
-        signature = first.init.signature
+            message.update(chunk)
+        signature, hasher = first.init.signature, message.hasher
         if hasher is not None:
             return self._verified(lambda: verifier.verify_digest(hasher.digest(), signature))
-        return self._verified(lambda: verifier.verify(b"".join(parts), signature))
+        return self._verified(lambda: verifier.verify(message.whole(), signature))
 
     def _sign_message(self, key: str, data: bytes | None, digest: bytes | None, detached: bool) -> Any:
         from trustsvc.pki.cms import sign_cms
@@ -198,28 +185,16 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         # cannot sign a digest (Ed25519, a token that hashes the message itself) gathers up to max_stream_bytes.
         init, chunks = self._open_stream(request_iterator)
         signer = _with_id(self.rt.signer(init.key), init.sm2_id)
-        try:
-            hasher: MessageHasher | None = signer.digest_hasher()
-        except InvalidInput as exc:
-            if exc.reason != "PREHASH_UNSUPPORTED":
-                raise
-            hasher = None
-        document, parts, total, limit = Sm3Hasher(), [], 0, self.rt.config.max_stream_bytes
+        document, message = Sm3Hasher(), _StreamedMessage(signer, self.rt.config.max_stream_bytes, "signs")
         for chunk in chunks:
-            total += len(chunk)
             document.update(chunk)
-            if hasher is not None:
-                hasher.update(chunk)
-            elif total > limit:
-                raise InvalidInput(f"stream exceeds {limit} bytes ({signer.algorithm.value} signs the whole "
-                                   "message)", reason="STREAM_TOO_LARGE")
-            else:
-                parts.append(chunk)
-        doc_hash = document.digest()
+            message.update(chunk)
+        doc_hash, hasher = document.digest(), message.hasher
 
         def produce() -> Any:
-            signature = signer.sign_digest(hasher.digest()) if hasher is not None else signer.sign(b"".join(parts))
-            return self._respond(signer, signature, doc_hash.hex(), {"bytes": total, "prehashed": hasher is not None})
+            signature = signer.sign_digest(hasher.digest()) if hasher is not None else signer.sign(message.whole())
+            return self._respond(signer, signature, doc_hash.hex(),
+                                 {"bytes": message.total, "prehashed": hasher is not None})
         return self._idem(init, pb.SignDataResponse, produce, doc_hash)
 
     def SignMessageStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
@@ -319,6 +294,33 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
 
 
 _EMPTY_DATA = InvalidInput("data is empty", reason="EMPTY_DATA")
+
+
+class _StreamedMessage:
+    """A message arriving in chunks, kept as the running digest its key signs or verifies (``hasher``), or,
+    for a key with no such digest (Ed25519, tokens that hash the message), whole up to ``limit`` bytes."""
+
+    def __init__(self, owner: Signer | Verifier, limit: int, verb: str) -> None:
+        try:
+            self.hasher: MessageHasher | None = owner.digest_hasher()
+        except InvalidInput as exc:
+            if exc.reason != "PREHASH_UNSUPPORTED":
+                raise
+            self.hasher = None
+        self.total, self._parts, self._limit = 0, list[bytes](), limit
+        self._why = f"{owner.algorithm.value} {verb} the whole message"
+
+    def update(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self.hasher is not None:
+            self.hasher.update(chunk)
+        elif self.total > self._limit:
+            raise InvalidInput(f"stream exceeds {self._limit} bytes ({self._why})", reason="STREAM_TOO_LARGE")
+        else:
+            self._parts.append(chunk)
+
+    def whole(self) -> bytes:
+        return b"".join(self._parts)
 
 
 def _chunks(request_iterator: Iterator[Any]) -> Iterator[bytes]:
