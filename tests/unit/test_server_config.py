@@ -314,3 +314,22 @@ def test_home_is_a_path(tmp_path: Path) -> None:
     assert cfg.home == tmp_path and isinstance(cfg.home, Path)
     cfg = load_config(None, env={}, home=tmp_path / "h")
     assert cfg.home == tmp_path / "h"
+
+
+# -- default_key_spec -----------------------------------------------------------------------------
+
+def test_default_key_spec(tmp_path: Path) -> None:
+    assert load_config(None, env={}).default_key_spec == "sm2"  # nothing changes unless asked
+    assert load_config(_toml(tmp_path, '[server]\ndefault_key_spec = "ec-p256"\n'), env={}).default_key_spec \
+        == "ec-p256"
+    assert load_config(None, env={"TRUSTSVC_DEFAULT_KEY_SPEC": "RSA-2048 "}).default_key_spec == "rsa-2048"
+    assert load_config(None, env={}, default_key_spec="rsa-3072").default_key_spec == "rsa-3072"
+    assert 'default_key_spec = "sm2"' in (config_module.__doc__ or "")
+
+
+@pytest.mark.parametrize("value", ["p256", "ecdsa", "", "ec-p384", "ed25519", "rsa-1024"])
+def test_bad_default_key_spec_is_bad_config(tmp_path: Path, value: str) -> None:
+    err = _bad_config(None, env={"TRUSTSVC_DEFAULT_KEY_SPEC": value})
+    assert "default_key_spec" in err.message and "ec-p256" in err.message
+    _bad_config(_toml(tmp_path, f'[server]\ndefault_key_spec = "{value}"\n'), env={})
+    _bad_config(_toml(tmp_path, "[server]\ndefault_key_spec = 256\n", "num.toml"), env={})

@@ -58,7 +58,7 @@ def _implementation(spec: str, service: str, library: str, rt: Runtime) -> Any:
 def build_runtime(config: Config, *, keystore: Any = None, db: Database | None = None,
                   audit_signer: Any = None) -> Runtime:
     """Open the store, keystore, CA, audit log and policy named by ``config`` (bootstrapping the embedded default)."""
-    from trustsvc.server.embedded import DEFAULT_KEYS, bootstrap, ensure_key, open_sm2_ca
+    from trustsvc.server.embedded import bootstrap, default_keys, ensure_key, open_sm2_ca, require_key_spec
 
     bootstrap(config)
     db = db or Database(config.database)
@@ -67,8 +67,9 @@ def build_runtime(config: Config, *, keystore: Any = None, db: Database | None =
         from trustsvc.keys.factory import open_keystore
 
         keystore = open_keystore(config.keystore, Path(config.home))
-        ca = open_sm2_ca(Path(config.home))
-        for name, (spec, profile) in DEFAULT_KEYS.items():
+        require_key_spec(keystore, config.default_key_spec)  # a token without the mechanism: refuse to start
+        ca = open_sm2_ca(Path(config.home))  # the dev CA's own root stays SM2; it certifies keys of every kind
+        for name, (spec, profile) in default_keys(config.default_key_spec).items():
             ensure_key(keystore, ca, name, spec, profile)
     if audit_signer is None:
         audit_signer = keystore.signer(config.audit_key)

@@ -12,6 +12,9 @@ Keys (TOML ``[server]`` table, env ``TRUSTSVC_<KEY>`` upper-case)::
     default_deadline_s = 30        audit_checkpoint_every = 100   audit_key = "audit"
     token_key = "token"            tsa_key = "tsa"        grace_s = 10
     token_extra_keys = "" (comma-separated: other keys that may issue tokens; all are in the JWKS)
+    default_key_spec = "sm2" (the key type the embedded default creates for default, audit, token, tsa and
+        seal-maker: sm2 | ec-p256 | rsa-2048 | rsa-3072 | rsa-4096; a token without SM2, such as
+        SoftHSM2, needs a non-SM2 one; GB/T 38540 seals need an SM2 seal-maker, so there are no seals then)
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from typing import Any
 from trustsvc.errors import InvalidInput
 
 ENV_PREFIX = "TRUSTSVC_"
+# key types the embedded default can make its keys of: each signs data, CMS, tokens, PDFs and time stamps
+# (not ec-p384: tokens are ES256 only; not ed25519: its CMS, PDFs and time stamps are not checked by outside verifiers)
+DEFAULT_KEY_SPECS = ("sm2", "ec-p256", "rsa-2048", "rsa-3072", "rsa-4096")
 
 
 @dataclasses.dataclass
@@ -55,9 +61,15 @@ class Config:
     tsa_key: str = "tsa"
     grace_s: float = 10.0
     log_level: str = "INFO"
+    default_key_spec: str = "sm2"
 
     def __post_init__(self) -> None:
         self.home = Path(self.home)
+        spec = str(self.default_key_spec).strip().lower()
+        if spec not in DEFAULT_KEY_SPECS:
+            raise InvalidInput(f"config default_key_spec: {self.default_key_spec!r} is not one of "
+                               f"{', '.join(DEFAULT_KEY_SPECS)}", reason="BAD_CONFIG")
+        self.default_key_spec = spec
         if not self.database:
             self.database = f"sqlite:///{self.home / 'trustsvc.db'}"
         if not self.policy:

@@ -1,18 +1,26 @@
 """The embedded default: a data directory with SQLite, a software keystore, dev CAs, keys and a policy.
 
 ``bootstrap(config)`` is idempotent: the first start creates, later starts reuse.
+
+The default keys are of ``config.default_key_spec`` (``default_keys``): SM2 unless the operator picks another
+kind, e.g. ``ec-p256`` on a token without SM2 (SoftHSM2). GB/T 38540 seals need an SM2 seal maker: with another
+kind the demo seal is not made (``demo_seal_wanted``) and MakeSeal refuses with SEAL_NEEDS_SM2
+(``require_sm2_seal_maker``); every other format signs with whatever kind the key is.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from trustsvc.errors import Conflict, KeyNotFound, TrustsvcError
+from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
+from trustsvc.errors import Conflict, HsmError, KeyNotFound, TrustsvcError
 from trustsvc.fileio import write_atomic
 from trustsvc.keys.base import KeyInfo, KeyStore
 from trustsvc.server.config import Config
+from trustsvc.server.logs import log
 from trustsvc.server.tls import ensure_dev_tls
 
 DEFAULT_POLICY = """\
@@ -28,9 +36,50 @@ keys = ["default", "demo-*", "token", "tsa"]
 seals = ["*"]
 """
 
-# name -> (spec, CA profile)
+# name -> (spec, CA profile) with the default key_spec "sm2"; default_keys(spec) for another kind
 DEFAULT_KEYS = {"default": ("sm2", "seal-holder"), "audit": ("sm2", "seal-holder"),
                 "token": ("sm2", "token-issuer"), "tsa": ("sm2", "tsa"), "seal-maker": ("sm2", "seal-maker")}
+SEAL_MAKER_KEY = "seal-maker"
+
+
+def default_keys(spec: str = "sm2") -> dict[str, tuple[str, str]]:
+    """The embedded default's keys, all of ``spec`` (config ``default_key_spec``): name -> (spec, CA profile)."""
+    return {name: (spec, profile) for name, (_, profile) in DEFAULT_KEYS.items()}
+
+
+def require_key_spec(keystore: KeyStore, spec: str) -> None:
+    """Refuse to start when the keystore cannot make and use keys of ``spec`` (a token without the mechanism:
+    HSM_NO_SM2 or HSM_NO_MECHANISM, the message naming the setting); a software keystore can do every kind."""
+    require = getattr(keystore, "require_spec", None)
+    if require is None:
+        return
+    try:
+        require(spec)
+    except HsmError as exc:
+        if exc.reason not in ("HSM_NO_SM2", "HSM_NO_MECHANISM"):
+            raise  # a wrong PIN or a missing token is reported as it is
+        hint = ('; a token without SM2 needs default_key_spec = "ec-p256" (or rsa-2048)'
+                if spec == "sm2" else "")
+        raise HsmError(f"default_key_spec = {spec!r}: {exc.message}{hint}", reason=exc.reason) from None
+
+
+def require_sm2_seal_maker(maker: Any, maker_key: str) -> None:
+    """GB/T 38540 seals are signed with SM2-with-SM3: refuse another maker key with FAILED_PRECONDITION
+    SEAL_NEEDS_SM2 (``maker`` is its Signer)."""
+    if maker.algorithm is not SignatureAlgorithm.SM2_SM3:
+        raise Conflict(f"GB/T 38540 seals need an SM2 seal maker; key {maker_key!r} is {maker.public_key.spec} "
+                       f"(default_key_spec makes the embedded default's keys of that kind)", reason="SEAL_NEEDS_SM2")
+
+
+def demo_seal_wanted(rt: Any) -> bool:
+    """Whether the embedded default's demo seal can be made: only with an SM2 seal-maker key; otherwise one log
+    line says why there is none."""
+    maker = rt.signer(SEAL_MAKER_KEY, check_policy=False)
+    if maker.algorithm is SignatureAlgorithm.SM2_SM3:
+        return True
+    log(logging.WARNING, "no demo seal: GB/T 38540 seals need an SM2 seal-maker key; MakeSeal refuses with "
+        "SEAL_NEEDS_SM2", key=SEAL_MAKER_KEY, spec=maker.public_key.spec)
+    return False
 
 
 def open_sm2_ca(home: Path) -> Any:

@@ -44,6 +44,12 @@ SM2_CURVE_OID_DER = bytes.fromhex("06082a811ccf5501822d")
 ED25519_OID_DER = bytes.fromhex("06032b6570")
 SELF_TEST_MESSAGE = b"trustsvc SM2 self-test"
 SELF_TEST_ID = b"trustsvc-self-test-id"  # MSG_ID_PARAM: proves the token uses the ID it is given
+# spec prefix -> (key-pair generation, signing) mechanisms a non-SM2 key of that kind needs in the token
+SPEC_MECHANISMS: dict[str, tuple[Mechanism, Mechanism]] = {
+    "ec-": (Mechanism.EC_KEY_PAIR_GEN, Mechanism.ECDSA),
+    "rsa-": (Mechanism.RSA_PKCS_KEY_PAIR_GEN, Mechanism.SHA256_RSA_PKCS),
+    "ed25519": (Mechanism.EC_EDWARDS_KEY_PAIR_GEN, Mechanism.EDDSA),
+}
 
 
 def key_id(label: str) -> bytes:
@@ -97,6 +103,7 @@ class Pkcs11KeyStore(KeyStore):
         self.sm2_profile: Sm2Profile | None = None
         self.sm2_mode: SignMode | None = None
         self.sm2_report: list[dict[str, str]] = []
+        self._specs_ok: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Pkcs11KeyStore({self.pool!r})"
@@ -123,6 +130,24 @@ class Pkcs11KeyStore(KeyStore):
                     "library": lib.manufacturer_id, "library_description": lib.library_description,
                     "library_version": "{}.{}".format(*lib.library_version)}
         return self.pool.run("reading token information", run)
+
+    def require_spec(self, spec: str) -> None:
+        """Raise unless this token can generate and sign with keys of ``spec``: SM2 through a self-tested
+        profile (HSM_NO_SM2), other kinds through the standard mechanisms it lists (HSM_NO_MECHANISM)."""
+        if spec not in KEY_SPECS:
+            raise UnsupportedAlgorithm(f"unknown key spec {spec!r}; known: {', '.join(KEY_SPECS)}",
+                                       reason="UNKNOWN_KEY_SPEC")
+        if spec == "sm2":
+            self._require_sm2()
+            return
+        if spec in self._specs_ok:
+            return
+        needed = next(m for prefix, m in SPEC_MECHANISMS.items() if spec.startswith(prefix))
+        missing = [f"CKM_{m.name}" for m in needed if int(m) not in self.mechanisms()]
+        if missing:
+            raise HsmError(f"the token does not offer {' and '.join(missing)}, needed for {spec} keys",
+                           reason="HSM_NO_MECHANISM")
+        self._specs_ok.add(spec)
 
     # SM2 profiles and self-test -----------------------------------------------------------------
     def sm2_self_test(self) -> list[dict[str, str]]:
@@ -351,8 +376,7 @@ class Pkcs11KeyStore(KeyStore):
         if spec not in KEY_SPECS:
             raise UnsupportedAlgorithm(f"unknown key spec {spec!r}; known: {', '.join(KEY_SPECS)}",
                                        reason="UNKNOWN_KEY_SPEC")
-        if spec == "sm2":
-            self._require_sm2()
+        self.require_spec(spec)
         with self._lock:
             def run(ps: PooledSession) -> KeyInfo:
                 if self._versions(ps, name):
