@@ -1,7 +1,9 @@
 """Audit over the daemon: every operation of a mixed run is logged with its client, operation, ref and result;
 verify passes; each kind of tampering (through the daemon's store and the `trustsvc audit verify` CLI) is
-found with its kind and seq; and with the audit store unwritable every RPC that signs, issues, revokes or
-administers fails with UNAVAILABLE and a reason, returns nothing signed, and changes nothing."""
+found with its kind and seq; with the audit store unwritable every RPC that signs, issues, revokes or
+administers fails with UNAVAILABLE and a reason, returns nothing signed, and changes nothing; and when the
+record fails AFTER a revocation or seal change was made (the audit key, the head update), the change is
+rolled back with it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import grpc
 import pytest
 
 from tests.integration.test_daemon_fixtures import Running, start_daemon
-from tests.unit.test_audit_log import TAMPERING, problems
+from tests.unit.test_audit_log import TAMPERING, BrokenSigner, problems
 from trustsvc.algorithms.sm3 import sm3_hex
 from trustsvc.audit import canonical_json, verify_log
 from trustsvc.client import (
@@ -30,6 +32,8 @@ from trustsvc.client import (
     token_pb2,
 )
 from trustsvc.pdf.devkit import licence_pdf
+from trustsvc.seal.registry import SealRegistry
+from trustsvc.token.revocation import RevocationStore
 
 pytestmark = pytest.mark.integration
 
@@ -283,6 +287,129 @@ def test_audit_table_unwritable_alone_changes_nothing(running: Running) -> None:
             tx.execute("DROP TRIGGER audit_blocked")
     assert _world(running, s) == before
     assert verify_log(running.db).ok
+
+
+# a record failing after the change was made: one transaction, so the change goes too ----------------------------
+STORE_CHANGES = ("TokenService/RevokeToken", "SealService/MakeSeal", "SealService/SuspendSeal",
+                 "SealService/ResumeSeal", "SealService/RevokeSeal")
+
+
+def _spy_changes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What each revocation or seal change saw of itself inside its transaction (it was made there)."""
+    seen: list[str] = []
+    revoke_jti, change, register = RevocationStore.revoke_jti, SealRegistry._change, SealRegistry.register
+
+    def spy_revoke(self: RevocationStore, iss: str, jti: str, **kw: Any) -> None:
+        revoke_jti(self, iss, jti, **kw)
+        row = kw["tx"].execute("SELECT 1 FROM token_revoked_jti WHERE jti = ?", (jti,)).fetchone()
+        seen.append(f"token:{jti}:{'revoked' if row else 'not revoked'}")
+
+    def spy_change(self: SealRegistry, es_id: str, action: str, actor: str, reason: str, tx: Any = None) -> Any:
+        assert tx is not None
+        rec = change(self, es_id, action, actor, reason, tx)
+        seen.append(f"seal:{es_id}:{rec.status}")
+        return rec
+
+    def spy_register(self: SealRegistry, der: bytes, **kw: Any) -> Any:
+        assert kw.get("tx") is not None
+        rec = register(self, der, **kw)
+        seen.append(f"seal:{rec.es_id}:{rec.status}")
+        return rec
+
+    monkeypatch.setattr(RevocationStore, "revoke_jti", spy_revoke)
+    monkeypatch.setattr(SealRegistry, "_change", spy_change)
+    monkeypatch.setattr(SealRegistry, "register", spy_register)
+    return seen
+
+
+def _changes_refused(running: Running, s: State, cause: str) -> dict[str, str]:
+    """Every store-changing RPC (and an idempotent MakeSeal) fails UNAVAILABLE AUDIT_UNAVAILABLE naming ``cause``."""
+    with running.client() as c, running.client("admin") as admin:
+        for op in STORE_CHANGES:
+            identity, call = CALLS[op]
+            with pytest.raises(grpc.RpcError) as err:
+                call(admin if identity == "admin" else c, s, uuid.uuid4().hex)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE, (op, err.value.details())
+            assert error_reason(err.value) == "AUDIT_UNAVAILABLE" and cause in err.value.details(), op
+        with pytest.raises(grpc.RpcError) as err:
+            admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name="幂等章", idempotency_key="mk-1"))
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    return {}
+
+
+def _verify_cli(running: Running, tmp_path: Any) -> None:
+    from cli.main import main
+
+    key_pem = tmp_path / "audit.pub.pem"
+    key_pem.write_bytes(running.daemon.rt.audit.signer.public_key.to_pem())  # type: ignore[union-attr]
+    assert main(["audit", "verify", "--db", f"sqlite:///{running.db.path}", "--audit-key", str(key_pem)]) == 0
+
+
+def _changes_go_through(running: Running, s: State) -> None:
+    """Once the audit log works again the same calls succeed, each with its record; the idempotent MakeSeal
+    refused above is made once and replayed."""
+    log = running.daemon.rt.audit
+    with running.client() as c, running.client("admin") as admin:
+        for op in STORE_CHANGES:
+            identity, call = CALLS[op]
+            rid = uuid.uuid4().hex
+            reply = call(admin if identity == "admin" else c, s, rid)
+            assert [r.seq for r in log.find(rid)] == [reply.audit.seq], op
+        first = admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name="幂等章", idempotency_key="mk-1"))
+        again = admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name="幂等章", idempotency_key="mk-1"))
+        assert (again.seal.seal_id, again.audit.seq, again.audit.record_hash) == \
+            (first.seal.seal_id, first.audit.seq, first.audit.record_hash)
+        named = [x for x in admin.call(admin.seals.ListSeals, seal_pb2.ListSealsRequest()).seals if x.name == "幂等章"]
+        assert [x.seal_id for x in named] == [first.seal.seal_id]
+        assert admin.call(admin.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=s.token)).result.reason \
+            == "REVOKED"
+
+
+def test_audit_key_failing_on_the_record_rolls_the_change_back(running: Running, monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Any) -> None:
+    """The audit key fails while signing the checkpoint due with the record: the probe of before_change would
+    have passed, the change was made in the transaction, and it is rolled back with the record."""
+    s = make_state(running, "key")
+    before = _world(running, s)
+    log = running.daemon.rt.audit
+    log.check_writable()  # the store takes writes: only the record itself fails
+    seen = _spy_changes(monkeypatch)
+    with monkeypatch.context() as broken:
+        broken.setattr(log, "signer", BrokenSigner(log.signer))  # type: ignore[arg-type]
+        broken.setattr(log, "checkpoint_every", 1)  # every record is due a checkpoint
+        _changes_refused(running, s, "the audit key is unavailable")
+    assert f"token:{s.token_id}:revoked" in seen and f"seal:{s.to_suspend}:suspended" in seen
+    assert f"seal:{s.to_resume}:active" in seen and f"seal:{s.to_revoke}:revoked" in seen
+    assert any(x.endswith(":active") and x.startswith("seal:TS") for x in seen)  # a MakeSeal registration
+    assert _world(running, s) == before  # token valid, seal states and the log's head as they were
+    _verify_cli(running, tmp_path)
+    _changes_go_through(running, s)
+    _verify_cli(running, tmp_path)
+
+
+def test_head_update_failing_after_the_change_rolls_it_back(running: Running, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Any) -> None:
+    """The last write of the transaction (moving the head row) fails, as a full disk or a lost lock would:
+    the change and the record go together. A probe (check_writable) would not have seen this coming."""
+    s = make_state(running, "head")
+    before = _world(running, s)
+    log = running.daemon.rt.audit
+    with running.db.transaction() as tx:
+        tx.execute("CREATE TRIGGER audit_head_stuck BEFORE UPDATE ON audit_head WHEN NEW.seq <> OLD.seq BEGIN "
+                   "SELECT RAISE(ABORT, 'database or disk is full'); END")
+    try:
+        log.check_writable()  # passes: the probe moves no head
+        seen = _spy_changes(monkeypatch)
+        _changes_refused(running, s, "disk is full")
+        assert f"token:{s.token_id}:revoked" in seen and f"seal:{s.to_revoke}:revoked" in seen
+    finally:
+        with running.db.transaction() as tx:
+            tx.execute("DROP TRIGGER audit_head_stuck")
+    assert _world(running, s) == before
+    _verify_cli(running, tmp_path)
+    monkeypatch.undo()
+    _changes_go_through(running, s)
+    _verify_cli(running, tmp_path)
 
 
 # tampering through the daemon's store and the CLI ------------------------------------------------------------

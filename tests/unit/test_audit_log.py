@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from trustsvc.algorithms.signer import SoftwareSigner
-from trustsvc.audit import AuditEvent, AuditLog, verify_log
+from trustsvc.audit import AuditEvent, AuditLog, AuditRecord, verify_log
 from trustsvc.errors import StoreError
 from trustsvc.store.database import Database
 
@@ -295,3 +295,167 @@ def test_two_writers_on_one_database_keep_one_chain(tmp_path, shared: bool) -> N
     report = verify_log(a.db, trusted_keys=[signer.public_key])
     assert report.ok and report.records == 4 * sum(1 + i % 3 for i in range(15)), report.problems
     assert report.checkpoints >= 1
+
+
+# one transaction for a state change and its record (AuditLog.transaction) ---------------------------------------
+class BrokenSigner:
+    """The audit key failing (an HSM gone, a PIN revoked) while everything else works."""
+
+    def __init__(self, signer: SoftwareSigner) -> None:
+        self._signer = signer
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._signer, name)
+
+    def sign(self, message: bytes) -> bytes:
+        raise RuntimeError("the audit key is unavailable")
+
+
+def _changing_log(url: str, every: int = 4) -> tuple[AuditLog, SoftwareSigner]:
+    log, signer = _log(url, every)
+    _sql(log, "CREATE TABLE things (name TEXT PRIMARY KEY, seq BIGINT NOT NULL)")
+    return log, signer
+
+
+def _things(log: AuditLog) -> dict[str, int]:
+    with log.db.read() as tx:
+        return {str(name): int(seq) for name, seq in tx.execute("SELECT name, seq FROM things").fetchall()}
+
+
+def _change(log: AuditLog, name: str, *, fail: str = "") -> AuditRecord:
+    """A change (a row in ``things``) and its record in one transaction; ``fail`` raises at that point."""
+    with log.transaction() as atx:
+        atx.tx.execute("INSERT INTO things (name, seq) VALUES (?, ?)", (name, atx.head[0] + 1))
+        if fail == "before-record":
+            raise ValueError("failed after the change, before its record")
+        rec = atx.append(AuditEvent("SealService/RevokeSeal", "cn=admin", request_id=name, ref=f"thing:{name}"))
+        assert rec.seq == atx.head[0]
+        if fail == "after-record":
+            raise ValueError("failed after the change and its record")
+    return rec
+
+
+def test_change_and_record_commit_together(db_url: str) -> None:
+    log, signer = _changing_log(db_url, every=4)
+    _fill(log, 2)
+    rec = _change(log, "a")
+    assert _things(log) == {"a": 3} and log.head() == (3, rec.hash)
+    assert log.find("a") == [rec] and rec.prev_hash == log.records()[1].hash
+    log.append(AuditEvent("SignData", "c", request_id="after"))  # the group commit chains on from it
+    assert _change(log, "b").seq == 5
+    report = verify_log(log.db, trusted_keys=[signer.public_key])
+    assert report.ok and report.records == 5 and report.checkpoints == 1, report.problems
+
+
+@pytest.mark.parametrize("fail", ["before-record", "after-record"])
+def test_exception_after_the_change_rolls_back_change_and_record(db_url: str, fail: str) -> None:
+    log, signer = _changing_log(db_url, every=3)
+    _fill(log, 2)
+    head = log.head()
+    with pytest.raises(ValueError):  # the caller's own error, as it was raised
+        _change(log, "x", fail=fail)
+    assert _things(log) == {} and log.head() == head and log.find("x") == []
+    with pytest.raises(RuntimeError), log.transaction() as atx:  # a change without its record never commits
+        atx.tx.execute("INSERT INTO things (name, seq) VALUES ('unrecorded', 0)")
+    assert _things(log) == {} and log.head() == head
+    log.append(AuditEvent("SignData", "c"))
+    assert _change(log, "y").seq == 4
+    report = verify_log(log.db, trusted_keys=[signer.public_key])
+    assert report.ok and report.records == 4 and report.checkpoints == 1, report.problems
+
+
+def test_a_checkpoint_due_inside_the_change_is_signed_in_it(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, signer = _changing_log(db_url, every=4)
+    _fill(log, 3)
+    rec = _change(log, "a")  # seq 4: due a checkpoint
+    with log.db.read() as tx:
+        assert tx.execute("SELECT seq, hash FROM audit_checkpoints").fetchall() == [(4, rec.hash)]
+    _fill(log, 3)  # head 7: the next record is due again
+    head = log.head()
+    monkeypatch.setattr(log, "signer", BrokenSigner(signer))
+    with pytest.raises(StoreError) as err:
+        _change(log, "b")
+    assert err.value.reason == "AUDIT_UNAVAILABLE" and "audit key" in err.value.message
+    assert _things(log) == {"a": 4} and log.head() == head  # neither the change nor its record
+    with log.db.read() as tx:
+        assert [r[0] for r in tx.execute("SELECT seq FROM audit_checkpoints").fetchall()] == [4]
+    monkeypatch.setattr(log, "signer", signer)
+    assert _change(log, "b").seq == 8
+    report = verify_log(log.db, trusted_keys=[signer.public_key])
+    assert report.ok and report.records == 8 and report.checkpoints == 2, report.problems
+
+
+def test_append_inside_a_transaction_is_refused_not_deadlocked(db_url: str) -> None:
+    log, _ = _changing_log(db_url)
+    with log.transaction() as atx:
+        with pytest.raises(RuntimeError):
+            log.append(AuditEvent("SignData", "c"))
+        with pytest.raises(RuntimeError):
+            with log.transaction():
+                pass
+        atx.append(AuditEvent("SealService/MakeSeal", "cn=admin"))
+    assert log.head()[0] == 1 and verify_log(log.db).ok
+
+
+def test_changes_interleave_with_concurrent_group_commits(db_url: str) -> None:
+    """Appending threads (the group commit) and changing threads at once: one chain, every change at the
+    seq of its own record, checkpoints wherever they fell."""
+    log, signer = _changing_log(db_url, every=5)
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def appender(k: int) -> None:
+        start.wait()
+        try:
+            for i in range(12):
+                log.append_many([AuditEvent("SignData", f"c{k}", request_id=f"{k}-{i}-{j}") for j in range(1 + i % 2)])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def changer(k: int) -> None:
+        start.wait()
+        try:
+            for i in range(8):
+                _change(log, f"t{k}-{i}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=appender, args=(k,)) for k in range(4)]
+    threads += [threading.Thread(target=changer, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    report = verify_log(log.db, trusted_keys=[signer.public_key])
+    assert report.ok and report.records == 4 * 18 + 16, report.problems
+    assert report.checkpoints == (4 * 18 + 16) // 5  # every 5th seq, whoever wrote it
+    by_seq = {r.seq: r for r in log.records()}
+    things = _things(log)
+    assert len(things) == 16 and all(by_seq[seq].request_id == name for name, seq in things.items())
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_two_logs_change_and_append_on_one_sqlite_file(tmp_path, shared: bool) -> None:
+    """Two logs (two daemons) on one SQLite file, each changing and appending: the locks are taken in the
+    same order everywhere (audit locks, then the write lock), so nothing deadlocks and the chain is one."""
+    url = f"sqlite:///{tmp_path}/shared.db"
+    signer = SoftwareSigner.generate("sm2")
+    a, b = (AuditLog(Database(url), signer, checkpoint_every=4, shared=shared) for _ in range(2))
+    _sql(a, "CREATE TABLE things (name TEXT PRIMARY KEY, seq BIGINT NOT NULL)")
+
+    def work(log: AuditLog, k: int) -> None:
+        for i in range(10):
+            if (i + k) % 2:
+                _change(log, f"{k}-{i}")
+            else:
+                log.append(AuditEvent("SignData", f"c{k}", request_id=f"{k}-{i}"))
+
+    threads = [threading.Thread(target=work, args=(log, k)) for k, log in enumerate([a, b, a, b])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report = verify_log(a.db, trusted_keys=[signer.public_key])
+    assert report.ok and report.records == 40 and report.checkpoints == 10, report.problems
+    assert len(_things(a)) == 20

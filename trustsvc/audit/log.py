@@ -6,6 +6,9 @@ record's other fields; the first record chains from 32 zero bytes. A head row ho
 on SQLite), so concurrent daemons sharing a database keep one chain. Every ``checkpoint_every``
 records, the audit Signer signs ``{"seq", "hash", "time"}`` in the same transaction. Records
 committed together (group commit) share that commit's time and are inserted with one statement.
+
+A state change kept in the same database (a token revocation, the seal registry) is made in ONE
+transaction with its record through :meth:`AuditLog.transaction`: both commit, or neither does.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from trustsvc.algorithms.signer import Signer
 from trustsvc.algorithms.sm3 import sm3
 from trustsvc.audit.canonical import canonical_json
-from trustsvc.errors import Conflict, StoreError
+from trustsvc.errors import Conflict, StoreError, TrustsvcError
 from trustsvc.store.database import Database, Transaction
 
 GENESIS = "00" * 32
@@ -148,6 +151,7 @@ class AuditLog:
         self._queue: list[_Pending] = []
         self._leading = False  # a caller is committing; newcomers queue behind it
         self._head_seen: tuple[int, str] | None = None  # the head as this process last wrote or read it
+        self._tx_thread: int | None = None  # the thread inside transaction(), which must not append()
         db.migrate("audit", MIGRATIONS)
 
     # writing ----------------------------------------------------------------------
@@ -166,6 +170,8 @@ class AuditLog:
         """
         if not events:
             return []
+        if self._tx_thread is not None and self._tx_thread == threading.get_ident():
+            raise RuntimeError("append() inside AuditLog.transaction() would deadlock: use the transaction's append")
         mine = _Pending(list(events))
         with self._mu:
             self._queue.append(mine)
@@ -210,7 +216,7 @@ class AuditLog:
                             head = self._head_seen
                             if head is None or attempt or self.shared or self.db.dialect != "sqlite":
                                 head = self._head(tx)
-                            rows, results, due = self._build(batch, head)
+                            rows, results, due = self._build([p.events for p in batch], head)
                             for i in range(0, len(rows), _ROWS_PER_INSERT):
                                 chunk = rows[i:i + _ROWS_PER_INSERT]
                                 tx.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
@@ -254,6 +260,49 @@ class AuditLog:
             raise StoreError(f"the audit log cannot be written: {exc}", reason="AUDIT_UNAVAILABLE") from exc
 
     @contextlib.contextmanager
+    def transaction(self) -> Iterator[AuditTransaction]:
+        """One database transaction for a state change AND its audit record(s): both commit or neither.
+
+        ::
+
+            with audit.transaction() as atx:
+                registry.revoke(es_id, actor=..., reason=..., tx=atx.tx)  # the change, in atx.tx
+                atx.append(AuditEvent(...))                                # its record, same transaction
+
+        The ``_io`` lock and (shared SQLite) the lock file are taken BEFORE the database transaction,
+        in the same order as the group-commit leader, so neither waits for SQLite's write lock while
+        holding what the other needs. The head is read inside the transaction (``FOR UPDATE`` on
+        PostgreSQL), records and checkpoints due among them are written in it, and the head moves at
+        the end. Group-commit appends from other threads queue meanwhile and chain after it.
+
+        The body must append at least one record and must not call :meth:`append` (or open another
+        transaction on this thread). Any exception rolls back the change and the records; a failure
+        to write the records, sign a checkpoint or commit is a StoreError (``AUDIT_UNAVAILABLE``)."""
+        if self._tx_thread is not None and self._tx_thread == threading.get_ident():
+            raise RuntimeError("AuditLog.transaction() is not re-entrant")
+        in_body = False
+        atx: AuditTransaction | None = None
+        try:
+            with self._io, self._across_processes():
+                self._head_seen = None  # known again only once this transaction committed
+                self._tx_thread = threading.get_ident()
+                try:
+                    with self.db.transaction() as tx:
+                        atx = AuditTransaction(self, tx, self._head(tx))
+                        in_body = True
+                        yield atx
+                        in_body = False
+                        atx._close()
+                finally:
+                    self._tx_thread = None
+                self._head_seen = atx.head
+        except BaseException as exc:
+            if in_body or isinstance(exc, (TrustsvcError, RuntimeError)) or not isinstance(exc, Exception):
+                raise  # the caller's own error (or a clear store error): as it is
+            raise StoreError(f"the audited change could not be committed: {exc}", reason="AUDIT_UNAVAILABLE") \
+                from exc
+
+    @contextlib.contextmanager
     def _across_processes(self) -> Iterator[None]:
         """An exclusive lock on ``<database>.audit-lock`` while shared on a SQLite file; else nothing."""
         path = getattr(self.db, "path", ":memory:")
@@ -268,18 +317,18 @@ class AuditLog:
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def _build(self, batch: list[_Pending], head: tuple[int, str]
+    def _build(self, batch: Sequence[Sequence[AuditEvent]], head: tuple[int, str]
                ) -> tuple[list[tuple[Any, ...]], list[list[AuditRecord]], list[AuditRecord]]:
-        """Rows to insert, the records per caller, and the records due a checkpoint."""
+        """Rows to insert, the records per caller (one list of events each), and the records due a checkpoint."""
         seq, prev = head
         now = _now()
         rows: list[tuple[Any, ...]] = []
         due: list[AuditRecord] = []
         results: list[list[AuditRecord]] = []
         every = self.checkpoint_every if self.signer is not None else 0
-        for pending in batch:
+        for events in batch:
             out: list[AuditRecord] = []
-            for event in pending.events:
+            for event in events:
                 seq += 1
                 detail = canonical_json(event.detail if type(event.detail) is dict else dict(event.detail)).decode()
                 body = {
@@ -355,6 +404,55 @@ class AuditLog:
             rows = tx.execute("SELECT " + ", ".join(_FIELDS) + " FROM audit_log WHERE request_id = ? ORDER BY seq",
                               (request_id,)).fetchall()
         return [AuditRecord(*r) for r in rows]
+
+
+class AuditTransaction:
+    """The records of one :meth:`AuditLog.transaction`; ``tx`` is the transaction the change uses."""
+
+    def __init__(self, log: AuditLog, tx: Transaction, head: tuple[int, str]) -> None:
+        self.log = log
+        self.tx = tx
+        self.start = head  # the head when the transaction began
+        self.head = head  # the head after the records appended so far
+        self.records: list[AuditRecord] = []
+
+    def append(self, event: AuditEvent) -> AuditRecord:
+        return self.append_many([event])[-1]
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Write records (and any checkpoint due among them) in this transaction; they are durable only
+        once the transaction commits. Raises StoreError (``AUDIT_UNAVAILABLE``) when they cannot be."""
+        if not events:
+            return []
+        log = self.log
+        try:
+            rows, (out,), due = log._build([events], self.head)
+            for i in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[i:i + _ROWS_PER_INSERT]
+                self.tx.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
+            for rec in due:
+                log._checkpoint(self.tx, rec)
+        except StoreError as exc:
+            if exc.reason == "STORE_READ_ONLY":
+                raise
+            raise StoreError(f"the audit record could not be written: {exc.message}",
+                             reason="AUDIT_UNAVAILABLE") from exc
+        except Exception as exc:  # a Conflict from a trigger, the audit key failing on a checkpoint ...
+            raise StoreError(f"the audit record could not be written: {exc}", reason="AUDIT_UNAVAILABLE") from exc
+        self.head = (out[-1].seq, out[-1].hash)
+        self.records.extend(out)
+        return out
+
+    def _close(self) -> None:
+        """Move the head row (before the commit); refuse a change that has no record."""
+        if not self.records:
+            raise RuntimeError("an audited change must append its record before the transaction ends")
+        try:
+            moved = self.tx.execute(_MOVE_HEAD, (*self.head, *self.start)).rowcount
+        except Exception as exc:
+            raise StoreError(f"the audit head could not be moved: {exc}", reason="AUDIT_UNAVAILABLE") from exc
+        if moved != 1:  # cannot happen while the head is locked; never commit a fork of the chain
+            raise StoreError("the audit head moved during the change", reason="AUDIT_UNAVAILABLE")
 
 
 class _Pending:

@@ -1,18 +1,22 @@
 """Seal registry and lifecycle on trustsvc.store: status, holder, maker, DER, and a history of changes.
 
 States: active, suspended, revoked (final), expired (final). Every change records who, when and why.
+``register`` and the lifecycle changes take ``tx=``, a transaction already open on the same database
+(the daemon's audited change: the change and its audit record commit together); without it they open
+their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from trustsvc.errors import Conflict, InvalidInput, NotFound
 from trustsvc.pki.certificate import Certificate
 from trustsvc.seal.parse import parse_seal
-from trustsvc.store.database import Database
+from trustsvc.store.database import Database, Transaction
 
 UTC = dt.UTC
 STATES = ("active", "suspended", "revoked", "expired")
@@ -104,23 +108,32 @@ class SealRegistry:
                 tx.execute("INSERT INTO seal_sequences (prefix, next_value) VALUES (?, ?)", (prefix, value + 1))
         return f"{prefix}{value:0{width}d}"
 
-    def register(self, seal_der: bytes, *, actor: str, holder: str | None = None, reason: str = "made") -> SealRecord:
-        """Record a newly made seal as active."""
+    @contextlib.contextmanager
+    def _transaction(self, tx: Transaction | None) -> Iterator[Transaction]:
+        if tx is not None:
+            yield tx  # the caller's transaction: committed (or rolled back) by the caller
+            return
+        with self.db.transaction() as own:
+            yield own
+
+    def register(self, seal_der: bytes, *, actor: str, holder: str | None = None, reason: str = "made",
+                 tx: Transaction | None = None) -> SealRecord:
+        """Record a newly made seal as active (in ``tx`` when given)."""
         seal = parse_seal(seal_der)
         maker = _subject(seal.maker_cert)
         if holder is None:
             holder = _subject(seal.cert_list[0]) if seal.cert_list else ""
         now = _now()
         assert seal.valid_start is not None and seal.valid_end is not None
-        with self.db.transaction() as tx:
+        with self._transaction(tx) as tx:
             tx.execute(f"INSERT INTO seal_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (seal.es_id, seal.seal_type, seal.name, holder, maker, _ts(seal.valid_start),
                         _ts(seal.valid_end), "active", _ts(now), _ts(now), seal_der))
             self._history(tx, seal.es_id, now, actor, "make", None, "active", reason)
-        return self.get(seal.es_id)
+            return self.get(seal.es_id, tx=tx)
 
-    def get(self, es_id: str) -> SealRecord:
-        with self.db.transaction() as tx:
+    def get(self, es_id: str, *, tx: Transaction | None = None) -> SealRecord:
+        with self._transaction(tx) as tx:
             row = tx.execute(f"SELECT {_COLUMNS} FROM seal_records WHERE es_id = ?", (es_id,)).fetchone()
         if row is None:
             raise NotFound(f"no seal with esID {es_id!r}", reason="SEAL_NOT_FOUND")
@@ -155,14 +168,14 @@ class SealRegistry:
         return [HistoryEntry(str(r[0]), dt.datetime.fromisoformat(str(r[1])), str(r[2]), str(r[3]),
                              None if r[4] is None else str(r[4]), str(r[5]), str(r[6])) for r in rows]
 
-    def suspend(self, es_id: str, *, actor: str, reason: str) -> SealRecord:
-        return self._change(es_id, "suspend", actor, reason)
+    def suspend(self, es_id: str, *, actor: str, reason: str, tx: Transaction | None = None) -> SealRecord:
+        return self._change(es_id, "suspend", actor, reason, tx)
 
-    def resume(self, es_id: str, *, actor: str, reason: str) -> SealRecord:
-        return self._change(es_id, "resume", actor, reason)
+    def resume(self, es_id: str, *, actor: str, reason: str, tx: Transaction | None = None) -> SealRecord:
+        return self._change(es_id, "resume", actor, reason, tx)
 
-    def revoke(self, es_id: str, *, actor: str, reason: str) -> SealRecord:
-        return self._change(es_id, "revoke", actor, reason)
+    def revoke(self, es_id: str, *, actor: str, reason: str, tx: Transaction | None = None) -> SealRecord:
+        return self._change(es_id, "revoke", actor, reason, tx)
 
     def expire_due(self, *, actor: str = "system", at: dt.datetime | None = None) -> Sequence[str]:
         """Mark seals past their validEnd as expired; returns their esIDs."""
@@ -172,12 +185,12 @@ class SealRegistry:
             self._change(es_id, "expire", actor, "validity ended")
         return due
 
-    def _change(self, es_id: str, action: str, actor: str, reason: str) -> SealRecord:
+    def _change(self, es_id: str, action: str, actor: str, reason: str, tx: Transaction | None = None) -> SealRecord:
         if not actor or not reason:
             raise InvalidInput("who and why are required for every state change", reason="MISSING_ACTOR_OR_REASON")
         allowed, target = _TRANSITIONS[action]
         now = _now()
-        with self.db.transaction() as tx:
+        with self._transaction(tx) as tx:
             row = tx.execute("SELECT status FROM seal_records WHERE es_id = ?", (es_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no seal with esID {es_id!r}", reason="SEAL_NOT_FOUND")
@@ -189,7 +202,7 @@ class SealRegistry:
             if updated.rowcount != 1:
                 raise Conflict(f"seal {es_id} changed concurrently", reason="CONCURRENT_CHANGE")
             self._history(tx, es_id, now, actor, action, current, target, reason)
-        return self.get(es_id)
+            return self.get(es_id, tx=tx)
 
     @staticmethod
     def _history(tx: object, es_id: str, at: dt.datetime, actor: str, action: str, from_status: str | None,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from trustsvc.algorithms.signer import Signer
 from trustsvc.algorithms.sm3 import sm3_hex
-from trustsvc.audit import AuditEvent, AuditLog, AuditRecord
+from trustsvc.audit import AuditEvent, AuditLog, AuditRecord, AuditTransaction
 from trustsvc.audit.canonical import canonical_json
 from trustsvc.errors import InvalidInput, StoreError, TrustsvcError
 from trustsvc.keys.base import KeyStore, parse_key_ref
@@ -22,7 +23,7 @@ from trustsvc.server.idempotency import IdempotencyStore
 from trustsvc.server.logs import log
 from trustsvc.server.metrics import Metrics
 from trustsvc.server.policy import Policy
-from trustsvc.store.database import Database
+from trustsvc.store.database import Database, Transaction
 
 SIGNER_TTL_S = 5.0  # a rotation or disable on another daemon is seen within this time
 POLICY_CHECK_S = 1.0  # the policy file's mtime is looked at no more often than this
@@ -132,10 +133,30 @@ class Runtime:
             log(logging.WARNING, "a refusal could not be audited", request_id=call.request_id,
                 error=type(err).__name__)
 
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[Change]:
+        """A state change kept in the store (a token revocation, the seal registry) and its audit record,
+        in ONE transaction: both commit or neither does::
+
+            with rt.changing() as change:
+                rec = registry.revoke(seal_id, actor=..., reason=..., tx=change.tx)
+                audit = change.record(ref=f"seal:{seal_id}", detail={...})
+
+        Refuses first if the caller's deadline has passed; from then on the call runs to its end. If the
+        record cannot be written (audit key, lock, disk) the change is rolled back and the caller gets
+        StoreError (UNAVAILABLE, ``AUDIT_UNAVAILABLE``). Sign nothing slow inside: the audit log's
+        writers wait for this transaction."""
+        call = ctx.current()
+        call.check_deadline()
+        call.changing = True
+        with self.audit.transaction() as atx:
+            yield Change(call, atx)
+
     def before_change(self) -> None:
-        """Call before a change the audit log must record and that is hard to undo (a revocation, a seal
-        or key change): refuses now if the caller's deadline has passed or no record could be written.
-        After it the call is committed: its record is written even if the deadline passes meanwhile."""
+        """Call before a change the audit log must record that cannot join the store's transaction (a key
+        store change; store changes use :meth:`changing`): refuses now if the caller's deadline has
+        passed or no record could be written. After it the call is committed: its record is written
+        even if the deadline passes meanwhile."""
         call = ctx.current()
         call.check_deadline()
         self.audit.check_writable()
@@ -158,3 +179,20 @@ class Runtime:
             raise
         except Exception as exc:  # any failure to record is a refusal
             raise StoreError(f"the audit record could not be written: {exc}", reason="AUDIT_UNAVAILABLE") from exc
+
+
+class Change:
+    """An audited change in progress (see :meth:`Runtime.changing`): make it in ``tx``, then ``record`` it."""
+
+    def __init__(self, call: ctx.Call, atx: AuditTransaction) -> None:
+        self._call = call
+        self._atx = atx
+        self.tx: Transaction = atx.tx
+
+    def record(self, *, ref: str = "", data: bytes | None = None, document_hash: str = "", result: str = "ok",
+               detail: dict[str, Any] | None = None, operation: str = "") -> AuditRecord:
+        """The call's record, in the change's transaction (final once the ``with`` block commits)."""
+        call = self._call
+        return self._atx.append(AuditEvent(operation or call.operation, call.client, call.request_id, ref,
+                                           document_hash or (sm3_hex(data) if data is not None else ""), result,
+                                           detail or {}))

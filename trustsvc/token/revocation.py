@@ -2,14 +2,18 @@
 
 Kept in the ``token`` component of :class:`trustsvc.store.database.Database`, so every daemon
 sharing the PostgreSQL database sees a revocation at once. A check is one indexed query.
+The revoking methods take ``tx=``, a transaction already open on the same database (the daemon's
+audited change, so a revocation and its audit record commit together); without it they open their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from trustsvc.store.database import Database
+from trustsvc.store.database import Database, Transaction
 
 COMPONENT = "token"
 MIGRATIONS = [
@@ -29,20 +33,31 @@ class RevocationStore:
         self.db = db
         db.migrate(COMPONENT, MIGRATIONS)
 
-    def revoke_jti(self, iss: str, jti: str, *, expires_at: int | None = None, reason: str = "") -> None:
-        """Revoke one token (idempotent)."""
+    @contextlib.contextmanager
+    def _transaction(self, tx: Transaction | None) -> Iterator[Transaction]:
+        if tx is not None:
+            yield tx  # the caller's transaction: committed (or rolled back) by the caller
+            return
+        with self.db.transaction() as own:
+            yield own
+
+    def revoke_jti(self, iss: str, jti: str, *, expires_at: int | None = None, reason: str = "",
+                   tx: Transaction | None = None) -> None:
+        """Revoke one token (idempotent); in ``tx`` when given."""
         now = int(time.time())
-        with self.db.transaction() as tx:
+        with self._transaction(tx) as tx:
             found = tx.execute("SELECT 1 FROM token_revoked_jti WHERE iss = ? AND jti = ?", (iss, jti)).fetchone()
             if found is None:
                 tx.execute("INSERT INTO token_revoked_jti (iss, jti, expires_at, revoked_at, reason)"
                            " VALUES (?, ?, ?, ?, ?)", (iss, jti, expires_at, now, reason))
 
-    def revoke_subject(self, iss: str, sub: str, before: int | None = None, *, reason: str = "") -> int:
-        """Revoke every token of ``sub`` issued before ``before`` (default now); returns the cut-off."""
+    def revoke_subject(self, iss: str, sub: str, before: int | None = None, *, reason: str = "",
+                       tx: Transaction | None = None) -> int:
+        """Revoke every token of ``sub`` issued before ``before`` (default now); returns the cut-off.
+        In ``tx`` when given."""
         now = int(time.time())
         cut = now if before is None else int(before)
-        with self.db.transaction() as tx:
+        with self._transaction(tx) as tx:
             row = tx.execute("SELECT issued_before FROM token_revoked_subject WHERE iss = ? AND sub = ?",
                              (iss, sub)).fetchone()
             if row is None:

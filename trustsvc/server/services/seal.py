@@ -43,6 +43,14 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
     # library calls -----------------------------------------------------------------------
     def make(self, name: str, seal_type: int, picture: bytes, picture_type: str, width: int, height: int,
              valid_days: int, maker_key: str, holder_key: str, holder_cert: bytes, *, actor: str) -> SealRecord:
+        """Make and register a seal (unaudited: the bootstrap demo seal; MakeSeal audits its own)."""
+        der = self.make_der(name, seal_type, picture, picture_type, width, height, valid_days, maker_key, holder_key,
+                            holder_cert)
+        return self.registry.register(der, actor=actor, holder=holder_key)
+
+    def make_der(self, name: str, seal_type: int, picture: bytes, picture_type: str, width: int, height: int,
+                 valid_days: int, maker_key: str, holder_key: str, holder_cert: bytes) -> bytes:
+        """A new seal signed by the maker key, not yet registered (takes the next esID)."""
         maker = self.rt.signer(maker_key, check_policy=False)
         if maker.certificate is None:
             raise InvalidInput(f"maker key {maker_key!r} has no certificate", reason="NO_MAKER_CERT")
@@ -58,8 +66,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         spec = SealSpec(self.registry.next_es_id(ES_ID_PREFIX), SealType.parse(seal_type or 1), name, [holder_cert],
                         now - dt.timedelta(minutes=5), now + dt.timedelta(days=valid_days or 365),
                         Picture(kind, picture, width or 42, height or 42))
-        der = make_seal(spec, maker, maker.certificate)
-        return self.registry.register(der, actor=actor, holder=holder_key)
+        return make_seal(spec, maker, maker.certificate)
 
     def _seal_signer(self, rec: SealRecord) -> SealSigner:
         signer = self.rt.signer(rec.holder, check_policy=False)  # the seal policy grants the holder key
@@ -79,11 +86,16 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         call = ctx.current()
 
         def produce() -> Any:
-            self.rt.before_change()  # an unrecorded seal is never registered
-            rec = self.make(request.name, request.type, request.picture, request.picture_type, request.width_mm,
-                            request.height_mm, request.valid_days, request.maker_key or "seal-maker",
-                            request.holder_key or "default", request.holder_certificate, actor=call.client)
-            audit = self.rt.record(ref=f"seal:{rec.es_id}", data=rec.der, detail={"name": rec.name})
+            call.check_deadline()
+            holder_key = request.holder_key or "default"
+            # signed by the maker before the transaction (an HSM call holds no audit lock); a seal that is
+            # then not registered leaves only its esID number unused
+            der = self.make_der(request.name, request.type, request.picture, request.picture_type,
+                                request.width_mm, request.height_mm, request.valid_days,
+                                request.maker_key or "seal-maker", holder_key, request.holder_certificate)
+            with self.rt.changing() as change:  # registered and recorded together, or neither
+                rec = self.registry.register(der, actor=call.client, holder=holder_key, tx=change.tx)
+                audit = change.record(ref=f"seal:{rec.es_id}", data=rec.der, detail={"name": rec.name})
             return pb.MakeSealResponse(seal=seal_message(rec), audit=receipt(audit))
         return once(self.rt, request.idempotency_key, request, pb.MakeSealResponse, produce)
 
@@ -112,11 +124,12 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
     def _change(self, action: str, seal_id: str, reason: str) -> tuple[SealRecord, Any]:
         call = ctx.current()
         self.rt.policy().check_seal(call.identity, seal_id)
-        self.rt.before_change()  # an unrecorded state change is never made
-        rec = getattr(self.registry, action)(seal_id, actor=call.client, reason=reason or action)
+        with self.rt.changing() as change:  # the state change and its record commit together, or neither
+            rec = getattr(self.registry, action)(seal_id, actor=call.client, reason=reason or action, tx=change.tx)
+            audit = change.record(ref=f"seal:{seal_id}", detail={"reason": reason})
         with self._lock:
             self._signers = {k: v for k, v in self._signers.items() if k[0] != seal_id}
-        return rec, receipt(self.rt.record(ref=f"seal:{seal_id}", detail={"reason": reason}))
+        return rec, receipt(audit)
 
     def SuspendSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
         rec, audit = self._change("suspend", require(request.seal_id, "seal_id"), request.reason)

@@ -90,9 +90,11 @@ class TokenService(pb_grpc.TokenServiceServicer):  # type: ignore[name-defined] 
             raise InvalidInput("give token or token_id", reason="MISSING_FIELD")
         if not isinstance(jti, str) or not jti:
             raise InvalidInput("the token has no jti", reason="MISSING_CLAIM")
-        self.rt.before_change()  # an unrecorded revocation is never made
-        self.tokens.revoke_jti(jti, expires_at=exp if isinstance(exp, int) else None, reason=request.reason)
-        rec = self.rt.record(ref=f"token:{jti}", detail={"reason": request.reason})
+        with self.rt.changing() as change:  # the revocation and its record commit together, or neither
+            self.tokens.revocations.revoke_jti(self.tokens.config.issuer, jti,
+                                               expires_at=exp if isinstance(exp, int) else None,
+                                               reason=request.reason, tx=change.tx)
+            rec = change.record(ref=f"token:{jti}", detail={"reason": request.reason})
         return pb.RevokeTokenResponse(token_id=jti, audit=receipt(rec))
 
     def IntrospectToken(self, request: Any, context: grpc.ServicerContext) -> Any:
