@@ -16,6 +16,7 @@ from trustsvc.seal.registry import SealRecord, SealRegistry
 from trustsvc.seal.sign import SealSigner
 from trustsvc.seal.verify import verify
 from trustsvc.server import context as ctx
+from trustsvc.server.embedded import demo_seal_wanted, require_sm2_seal_maker
 from trustsvc.server.runtime import Runtime
 from trustsvc.server.services.common import once, receipt, require, result, ts
 
@@ -37,7 +38,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         self.registry = SealRegistry(rt.db)
         self._signers: dict[tuple[str, int], SealSigner] = {}
         self._lock = threading.Lock()
-        if rt.ca is not None and not self.registry.query():
+        if rt.ca is not None and not self.registry.query() and demo_seal_wanted(rt):
             self.make(DEMO_SEAL_NAME, 1, b"", "", 0, 0, 3650, "seal-maker", "default", b"", actor="bootstrap")
 
     # library calls -----------------------------------------------------------------------
@@ -52,6 +53,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
                  valid_days: int, maker_key: str, holder_key: str, holder_cert: bytes) -> bytes:
         """A new seal signed by the maker key, not yet registered (takes the next esID)."""
         maker = self.rt.signer(maker_key, check_policy=False)
+        require_sm2_seal_maker(maker, maker_key)  # GB/T 38540: FAILED_PRECONDITION SEAL_NEEDS_SM2 otherwise
         if maker.certificate is None:
             raise InvalidInput(f"maker key {maker_key!r} has no certificate", reason="NO_MAKER_CERT")
         holder = self.rt.signer(holder_key, check_policy=False)
