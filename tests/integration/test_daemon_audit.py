@@ -322,7 +322,7 @@ def _spy_changes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def _changes_refused(running: Running, s: State, cause: str) -> dict[str, str]:
+def _changes_refused(running: Running, s: State, cause: str) -> None:
     """Every store-changing RPC (and an idempotent MakeSeal) fails UNAVAILABLE AUDIT_UNAVAILABLE naming ``cause``."""
     with running.client() as c, running.client("admin") as admin:
         for op in STORE_CHANGES:
@@ -334,7 +334,6 @@ def _changes_refused(running: Running, s: State, cause: str) -> dict[str, str]:
         with pytest.raises(grpc.RpcError) as err:
             admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name="幂等章", idempotency_key="mk-1"))
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    return {}
 
 
 def _verify_cli(running: Running, tmp_path: Any) -> None:
