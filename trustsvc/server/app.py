@@ -63,22 +63,30 @@ def build_runtime(config: Config, *, keystore: Any = None, db: Database | None =
     bootstrap(config)
     db = db or Database(config.database)
     ca = None
+    opened_here = keystore is None
     if keystore is None:
         from trustsvc.keys.factory import open_keystore
 
         keystore = open_keystore(config.keystore, Path(config.home))
-        require_key_spec(keystore, config.default_key_spec)  # a token without the mechanism: refuse to start
-        ca = open_sm2_ca(Path(config.home))  # the dev CA's own root stays SM2; it certifies keys of every kind
-        for name, (spec, profile) in default_keys(config.default_key_spec).items():
-            ensure_key(keystore, ca, name, spec, profile)
-    if audit_signer is None:
-        audit_signer = keystore.signer(config.audit_key)
-    audit = AuditLog(db, audit_signer, checkpoint_every=config.audit_checkpoint_every,
-                     shared=config.processes > 1)
-    policy_path = Path(config.policy)
-    anchors = [ca.certificate] if ca is not None else []
-    return Runtime(config, db, keystore, audit, Policy.load(policy_path), Metrics(), trust_anchors=anchors, ca=ca,
-                   policy_path=policy_path)
+    try:
+        if opened_here:
+            require_key_spec(keystore, config.default_key_spec)  # a token without the mechanism: refuse to start
+            ca = open_sm2_ca(Path(config.home))  # the dev CA's own root stays SM2; it certifies keys of every kind
+            for name, (spec, profile) in default_keys(config.default_key_spec).items():
+                ensure_key(keystore, ca, name, spec, profile)
+        if audit_signer is None:
+            audit_signer = keystore.signer(config.audit_key)
+        audit = AuditLog(db, audit_signer, checkpoint_every=config.audit_checkpoint_every,
+                         shared=config.processes > 1)
+        policy_path = Path(config.policy)
+        anchors = [ca.certificate] if ca is not None else []
+        return Runtime(config, db, keystore, audit, Policy.load(policy_path), Metrics(), trust_anchors=anchors,
+                       ca=ca, policy_path=policy_path)
+    except BaseException:
+        close = getattr(keystore, "close", None)
+        if opened_here and close is not None:  # a refused start leaves no token session open
+            close()
+        raise
 
 
 class Daemon:
