@@ -216,6 +216,21 @@ def test_read_only_store_raises_store_error(tmp_path) -> None:
     assert verify_log(db).records == 2
 
 
+def test_a_refused_append_says_why(tmp_path) -> None:
+    """A write the store refuses (here a trigger standing for a full disk) names its cause, not a moved head."""
+    log, _ = _log(f"sqlite:///{tmp_path}/t.db")
+    _fill(log, 1)
+    with log.db.transaction() as tx:
+        tx.execute("CREATE TRIGGER full BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
+    with pytest.raises(StoreError) as err:
+        log.append(AuditEvent("SignData", "c"))
+    assert err.value.reason == "AUDIT_UNAVAILABLE" and "disk is full" in err.value.message, err.value.message
+    with log.db.transaction() as tx:
+        tx.execute("DROP TRIGGER full")
+    log.append(AuditEvent("SignData", "c"))
+    assert verify_log(log.db).records == 2
+
+
 def test_cli_audit_verify_and_tail(tmp_path, capsys) -> None:
     import json
 

@@ -227,11 +227,12 @@ class AuditLog:
                                 raise _StaleHead()
                         self._head_seen = new_head
                         break
-                    except (_StaleHead, Conflict):
+                    except (_StaleHead, Conflict) as exc:
                         self._head_seen = None
                         if attempt:
-                            raise StoreError("the audit head moved during the write", reason="AUDIT_UNAVAILABLE") \
-                                from None
+                            why = (f"the audit record was refused twice: {exc}" if isinstance(exc, Conflict)
+                                   else "the audit head moved during the write (another writer)")
+                            raise StoreError(why, reason="AUDIT_UNAVAILABLE") from None
         except BaseException as exc:
             self._head_seen = None
             for pending in batch:
