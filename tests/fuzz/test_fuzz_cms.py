@@ -91,3 +91,18 @@ def test_random_bytes(data: bytes) -> None:
     verify_timestamp_token(data).to_dict()
     parse_response(_TSA.respond(data))
     _only_trustsvc(parse_response, data)
+
+
+def extensions_tag_as(der: bytes, tag: int) -> bytes:
+    """``der`` with the [3] tag of its first certificate's extensions replaced by ``tag``."""
+    i = next(i for i in range(len(der) - 10) if der[i] == 0xA3 and der[i + 2] == der[i + 4] == 0x30
+             and der[i + 6:i + 10] == b"\x06\x03U\x1d")
+    return der[:i] + bytes([tag]) + der[i + 1:]
+
+
+def test_certificate_with_unparsable_extensions_is_bad_cms() -> None:
+    # regression (the daemon's fuzzer: VerifySignedMessage answered INTERNAL): the embedded certificate's
+    # extensions tagged ObjectDescriptor or REAL made asn1crypto raise AttributeError while reading them
+    for tag in (0x07, 0x09):
+        res = verify_cms(extensions_tag_as(_CMS, tag))
+        assert not res.ok and res.reason == "BAD_CMS", res.to_dict()

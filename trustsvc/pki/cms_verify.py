@@ -148,7 +148,7 @@ def verify_cms(cms_der: bytes, data: bytes | None = None, *, digest: bytes | Map
         content = encap["content"]
         attached = None if isinstance(content, core.Void) else bytes(content)
         signer_infos = list(sd["signer_infos"])
-    except (ValueError, TypeError, KeyError, TrustsvcError) as exc:
+    except (*_PARSE_ERRORS, TrustsvcError) as exc:  # asn1crypto parses lazily: damage may surface here
         result.checks[0] = Check("format", False, "BAD_CMS", f"SignedData fields unreadable: {exc}")
         return result
     result.content = attached
