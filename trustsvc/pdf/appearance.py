@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import io
 import logging
+import math
 import os
 import re
 import shutil
@@ -57,7 +58,8 @@ class SealAppearance:
         if len(given) != 1:
             raise InvalidInput("a seal appearance needs exactly one of box, field or anchor",
                                reason="BAD_SEAL_PLACEMENT")
-        if self.box is not None and (len(self.box) != 4 or self.box[2] <= 0 or self.box[3] <= 0):
+        if self.box is not None and (len(self.box) != 4 or not all(math.isfinite(v) for v in self.box)
+                                     or self.box[2] <= 0 or self.box[3] <= 0):
             raise InvalidInput(f"seal box {self.box!r} must be (x, y, w, h) with w, h > 0",
                                reason="BAD_SEAL_PLACEMENT")
         if self.page < 0:

@@ -32,13 +32,12 @@ class SealType(enum.IntEnum):
 
     @classmethod
     def parse(cls, value: str | int) -> SealType:
-        if isinstance(value, int) or str(value).isdigit():
-            return cls(int(value))
         aliases = {"legal-representative": "LEGAL_REPRESENTATIVE", "legal_representative": "LEGAL_REPRESENTATIVE"}
-        name = aliases.get(str(value).lower(), str(value).upper())
         try:
-            return cls[name]
-        except KeyError:
+            if isinstance(value, int) or str(value).isdigit():
+                return cls(int(value))
+            return cls[aliases.get(str(value).lower(), str(value).upper())]
+        except (KeyError, ValueError):
             raise InvalidInput(f"unknown seal type {value!r}; known: "
                                + ", ".join(t.name.lower() for t in cls), reason="BAD_SEAL_TYPE") from None
 

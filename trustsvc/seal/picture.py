@@ -21,6 +21,7 @@ from trustsvc.errors import InvalidInput
 
 MAX_BYTES = 512 * 1024
 MAX_PIXELS = 4096
+MAX_RING_CHARS = 64  # characters drawn around the ring: each is a rotated glyph (~15 ms), and more cannot be read
 RED = (230, 0, 18)
 _FONT_PATHS = ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/wqy-zenhei/wqy-zenhei.ttc")
 _SVG_FORBIDDEN = re.compile(rb"<!DOCTYPE|<!ENTITY|<script|\bon[a-z]+\s*=|javascript:|<foreignObject|"
@@ -90,6 +91,9 @@ def _arc_angles(n: int, span: float = 250.0) -> list[float]:
 
 def render_png(org: str, *, name: str = "", code: str = "", diameter_mm: float = 42, dpi: int = 300) -> bytes:
     """The round red seal as PNG at ``dpi`` (transparent background)."""
+    if len(org) > MAX_RING_CHARS:
+        raise InvalidInput(f"the seal's name is {len(org)} characters; a drawn seal takes at most {MAX_RING_CHARS} "
+                           "(or give a picture)", reason="SEAL_NAME_TOO_LONG")
     size = max(64, round(diameter_mm / 25.4 * dpi))
     scale = 4 if size < 800 else 2  # draw large, then downsample for smooth edges
     big = size * scale

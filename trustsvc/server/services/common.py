@@ -49,6 +49,14 @@ def result(valid: bool, reason: str = "", message: str = "", checks: Iterable[tu
         checks=[common_pb2.Check(name=n, passed=p, reason=r, detail=d) for n, p, r, d in checks])
 
 
+def when(value: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
+    """A request's Timestamp as an aware datetime; one outside 0001..9999 or with bad nanos is refused."""
+    try:
+        return value.ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInput(f"{field} is not a valid time: {exc}", reason="BAD_TIMESTAMP") from None
+
+
 def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None

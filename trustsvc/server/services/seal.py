@@ -65,9 +65,12 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         else:
             picture, kind = render_png(name), "PNG"
         now = dt.datetime.now(UTC).replace(microsecond=0)
+        try:
+            valid_end = now + dt.timedelta(days=valid_days or 365)
+        except OverflowError:
+            raise InvalidInput(f"valid_days {valid_days} ends after the year 9999", reason="BAD_VALIDITY") from None
         spec = SealSpec(self.registry.next_es_id(ES_ID_PREFIX), SealType.parse(seal_type or 1), name, [holder_cert],
-                        now - dt.timedelta(minutes=5), now + dt.timedelta(days=valid_days or 365),
-                        Picture(kind, picture, width or 42, height or 42))
+                        now - dt.timedelta(minutes=5), valid_end, Picture(kind, picture, width or 42, height or 42))
         return make_seal(spec, maker, maker.certificate)
 
     def _seal_signer(self, rec: SealRecord) -> SealSigner:
@@ -117,7 +120,8 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
             except Exception:  # noqa: BLE001 - not listed for this caller
                 continue
             visible.append(rec)
-        start = int(request.page_token) if request.page_token.isdigit() else 0
+        token = request.page_token
+        start = int(token) if token.isascii() and token.isdigit() else 0  # int() refuses some digits ('²')
         size = min(request.page_size or 100, 1000)
         page = visible[start:start + size]
         nxt = str(start + size) if start + size < len(visible) else ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +19,7 @@ from trustsvc.pki.certificate import Certificate
 from trustsvc.pki.crl import CertificateRevocationList
 from trustsvc.server import context as ctx
 from trustsvc.server.runtime import Runtime
-from trustsvc.server.services.common import item_error, once, receipt, require, result, ts
+from trustsvc.server.services.common import item_error, once, receipt, require, result, ts, when
 
 pb, pb_grpc = codegen.load("signature")
 
@@ -234,7 +233,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         anchors = [_load_cert(c) for c in request.trust_anchors] or self.rt.trust_anchors
         if not anchors:
             raise InvalidInput("no trust anchors given and none configured", reason="NO_TRUST_ANCHOR")
-        at = request.at.ToDatetime(tzinfo=dt.UTC) if request.HasField("at") else None
+        at = when(request.at, "at") if request.HasField("at") else None
         if request.purpose not in PURPOSES:
             raise InvalidInput(f"unknown purpose {request.purpose!r}; known: {', '.join(sorted(PURPOSES)[1:])}",
                                reason="UNKNOWN_PURPOSE")

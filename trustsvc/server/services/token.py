@@ -19,11 +19,14 @@ from trustsvc.server.runtime import Runtime
 from trustsvc.server.services.common import once, receipt, require, result
 from trustsvc.token import TokenInvalid
 from trustsvc.token.codec import parse_compact
+from trustsvc.token.errors import TokenConfigError
 from trustsvc.token.service import TokenConfig
 from trustsvc.token.service import TokenService as Tokens
 
 pb, pb_grpc = codegen.load("token")
 KEYSET_TTL_S = 5.0  # a retired (disabled) key stops verifying within this time
+# TokenConfigError reasons that name a fault of the IssueToken request (subject, claims, key), not of the daemon
+_REQUEST_REASONS = frozenset({"BAD_SUBJECT", "RESERVED_CLAIM", "BAD_CLAIMS", "ALG_NOT_SUPPORTED"})
 
 
 def _struct(claims: dict[str, Any]) -> struct_pb2.Struct:
@@ -51,12 +54,22 @@ class TokenService(pb_grpc.TokenServiceServicer):  # type: ignore[name-defined] 
         return once(self.rt, request.idempotency_key, request, pb.IssueTokenResponse, lambda: self._issue(request))
 
     def _issue(self, request: Any) -> Any:
-        extra = json_format.MessageToDict(request.claims) if request.HasField("claims") else {}
+        try:
+            extra = json_format.MessageToDict(request.claims) if request.HasField("claims") else {}
+        except ValueError as exc:  # NaN or Infinity: not JSON
+            raise InvalidInput(f"claims are not JSON: {exc}", reason="BAD_CLAIMS") from None
         if request.scopes:
             extra["scope"] = " ".join(request.scopes)
         aud = list(request.audience) if request.audience else None
-        issued = self.tokens.mint(request.subject, extra, aud=aud if aud is None or len(aud) > 1 else aud[0],
-                                  ttl=request.ttl_seconds or None, key=request.key or None)
+        try:
+            issued = self.tokens.mint(request.subject, extra, aud=aud if aud is None or len(aud) > 1 else aud[0],
+                                      ttl=request.ttl_seconds or None, key=request.key or None)
+        except TokenInvalid as exc:  # a claim the issuer checks (the GB/T 39046 identity) is malformed
+            raise InvalidInput(exc.message, reason=exc.reason) from None
+        except TokenConfigError as exc:
+            if exc.reason not in _REQUEST_REASONS:
+                raise
+            raise InvalidInput(exc.message, reason=exc.reason) from None
         claims = issued.claims
         rec = self.rt.record(ref=issued.key_ref, document_hash=sm3_hex(issued.token.encode()),
                              detail={"jti": claims["jti"], "exp": claims["exp"]})
