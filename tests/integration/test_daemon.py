@@ -297,6 +297,26 @@ def test_timestamps(client: Client) -> None:
 
 
 # ------------------------------------------------------------------ SealService
+def test_list_seals_pages(client: Client, admin: Client) -> None:
+    from trustsvc.client import seal_pb2
+
+    admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name="分页测试章", type=4, valid_days=30))
+    every = [s.seal_id for s in client.call(client.seals.ListSeals, seal_pb2.ListSealsRequest()).seals]
+    assert len(every) >= 2
+    paged, token = [], ""
+    while True:
+        page = client.call(client.seals.ListSeals, seal_pb2.ListSealsRequest(page_size=1, page_token=token))
+        paged += [s.seal_id for s in page.seals]
+        token = page.next_page_token
+        if not token:
+            break
+    assert paged == every
+    for bad, reason in (("abc", "BAD_PAGE_TOKEN"), ("-1", "BAD_PAGE_TOKEN")):
+        with pytest.raises(grpc.RpcError) as err:
+            client.call(client.seals.ListSeals, seal_pb2.ListSealsRequest(page_token=bad))
+        assert _code_reason(err) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
+
+
 def test_seal_lifecycle_and_signing(client: Client, admin: Client) -> None:
     from trustsvc.client import seal_pb2
 

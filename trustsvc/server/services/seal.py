@@ -121,7 +121,9 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
                 continue
             visible.append(rec)
         token = request.page_token
-        start = int(token) if token.isascii() and token.isdigit() else 0  # int() refuses some digits ('²')
+        if token and not (token.isascii() and token.isdigit()):  # only tokens this RPC handed out (AIP-158)
+            raise InvalidInput(f"page_token {token[:40]!r} was not returned by ListSeals", reason="BAD_PAGE_TOKEN")
+        start = int(token) if token else 0
         size = min(request.page_size or 100, 1000)
         page = visible[start:start + size]
         nxt = str(start + size) if start + size < len(visible) else ""
