@@ -33,7 +33,7 @@ from tests.conftest import require_tool
 from tests.integration.hsm_helpers import SO_PIN, SOFTHSM_MODULE, TESTTOKEN_LABEL, build_testtoken
 from tests.integration.test_daemon_fixtures import Running, start_daemon
 from tests.integration.test_daemon_hsm import captured_logs
-from tests.interop.tools import DISTID, openssl, openssl_cms_verify, run_openssl
+from tests.interop.tools import DISTID, openssl, openssl_cms_verify, openssl_ts_verify, run_openssl
 from trustsvc.client import document_pb2, error_reason, seal_pb2, timestamp_pb2, token_pb2
 from trustsvc.errors import HsmError
 from trustsvc.pdf.devkit import licence_pdf
@@ -218,15 +218,7 @@ def test_timestamp_verified_by_openssl_ts(softhsm_daemon: Holder, ca_pem: Path, 
             timestamp_request=(tmp_path / "q.tsq").read_bytes())).timestamp_response
         token = c.call(c.timestamps.CreateTimeStamp, timestamp_pb2.CreateTimeStampRequest(
             data=DATA, hash_algorithm="sha256")).timestamp_token
-    (tmp_path / "r.tsr").write_bytes(reply)
-    # the TSA certificate, its chain to the SM2 root checked above, is the trust anchor (-partial_chain)
-    trust = ["-CAfile", str(tsa_pem), "-untrusted", str(tsa_pem), "-partial_chain"]
-    for how in (["-queryfile", str(tmp_path / "q.tsq")], ["-data", str(tmp_path / "data")]):
-        out = openssl("ts", "-verify", *how, "-in", str(tmp_path / "r.tsr"), *trust)
-        assert b"Verification: OK" in out, out
-    (tmp_path / "other").write_bytes(DATA + b"!")
-    assert run_openssl("ts", "-verify", "-data", str(tmp_path / "other"), "-in", str(tmp_path / "r.tsr"),
-                       *trust).returncode != 0
+    openssl_ts_verify(tmp_path, reply, DATA, tsa_pem)  # the TSA certificate, its chain checked above, as anchor
     from asn1crypto import cms as asn1_cms
     from asn1crypto import tsp
 

@@ -37,6 +37,19 @@ def run_openssl(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([require_tool("openssl"), *args], capture_output=True, check=False, timeout=60)
 
 
+def openssl_ts_verify(tmp_path: Path, reply: bytes, data: bytes, tsa_pem: Path) -> None:
+    """``openssl ts -verify`` of a TimeStampResp to the query ``tmp_path/q.tsq`` over ``data`` (in ``tmp_path/data``),
+    by query file and by data, with the TSA certificate as the trust anchor (-partial_chain); other data must fail."""
+    (tmp_path / "r.tsr").write_bytes(reply)
+    trust = ["-CAfile", str(tsa_pem), "-untrusted", str(tsa_pem), "-partial_chain"]
+    for how in (["-queryfile", str(tmp_path / "q.tsq")], ["-data", str(tmp_path / "data")]):
+        out = openssl("ts", "-verify", *how, "-in", str(tmp_path / "r.tsr"), *trust)
+        assert b"Verification: OK" in out, out
+    (tmp_path / "other").write_bytes(data + b"!")
+    assert run_openssl("ts", "-verify", "-data", str(tmp_path / "other"), "-in", str(tmp_path / "r.tsr"),
+                       *trust).returncode != 0
+
+
 def sm2_verify_args(public_pem: Path, message: Path, signature: Path, distid: str = DISTID) -> list[str]:
     """``openssl pkeyutl`` arguments that check an SM2 (SM3, Z with ``distid``) DER signature over ``message``."""
     return ["pkeyutl", "-verify", "-pubin", "-inkey", str(public_pem), "-rawin", "-digest", "sm3",

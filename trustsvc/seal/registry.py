@@ -8,10 +8,9 @@ their own.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from trustsvc.errors import Conflict, InvalidInput, NotFound
 from trustsvc.pki.certificate import Certificate
@@ -108,14 +107,6 @@ class SealRegistry:
                 tx.execute("INSERT INTO seal_sequences (prefix, next_value) VALUES (?, ?)", (prefix, value + 1))
         return f"{prefix}{value:0{width}d}"
 
-    @contextlib.contextmanager
-    def _transaction(self, tx: Transaction | None) -> Iterator[Transaction]:
-        if tx is not None:
-            yield tx  # the caller's transaction: committed (or rolled back) by the caller
-            return
-        with self.db.transaction() as own:
-            yield own
-
     def register(self, seal_der: bytes, *, actor: str, holder: str | None = None, reason: str = "made",
                  tx: Transaction | None = None) -> SealRecord:
         """Record a newly made seal as active (in ``tx`` when given)."""
@@ -125,7 +116,7 @@ class SealRegistry:
             holder = _subject(seal.cert_list[0]) if seal.cert_list else ""
         now = _now()
         assert seal.valid_start is not None and seal.valid_end is not None
-        with self._transaction(tx) as tx:
+        with self.db.within(tx) as tx:
             tx.execute(f"INSERT INTO seal_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (seal.es_id, seal.seal_type, seal.name, holder, maker, _ts(seal.valid_start),
                         _ts(seal.valid_end), "active", _ts(now), _ts(now), seal_der))
@@ -133,7 +124,7 @@ class SealRegistry:
             return self.get(seal.es_id, tx=tx)
 
     def get(self, es_id: str, *, tx: Transaction | None = None) -> SealRecord:
-        with self._transaction(tx) as tx:
+        with self.db.within(tx) as tx:
             row = tx.execute(f"SELECT {_COLUMNS} FROM seal_records WHERE es_id = ?", (es_id,)).fetchone()
         if row is None:
             raise NotFound(f"no seal with esID {es_id!r}", reason="SEAL_NOT_FOUND")
@@ -190,7 +181,7 @@ class SealRegistry:
             raise InvalidInput("who and why are required for every state change", reason="MISSING_ACTOR_OR_REASON")
         allowed, target = _TRANSITIONS[action]
         now = _now()
-        with self._transaction(tx) as tx:
+        with self.db.within(tx) as tx:
             row = tx.execute("SELECT status FROM seal_records WHERE es_id = ?", (es_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no seal with esID {es_id!r}", reason="SEAL_NOT_FOUND")

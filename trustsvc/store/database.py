@@ -128,6 +128,16 @@ class Database:
                 raise self.wrap_error(exc) from exc
 
     @contextlib.contextmanager
+    def within(self, tx: Transaction | None) -> Iterator[Transaction]:
+        """``tx`` when the caller has one open (the caller commits or rolls it back), else a transaction
+        of our own, committed on success: for stores whose changes may join an audited transaction."""
+        if tx is not None:
+            yield tx
+            return
+        with self.transaction() as own:
+            yield own
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[Transaction]:
         """A read-only snapshot: on SQLite a deferred transaction, so readers never take the write lock."""
         if self.dialect != "sqlite":

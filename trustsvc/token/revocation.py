@@ -8,9 +8,7 @@ audited change, so a revocation and its audit record commit together); without i
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from trustsvc.store.database import Database, Transaction
@@ -33,19 +31,11 @@ class RevocationStore:
         self.db = db
         db.migrate(COMPONENT, MIGRATIONS)
 
-    @contextlib.contextmanager
-    def _transaction(self, tx: Transaction | None) -> Iterator[Transaction]:
-        if tx is not None:
-            yield tx  # the caller's transaction: committed (or rolled back) by the caller
-            return
-        with self.db.transaction() as own:
-            yield own
-
     def revoke_jti(self, iss: str, jti: str, *, expires_at: int | None = None, reason: str = "",
                    tx: Transaction | None = None) -> None:
         """Revoke one token (idempotent); in ``tx`` when given."""
         now = int(time.time())
-        with self._transaction(tx) as tx:
+        with self.db.within(tx) as tx:
             found = tx.execute("SELECT 1 FROM token_revoked_jti WHERE iss = ? AND jti = ?", (iss, jti)).fetchone()
             if found is None:
                 tx.execute("INSERT INTO token_revoked_jti (iss, jti, expires_at, revoked_at, reason)"
@@ -57,7 +47,7 @@ class RevocationStore:
         In ``tx`` when given."""
         now = int(time.time())
         cut = now if before is None else int(before)
-        with self._transaction(tx) as tx:
+        with self.db.within(tx) as tx:
             row = tx.execute("SELECT issued_before FROM token_revoked_subject WHERE iss = ? AND sub = ?",
                              (iss, sub)).fetchone()
             if row is None:
