@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -46,7 +47,8 @@ from trustsvc.pdf.devkit import licence_pdf
 from trustsvc.seal.picture import render_png
 from trustsvc.tsa.client import make_request
 
-SETTINGS = settings(max_examples=40, deadline=None,
+# CI keeps 40 examples per RPC; explore locally with more (TRUSTSVC_FUZZ_EXAMPLES=2000 HYPOTHESIS_PROFILE=explore)
+SETTINGS = settings(max_examples=int(os.environ.get("TRUSTSVC_FUZZ_EXAMPLES", "40")), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CALL_TIMEOUT = 10.0
 REASON = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
@@ -422,12 +424,22 @@ REGRESSIONS: dict[str, tuple[Any, ...]] = {  # (RPC, request from the corpus[, c
         "MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="x" * 100_000)),
     "page_token of a digit int() refuses (ValueError; now BAD_PAGE_TOKEN, as any token ListSeals did not give)": (
         "ListSeals", lambda c: seal_pb2.ListSealsRequest(page_token="\u00b2")),
+    "page_token of 10000 digits (ValueError: int() refuses over 4300 digits)": (
+        "ListSeals", lambda c: seal_pb2.ListSealsRequest(page_token="9" * 10_000)),
+    "IssueToken key of 10 kB (its refusal quoted it past the client's 8 KiB trailers: RESOURCE_EXHAUSTED)": (
+        "IssueToken", lambda c: token_pb2.IssueTokenRequest(subject="x", key="k" * 10_000)),
+    "SignData key of 100 kB in multi-byte characters (same)": (
+        "SignData", lambda c: signature_pb2.SignDataRequest(key="\u5370" * 100_000, data=b"x")),
     "at beyond the year 9999 (ValueError)": ("ValidateCert", lambda c: signature_pb2.ValidateCertRequest(
         certificate=c.blobs["cert"][0], at=gtimestamp_pb2.Timestamp(seconds=2**62))),
     "at with negative nanos (ValueError)": ("ValidateCert", lambda c: signature_pb2.ValidateCertRequest(
         certificate=c.blobs["cert"][0], at=gtimestamp_pb2.Timestamp(seconds=1, nanos=-5))),
     "registered claim in claims (TokenConfigError)": ("IssueToken", lambda c: token_pb2.IssueTokenRequest(
         subject="audit", claims=_struct({"exp": 1}))),
+    "token key reference with a version that is not a number (ValueError)": (
+        "IssueToken", lambda c: token_pb2.IssueTokenRequest(subject="x", key="default@x")),
+    "token key reference '@:' (ValueError)": (
+        "IssueToken", lambda c: token_pb2.IssueTokenRequest(subject="x", key="@:")),
     "NaN claim (ValueError)": ("IssueToken", lambda c: token_pb2.IssueTokenRequest(
         subject="x", claims=_struct({"a": float("nan")}))),
     "identity claim not an object (TokenInvalid)": ("IssueToken", lambda c: token_pb2.IssueTokenRequest(
@@ -455,6 +467,54 @@ def test_regression(admin: Client, corpus: Corpus, name: str) -> None:
     code, reason, _ = _invoke(admin.channel, grpc_module, method, make(corpus))
     assert code == (expected[0] if expected else grpc.StatusCode.INVALID_ARGUMENT), (code, reason)
     check_call(admin.channel, grpc_module, method, make(corpus))
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    length, size = bytearray(), len(payload)
+    while True:
+        length.append((size & 0x7F) | (0x80 if size > 0x7F else 0))
+        size >>= 7
+        if not size:
+            return bytes([number << 3 | 2]) + bytes(length) + payload
+
+
+def _nested_struct(depth: int) -> bytes:
+    """A google.protobuf.Struct {"a": {"a": ... {}}} ``depth`` levels deep, serialized by hand (the client's
+    protobuf refuses to build one deeper than its own limit)."""
+    out = b""
+    for _ in range(depth):
+        out = _field(1, _field(1, b"a") + _field(2, _field(5, out)))  # fields["a"].struct_value
+    return out
+
+
+# Request messages protobuf cannot parse: grpcio answered INTERNAL "Exception deserializing request!" (and
+# logged a traceback) before any trustsvc code ran
+UNPARSABLE = {
+    "claims Struct nested 60 deep (past protobuf's depth limit)": ("IssueToken", [_field(1, b"x") + _field(
+        5, _nested_struct(60))]),
+    "subject not UTF-8": ("IssueToken", [_field(1, b"\xff\xfe")]),
+    "truncated wire format": ("SignData", [_field(1, b"default")[:-2]]),
+    "stream part whose init.key is not UTF-8": ("SignDataStream", [_field(1, _field(1, b"\xc3")), _field(2, b"x")]),
+    "stream part garbled after a valid init": ("SignDataStream", [_field(1, _field(1, b"default")), b"\x12\xff"]),
+}
+
+
+@pytest.mark.parametrize("name", list(UNPARSABLE))
+def test_unparsable_request_message(running: Running, admin: Client, name: str) -> None:
+    method_name, parts = UNPARSABLE[name]
+    method, _ = _METHOD[method_name]
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    if method.client_streaming:
+        rpc = admin.channel.stream_unary(path)
+        request: Any = iter(parts)
+    else:
+        rpc, request = admin.channel.unary_unary(path), parts[0]
+    with pytest.raises(grpc.RpcError) as err:
+        rpc(request, timeout=CALL_TIMEOUT)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value  # type: ignore[attr-defined]
+    assert error_reason(err.value) == "BAD_REQUEST_MESSAGE", err.value
+    assert admin.check_health() == "SERVING"
 
 
 def test_every_rpc_is_fuzzed() -> None:

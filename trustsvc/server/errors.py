@@ -9,6 +9,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from trustsvc import errors as e
 
 DOMAIN = "trustsvc"
+MAX_MESSAGE_BYTES = 512
 
 # (error class, reasons or None for any, code): the first row that matches decides. Conflict
 # reasons ending in _EXISTS also map to ALREADY_EXISTS.
@@ -45,8 +46,19 @@ def code_for(exc: e.TrustsvcError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def short_message(message: str) -> str:
+    """``message`` cut to MAX_MESSAGE_BYTES of UTF-8: it travels twice in the trailers (grpc-message,
+    percent-encoded, and the Status detail, base64), whose size the client limits (8 KiB by default);
+    a message quoting a 10 kB key name made the client see RESOURCE_EXHAUSTED instead of the status."""
+    raw = message.encode("utf-8", "replace")
+    if len(raw) <= MAX_MESSAGE_BYTES:
+        return message
+    return raw[:MAX_MESSAGE_BYTES].decode("utf-8", "ignore") + "..."
+
+
 def rpc_status(code: grpc.StatusCode, message: str, reason: str, **metadata: str) -> status_pb2.Status:
-    """A google.rpc.Status with one ErrorInfo detail."""
+    """A google.rpc.Status with one ErrorInfo detail (the message cut short, see ``short_message``)."""
+    message = short_message(message)
     info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)

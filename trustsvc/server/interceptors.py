@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from grpc_status import rpc_status
 
-from trustsvc.errors import PolicyDenied, TrustsvcError
+from trustsvc.errors import InvalidInput, PolicyDenied, TrustsvcError
 from trustsvc.server import context as ctx
 from trustsvc.server.errors import internal_status, status_for
 from trustsvc.server.logs import access_log, log
@@ -51,6 +51,40 @@ class _RequestIds:
 
 
 _REQUEST_IDS = _RequestIds()
+
+
+class _Undecodable:
+    """A request message protobuf could not parse (nesting past its depth limit, a string field that is not
+    UTF-8, a broken wire format): grpcio would answer INTERNAL and log a traceback, the caller gets
+    INVALID_ARGUMENT BAD_REQUEST_MESSAGE instead."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # noqa: BLE001 - the message is the caller's fault
+            return _Undecodable(str(exc)[:200])
+    return deserialize
+
+
+def _decoded(message: Any) -> Any:
+    if isinstance(message, _Undecodable):
+        raise InvalidInput(f"the request message cannot be parsed: {message.error}", reason="BAD_REQUEST_MESSAGE")
+    return message
+
+
+def _decoded_stream(messages: Iterator[Any]) -> Iterator[Any]:
+    for message in messages:
+        yield _decoded(message)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -140,6 +174,7 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
         return wrapped
 
     def _wrap_handler(self, handler: Any, m: _Method) -> Any:
+        handler = handler._replace(request_deserializer=_lenient(handler.request_deserializer))
         if handler.unary_unary:
             return handler._replace(unary_unary=self._unary(handler.unary_unary, m))
         if handler.unary_stream:
@@ -154,6 +189,13 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         identity = identity_of(context, self._insecure)
         return ctx.Call(identity, request_id, m.service, m.method, context, default_deadline_s=self._default_deadline_s)
+
+    @staticmethod
+    def _checked(request_or_iterator: Any) -> Any:
+        """The request, refused if it did not parse; a client stream's parts are checked as they are read."""
+        if hasattr(request_or_iterator, "__next__"):
+            return _decoded_stream(request_or_iterator)
+        return _decoded(request_or_iterator)
 
     def _fail(self, context: grpc.ServicerContext, exc: BaseException, call: ctx.Call | None, m: _Method,
               request: Any) -> Any:
@@ -191,7 +233,7 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
                 self._policy().check_operation(call.identity, m.service, m.method)
                 call.check_deadline()  # a call that waited past its deadline is not started
                 token = ctx.set_current(call)
-                return behavior(request_or_iterator, context)
+                return behavior(self._checked(request_or_iterator), context)
             except BaseException as exc:  # noqa: BLE001 - mapped to a status
                 return self._fail(context, exc, call, m, request_or_iterator)
             finally:
@@ -211,7 +253,7 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
                 self._policy().check_operation(call.identity, m.service, m.method)
                 call.check_deadline()
                 token = ctx.set_current(call)
-                yield from behavior(request_or_iterator, context)
+                yield from behavior(self._checked(request_or_iterator), context)
             except GeneratorExit:
                 raise
             except BaseException as exc:  # noqa: BLE001

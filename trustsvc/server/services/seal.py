@@ -121,7 +121,9 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
                 continue
             visible.append(rec)
         token = request.page_token
-        if token and not (token.isascii() and token.isdigit()):  # only tokens this RPC handed out (AIP-158)
+        # only tokens this RPC handed out (AIP-158): digits, no more than a list index has (int() refuses
+        # strings of over 4300 digits with ValueError)
+        if token and not (token.isascii() and token.isdigit() and len(token) <= 18):
             raise InvalidInput(f"page_token {token[:40]!r} was not returned by ListSeals", reason="BAD_PAGE_TOKEN")
         start = int(token) if token else 0
         size = min(request.page_size or 100, 1000)
