@@ -422,6 +422,18 @@ REGRESSIONS: dict[str, tuple[Any, ...]] = {  # (RPC, request from the corpus[, c
         "MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="x", valid_days=2**32 - 1)),
     "drawn seal name of 100000 characters (wedged ~30 min drawing the ring)": (
         "MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="x" * 100_000)),
+    "SVG picture declaring an encoding expat lacks (LookupError)": ("MakeSeal", lambda c: seal_pb2.MakeSealRequest(
+        name="x", picture=b'<?xml version="1.0" encoding="x-foo"?><svg/>', picture_type="SVG")),
+    "SVG picture in a multi-byte encoding (ValueError)": ("MakeSeal", lambda c: seal_pb2.MakeSealRequest(
+        name="x", picture=b'<?xml version="1.0" encoding="shift_jis"?><svg/>', picture_type="SVG")),
+    "picture of junk declared PNG (no check: a seal whose stamp cannot be drawn)": (
+        "MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="x", picture=b"junk", picture_type="PNG")),
+    "SVG picture with a script declared SVG (no check)": ("MakeSeal", lambda c: seal_pb2.MakeSealRequest(
+        name="x", picture=b"<svg xmlns='http://www.w3.org/2000/svg'><script>1</script></svg>", picture_type="SVG")),
+    "picture of 1 MB declared PNG (no size limit)": ("MakeSeal", lambda c: seal_pb2.MakeSealRequest(
+        name="x", picture=c.blobs["picture"][0] + b"\0" * 1_000_000, picture_type="PNG")),
+    "PNG picture declared GIF": ("MakeSeal", lambda c: seal_pb2.MakeSealRequest(
+        name="x", picture=c.blobs["picture"][0], picture_type="GIF")),
     "page_token of a digit int() refuses (ValueError; now BAD_PAGE_TOKEN, as any token ListSeals did not give)": (
         "ListSeals", lambda c: seal_pb2.ListSealsRequest(page_token="\u00b2")),
     "page_token of 10000 digits (ValueError: int() refuses over 4300 digits)": (

@@ -52,7 +52,7 @@ def check_upload(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = M
 
         try:
             root = ET.fromstring(data)
-        except ET.ParseError as exc:
+        except (ET.ParseError, ValueError, LookupError) as exc:  # an encoding expat lacks: multi-byte, unknown
             raise InvalidInput(f"SVG does not parse: {exc}", reason="BAD_PICTURE") from None
         if not root.tag.endswith("svg"):
             raise InvalidInput("XML root is not <svg>", reason="BAD_PICTURE")

@@ -61,7 +61,11 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         if not holder_cert:
             raise InvalidInput(f"holder key {holder_key!r} has no certificate", reason="NO_HOLDER_CERT")
         if picture:
-            kind = picture_type.upper() or check_upload(picture)
+            # checked also when the caller names its type: a junk "PNG", 5 MB, or an SVG with a script made
+            # a seal whose stamp could never be drawn
+            kind = check_upload(picture)
+            if picture_type and picture_type.upper() != kind:
+                raise InvalidInput(f"picture is {kind}, not {picture_type[:16]!r}", reason="PICTURE_TYPE_MISMATCH")
         else:
             picture, kind = render_png(name), "PNG"
         now = dt.datetime.now(UTC).replace(microsecond=0)
