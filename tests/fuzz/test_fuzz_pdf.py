@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -79,3 +80,38 @@ def test_sign_mutated_pdf(data):
 @given(_mutations(2))
 def test_sign_mutated_signed_pdf_fast(data):
     _only_trustsvc_errors(lambda d: FastPdfSigner(_material()[0].signer).sign(d), data)
+
+
+def _pdf(catalog: bytes, trailer: bytes = b"", startxref: bytes | None = None) -> bytes:
+    """A one-page PDF with ``catalog`` as object 1 (and ``trailer`` entries, a ``startxref`` that may lie)."""
+    objs = [catalog, b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"]
+    out, offsets = b"%PDF-1.7\n", []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, obj)
+    xref = len(out)
+    out += b"xref\n0 4\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    end = startxref or b"%d" % xref
+    return out + b"trailer\n<< /Size 4 /Root 1 0 R %s>>\nstartxref\n%s\n%%%%EOF\n" % (trailer, end)
+
+
+_CATALOG = b"<< /Type /Catalog /Pages 2 0 R >>"
+# regressions (hand-made extremes): open_reader let these escape, so verify_pdf raised them (the CLI's
+# `pdf verify` ended in a traceback; the daemon's VerifyPdf caught them as the vaguer BAD_PDF)
+MALFORMED = {
+    "startxref beyond ssize_t (OverflowError)": _pdf(_CATALOG, startxref=b"9" * 23),
+    "trailer /Prev pointing nowhere (AssertionError)": _pdf(_CATALOG, trailer=b"/Prev 9 "),
+    "catalog not a dictionary (AssertionError)": _pdf(b"[1 2 3]"),
+    "arrays nested 50000 deep (RecursionError)": _pdf(
+        b"<< /Type /Catalog /Pages 2 0 R /X " + b"[" * 50_000 + b"]" * 50_000 + b" >>"),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_pdf_is_pdf_malformed(name: str) -> None:
+    for func in (lambda d: verify_pdf(d).to_dict(), lambda d: sign_pdf(d, _material()[0].signer),
+                 lambda d: FastPdfSigner(_material()[0].signer).sign(d)):
+        with pytest.raises(TrustsvcError) as err:
+            func(MALFORMED[name])
+        assert err.value.reason == "PDF_MALFORMED", err.value

@@ -13,6 +13,10 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from trustsvc.errors import DecodeError, InvalidInput
 
 PdfInput = bytes | bytearray | memoryview | BinaryIO
+# what pyHanko raises on a malformed file; also AssertionError (trailer /Root not a dictionary or missing, a
+# /Prev loop), OverflowError (startxref beyond ssize_t) and RecursionError (arrays nested 50000 deep)
+_MALFORMED = (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, zlib.error, AssertionError,
+              OverflowError, RecursionError)
 
 
 def as_stream(pdf: PdfInput) -> BinaryIO:
@@ -40,7 +44,7 @@ def open_reader(pdf: PdfInput) -> PdfFileReader:
     try:
         reader = PdfFileReader(stream, strict=False)
         _ = reader.root, reader.trailer
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, zlib.error) as exc:
+    except _MALFORMED as exc:
         raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
     if reader.encrypted:
         raise InvalidInput("PDF is encrypted: decrypt it before signing or verifying", reason="PDF_ENCRYPTED")
@@ -54,5 +58,5 @@ def open_writer(pdf: PdfInput) -> IncrementalPdfFileWriter:
     stream.seek(0)
     try:
         return IncrementalPdfFileWriter(stream, strict=False)
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, zlib.error) as exc:
+    except _MALFORMED as exc:
         raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
