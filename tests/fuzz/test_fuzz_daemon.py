@@ -460,6 +460,8 @@ REGRESSIONS: dict[str, tuple[Any, ...]] = {  # (RPC, request from the corpus[, c
         options=_PDF.PdfSignOptions(key="default", seal_id=c.demo_seal, rect=[float("nan")] * 4))),
     "infinite seal box (PDF_SIGNING_FAILED)": ("SignPdf", lambda c: _PDF.SignPdfRequest(pdf=c.blobs["pdf"][0],
         options=_PDF.PdfSignOptions(key="default", seal_id=c.demo_seal, rect=[0, 0, float("inf"), 1e308]))),
+    "PDF whose /Pages has no /Count (KeyError: INTERNAL PDF_SIGNING_FAILED)": ("SignPdf", lambda c: _PDF.SignPdfRequest(
+        pdf=c.blobs["pdf"][0].replace(b"/Count", b"/Cotnt", 1), options=_PDF.PdfSignOptions(key="default"))),
     "certificate extensions tagged ObjectDescriptor in a CMS (AttributeError)": (
         "VerifySignedMessage", lambda c: signature_pb2.VerifySignedMessageRequest(
             cms=extensions_tag_as(c.blobs["cms"][0], 0x07))),

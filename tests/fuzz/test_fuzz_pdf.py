@@ -108,6 +108,41 @@ MALFORMED = {
 }
 
 
+
+
+def _broken(old: bytes, new: bytes) -> bytes:
+    return licence_pdf().replace(old, new, 1)
+
+
+# regressions (longer campaigns): verify_pdf raised NotImplementedError (an xref stream's filter renamed by a
+# flipped bit) and AssertionError (its /Type); sign_pdf failed INTERNAL PDF_SIGNING_FAILED on a /Pages
+# without /Count (KeyError: the daemon's SignPdf answered INTERNAL)
+UNSIGNABLE = {"pages without /Count": _broken(b"/Count", b"/Cotnt"), "pages without /Kids": _broken(b"/Kids", b"/Kidz")}
+
+
+@pytest.mark.parametrize("name", list(UNSIGNABLE))
+def test_unsignable_pdf_is_pdf_malformed(name: str) -> None:
+    for func in (lambda d: sign_pdf(d, _material()[0].signer), lambda d: FastPdfSigner(_material()[0].signer).sign(d)):
+        with pytest.raises(TrustsvcError) as err:
+            func(UNSIGNABLE[name])
+        assert err.value.reason == "PDF_MALFORMED", err.value
+
+
+@functools.lru_cache(maxsize=1)
+def _xref_stream_pdf() -> bytes:
+    signed = _material()[2]
+    assert b"/Type /XRef" in signed and b"/FlateDecode" in signed
+    return signed
+
+
+@pytest.mark.parametrize("old,new", [(b"/FlateDecode", b"/Fl`teDecode"), (b"/Type /XRef", b"/Type /XRe`")])
+def test_signed_pdf_with_a_broken_xref_stream(old: bytes, new: bytes) -> None:
+    data = _xref_stream_pdf().replace(old, new)
+    with pytest.raises(TrustsvcError) as err:
+        verify_pdf(data).to_dict()
+    assert err.value.reason == "PDF_MALFORMED", err.value
+
+
 @pytest.mark.parametrize("name", list(MALFORMED))
 def test_malformed_pdf_is_pdf_malformed(name: str) -> None:
     for func in (lambda d: verify_pdf(d).to_dict(), lambda d: sign_pdf(d, _material()[0].signer),

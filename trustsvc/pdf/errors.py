@@ -14,9 +14,13 @@ from trustsvc.errors import DecodeError, InvalidInput
 
 PdfInput = bytes | bytearray | memoryview | BinaryIO
 # what pyHanko raises on a malformed file; also AssertionError (trailer /Root not a dictionary or missing, a
-# /Prev loop), OverflowError (startxref beyond ssize_t) and RecursionError (arrays nested 50000 deep)
+# /Prev loop, an xref stream without /Type /XRef), OverflowError (startxref beyond ssize_t), RecursionError
+# (arrays nested 50000 deep) and NotImplementedError (an xref stream's /Filter it does not know)
 _MALFORMED = (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, zlib.error, AssertionError,
-              OverflowError, RecursionError)
+              OverflowError, RecursionError, NotImplementedError)
+# what pyHanko raises, while it signs, on a file whose structure is broken (a /Pages without /Count or /Kids ...)
+BROKEN_STRUCTURE = (KeyError, TypeError, IndexError, AttributeError, zlib.error, AssertionError, OverflowError,
+                    RecursionError, NotImplementedError)
 
 
 def as_stream(pdf: PdfInput) -> BinaryIO:

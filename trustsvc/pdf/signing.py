@@ -18,7 +18,7 @@ from pyhanko_certvalidator.context import ValidationContext
 from trustsvc.algorithms.signer import Signer
 from trustsvc.errors import DecodeError, InvalidInput, TrustsvcError
 from trustsvc.fileio import atomic_output
-from trustsvc.pdf.errors import PdfInput, open_writer
+from trustsvc.pdf.errors import BROKEN_STRUCTURE, PdfInput, open_writer
 from trustsvc.pdf.metadata import LicenceMetadata, write_metadata
 from trustsvc.pdf.pyhanko_sm2 import TrustsvcPdfSigner, digest_algorithm, validation_context
 
@@ -127,6 +127,8 @@ def _sign_once(pdf: PdfInput, output: BinaryIO, signer: Signer, opts: SignOption
         raise SigningFailed(f"pyHanko could not sign: {exc}") from None
     except PdfError as exc:
         raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
+    except BROKEN_STRUCTURE as exc:  # the input's fault (as FastPdfSigner says), not the daemon's: no INTERNAL
+        raise DecodeError(f"PDF cannot be signed: {type(exc).__name__}: {exc}", reason="PDF_MALFORMED") from None
     except Exception as exc:  # pyHanko raises many kinds (PdfWriteError, ValueError ...) on odd input
         raise SigningFailed(f"signing failed: {type(exc).__name__}: {exc}") from None
 
