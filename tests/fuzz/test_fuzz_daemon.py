@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.test_fuzz_cms import extensions_tag_as
+from tests.fuzz.test_fuzz_pdf import flate_bomb_pdf
 from tests.integration.test_daemon_fixtures import Running, start_daemon
 from trustsvc import codegen
 from trustsvc.algorithms.sm3 import sm3
@@ -462,6 +463,9 @@ REGRESSIONS: dict[str, tuple[Any, ...]] = {  # (RPC, request from the corpus[, c
         options=_PDF.PdfSignOptions(key="default", seal_id=c.demo_seal, rect=[0, 0, float("inf"), 1e308]))),
     "PDF whose /Pages has no /Count (KeyError: INTERNAL PDF_SIGNING_FAILED)": ("SignPdf", lambda c: _PDF.SignPdfRequest(
         pdf=c.blobs["pdf"][0].replace(b"/Count", b"/Cotnt", 1), options=_PDF.PdfSignOptions(key="default"))),
+    "anchor text in a content stream that inflates 40 KB to 40 MB (there was no limit, 400 MB took 1 GB)": (
+        "SignPdf", lambda c: _PDF.SignPdfRequest(pdf=flate_bomb_pdf(), options=_PDF.PdfSignOptions(
+            key="default", seal_id=c.demo_seal, anchor_text="licence")), grpc.StatusCode.RESOURCE_EXHAUSTED),
     "certificate extensions tagged ObjectDescriptor in a CMS (AttributeError)": (
         "VerifySignedMessage", lambda c: signature_pb2.VerifySignedMessageRequest(
             cms=extensions_tag_as(c.blobs["cms"][0], 0x07))),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import zlib
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -150,3 +151,18 @@ def test_malformed_pdf_is_pdf_malformed(name: str) -> None:
         with pytest.raises(TrustsvcError) as err:
             func(MALFORMED[name])
         assert err.value.reason == "PDF_MALFORMED", err.value
+
+
+def flate_bomb_pdf(decoded: int = 40 * 1024 * 1024) -> bytes:
+    """A one-page PDF whose content stream (the text "licence", then blanks) inflates to ``decoded`` bytes."""
+    content = zlib.compress(b"BT /F1 12 Tf 72 700 Td (licence) Tj ET\n" + b" " * decoded, 9)
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>"
+    objs = [_CATALOG, b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>", page,
+            b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(content), content)]
+    out, offsets = b"%PDF-1.7\n", []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, obj)
+    xref = len(out)
+    out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    return out + b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref

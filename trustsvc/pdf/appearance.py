@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from trustsvc.errors import InvalidInput, NotFound
@@ -32,6 +33,9 @@ logging.getLogger("fontTools.subset").setLevel(logging.ERROR)  # "BDF/FFTM not s
 
 DEFAULT_TEXT = "%(signer)s\n%(ts)s"
 FONT_NAME = "WenQuanYi Zen Hei"
+# the most a page's content streams may decode to when looking for anchor text: a 400 KB flate bomb made
+# 400 MB (about 1 GB of memory, 4 s) before
+MAX_CONTENT_BYTES = 32 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,6 +264,21 @@ def _pdftotext_box(reader: PdfFileReader, page: int, needle: str) -> Box | None:
     return None
 
 
+def _content_data(stream: Any, room: int) -> bytes:
+    """A content stream's decoded bytes; InvalidInput PDF_CONTENT_TOO_LARGE past ``room`` (Flate is decoded
+    only that far)."""
+    filters = stream.get("/Filter")
+    names = [filters] if isinstance(filters, str) else list(filters or [])
+    if names == ["/FlateDecode"] and "/DecodeParms" not in stream:
+        data = zlib.decompressobj().decompress(stream.encoded_data, room + 1)
+    else:
+        data = stream.data
+    if len(data) > room:
+        raise InvalidInput(f"the page's content decodes to more than {MAX_CONTENT_BYTES} bytes",
+                           reason="PDF_CONTENT_TOO_LARGE")
+    return data
+
+
 def find_text(reader: PdfFileReader, page: int, needle: str) -> Box:
     """Box (PDF points) of the first occurrence of ``needle`` on page ``page``; NotFound if absent."""
     from pyhanko.pdf_utils import generic
@@ -275,7 +294,10 @@ def find_text(reader: PdfFileReader, page: int, needle: str) -> Box:
         page_ref, _ = reader.find_page_for_modification(page)
         contents = page_ref.get_object().get("/Contents")
         parts = contents if isinstance(contents, generic.ArrayObject) else [contents] if contents else []
-        data = b"\n".join(p.get_object().data for p in parts)
+        decoded: list[bytes] = []
+        for p in parts:
+            decoded.append(_content_data(p.get_object(), MAX_CONTENT_BYTES - sum(map(len, decoded))))
+        data = b"\n".join(decoded)
     except InvalidInput:
         raise
     except Exception:  # unreadable content: try poppler

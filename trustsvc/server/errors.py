@@ -17,7 +17,8 @@ _TABLE: list[tuple[type[e.TrustsvcError], frozenset[str] | None, grpc.StatusCode
     (e.Conflict, frozenset({"REQUEST_IN_PROGRESS"}), grpc.StatusCode.ABORTED),
     (e.Conflict, frozenset({"DUPLICATE", "ALREADY_EXISTS"}), grpc.StatusCode.ALREADY_EXISTS),
     (e.Conflict, None, grpc.StatusCode.FAILED_PRECONDITION),
-    (e.InvalidInput, frozenset({"STREAM_TOO_LARGE"}), grpc.StatusCode.RESOURCE_EXHAUSTED),  # as gRPC's own limit
+    (e.InvalidInput, frozenset({"STREAM_TOO_LARGE", "PDF_CONTENT_TOO_LARGE"}),
+     grpc.StatusCode.RESOURCE_EXHAUSTED),  # as gRPC's own limit
     (e.CallAborted, frozenset({"CANCELLED"}), grpc.StatusCode.CANCELLED),
     (e.CallAborted, None, grpc.StatusCode.DEADLINE_EXCEEDED),
     (e.InvalidInput, None, grpc.StatusCode.INVALID_ARGUMENT),
