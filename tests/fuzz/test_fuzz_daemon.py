@@ -423,6 +423,9 @@ REGRESSIONS: dict[str, tuple[Any, ...]] = {  # (RPC, request from the corpus[, c
         "MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="x", valid_days=2**32 - 1)),
     "drawn seal name of 100000 characters (wedged ~30 min drawing the ring)": (
         "MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="x" * 100_000)),
+    "drawn seal named '\\r' (raqm_layout() failed: RuntimeError)": (
+        "MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="\r")),
+    "drawn seal name with U+2029 (same)": ("MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="seal\u2029x")),
     "SVG picture declaring an encoding expat lacks (LookupError)": ("MakeSeal", lambda c: seal_pb2.MakeSealRequest(
         name="x", picture=b'<?xml version="1.0" encoding="x-foo"?><svg/>', picture_type="SVG")),
     "SVG picture in a multi-byte encoding (ValueError)": ("MakeSeal", lambda c: seal_pb2.MakeSealRequest(

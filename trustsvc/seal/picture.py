@@ -12,6 +12,7 @@ import math
 import re
 import shutil
 import subprocess
+import unicodedata
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -94,6 +95,10 @@ def render_png(org: str, *, name: str = "", code: str = "", diameter_mm: float =
     if len(org) > MAX_RING_CHARS:
         raise InvalidInput(f"the seal's name is {len(org)} characters; a drawn seal takes at most {MAX_RING_CHARS} "
                            "(or give a picture)", reason="SEAL_NAME_TOO_LONG")
+    for text in (org, name, code):  # raqm fails (RuntimeError) on CR, NEL, U+2029 ...; none can be drawn anyway
+        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
+            raise InvalidInput(f"the seal's text {text[:40]!r} has control characters or line breaks: it cannot be "
+                               "drawn (or give a picture)", reason="BAD_SEAL_NAME")
     size = max(64, round(diameter_mm / 25.4 * dpi))
     scale = 4 if size < 800 else 2  # draw large, then downsample for smooth edges
     big = size * scale
