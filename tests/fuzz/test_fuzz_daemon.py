@@ -469,6 +469,8 @@ REGRESSIONS: dict[str, tuple[Any, ...]] = {  # (RPC, request from the corpus[, c
     "anchor text in a content stream that inflates 40 KB to 40 MB (there was no limit, 400 MB took 1 GB)": (
         "SignPdf", lambda c: _PDF.SignPdfRequest(pdf=flate_bomb_pdf(), options=_PDF.PdfSignOptions(
             key="default", seal_id=c.demo_seal, anchor_text="licence")), grpc.StatusCode.RESOURCE_EXHAUSTED),
+    "VerifySignedData by key '@:' (ValueError)": ("VerifySignedData", lambda c: signature_pb2.VerifySignedDataRequest(
+        data=b"hello", signature=c.blobs["sig"][0], key="@:")),
     "certificate extensions tagged ObjectDescriptor in a CMS (AttributeError)": (
         "VerifySignedMessage", lambda c: signature_pb2.VerifySignedMessageRequest(
             cms=extensions_tag_as(c.blobs["cms"][0], 0x07))),

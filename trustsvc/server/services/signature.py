@@ -87,7 +87,11 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
             self.rt.policy().check_key(ctx.current().identity, request.key)
             from trustsvc.keys.base import parse_key_ref
 
-            name, version = parse_key_ref(request.key)
+            try:
+                name, version = parse_key_ref(request.key)
+            except ValueError:  # "@:", "default@x": not NAME@VERSION
+                raise InvalidInput(f"bad key reference {request.key!r}; use name or name@version",
+                                   reason="BAD_KEY_REF") from None
             public_key = self.rt.keystore.public_key(name, version)
         else:
             raise InvalidInput("give a certificate, public_key or key", reason="MISSING_FIELD")
