@@ -421,6 +421,13 @@ REGRESSIONS: dict[str, tuple[Any, ...]] = {  # (RPC, request from the corpus[, c
     "seal type out of the enum (ValueError)": ("MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="audit", type=7)),
     "valid_days past the year 9999 (OverflowError)": (
         "MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="x", valid_days=2**32 - 1)),
+    "a 5000-character revocation reason (kept in the audit log for good)": ("RevokeToken", lambda c: (
+        token_pb2.RevokeTokenRequest(token_id="jti-1", reason="r" * 5000))),
+    "a 5000-character token id": ("RevokeToken", lambda c: token_pb2.RevokeTokenRequest(token_id="j" * 5000)),
+    "a 5000-character suspension reason": ("SuspendSeal", lambda c: seal_pb2.SuspendSealRequest(
+        seal_id=c.demo_seal, reason="r" * 5000)),
+    "a 5000-character propertyInfo (signed into the SES_Signature)": ("SignWithSeal", lambda c: (
+        seal_pb2.SignWithSealRequest(seal_id=c.demo_seal, data=b"x", property_info="p" * 5000))),
     "drawn seal name of 100000 characters (wedged ~30 min drawing the ring)": (
         "MakeSeal", lambda c: seal_pb2.MakeSealRequest(name="x" * 100_000)),
     "drawn seal named '\\r' (raqm_layout() failed: RuntimeError)": (

@@ -43,6 +43,16 @@ def require(value: Any, field: str) -> Any:
     return value
 
 
+MAX_TEXT = 1024  # a free-text field (a reason, a propertyInfo, a token id) kept in records and signatures
+
+
+def bounded(value: str, field: str, limit: int = MAX_TEXT) -> str:
+    """``value`` when at most ``limit`` characters, else InvalidInput FIELD_TOO_LONG (it would be stored for good)."""
+    if len(value) > limit:
+        raise InvalidInput(f"{field} is {len(value)} characters; at most {limit}", reason="FIELD_TOO_LONG")
+    return value
+
+
 def result(valid: bool, reason: str = "", message: str = "", checks: Iterable[tuple[str, bool, str, str]] = ()) -> Any:
     return common_pb2.VerificationResult(
         valid=valid, reason="" if valid else (reason or "INVALID"), message=message,

@@ -18,7 +18,7 @@ from trustsvc.seal.verify import verify
 from trustsvc.server import context as ctx
 from trustsvc.server.embedded import demo_seal_wanted, require_sm2_seal_maker
 from trustsvc.server.runtime import Runtime
-from trustsvc.server.services.common import once, receipt, require, result, ts
+from trustsvc.server.services.common import bounded, once, receipt, require, result, ts
 
 pb, pb_grpc = codegen.load("seal")
 UTC = dt.UTC
@@ -146,7 +146,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         return rec, receipt(audit)
 
     def SuspendSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
-        rec, audit = self._change("suspend", require(request.seal_id, "seal_id"), request.reason)
+        rec, audit = self._change("suspend", require(request.seal_id, "seal_id"), bounded(request.reason, "reason"))
         return pb.SuspendSealResponse(seal=seal_message(rec), audit=audit)
 
     def ResumeSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -154,7 +154,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         return pb.ResumeSealResponse(seal=seal_message(rec), audit=audit)
 
     def RevokeSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
-        rec, audit = self._change("revoke", require(request.seal_id, "seal_id"), request.reason)
+        rec, audit = self._change("revoke", require(request.seal_id, "seal_id"), bounded(request.reason, "reason"))
         return pb.RevokeSealResponse(seal=seal_message(rec), audit=audit)
 
     def SignWithSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -171,7 +171,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         except NotFound:
             raise
         signer = self._seal_signer(rec)
-        prop = request.property_info or "trustsvc"
+        prop = bounded(request.property_info, "property_info") or "trustsvc"
         if request.WhichOneof("content") == "data":
             from trustsvc.algorithms.sm3 import sm3
 

@@ -16,7 +16,7 @@ from trustsvc import codegen
 from trustsvc.algorithms.sm3 import sm3_hex
 from trustsvc.errors import InvalidInput
 from trustsvc.server.runtime import Runtime
-from trustsvc.server.services.common import once, receipt, require, result
+from trustsvc.server.services.common import bounded, once, receipt, require, result
 from trustsvc.token import TokenInvalid
 from trustsvc.token.codec import parse_compact
 from trustsvc.token.errors import TokenConfigError
@@ -98,11 +98,12 @@ class TokenService(pb_grpc.TokenServiceServicer):  # type: ignore[name-defined] 
                     raise InvalidInput(f"the token cannot be revoked: {exc.message}", reason=exc.reason) from None
             jti, exp = claims.get("jti"), claims.get("exp")
         elif which == "token_id":
-            jti, exp = request.token_id, None
+            jti, exp = bounded(request.token_id, "token_id", 256), None
         else:
             raise InvalidInput("give token or token_id", reason="MISSING_FIELD")
         if not isinstance(jti, str) or not jti:
             raise InvalidInput("the token has no jti", reason="MISSING_CLAIM")
+        bounded(request.reason, "reason")
         with self.rt.changing() as change:  # the revocation and its record commit together, or neither
             self.tokens.revocations.revoke_jti(self.tokens.config.issuer, jti,
                                                expires_at=exp if isinstance(exp, int) else None,
