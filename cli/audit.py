@@ -4,15 +4,52 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
+from pathlib import Path
 
-from cli.common import emit, home
+from cli.common import emit, home, read_file
+from trustsvc.errors import InvalidInput
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def _db(args: argparse.Namespace) -> object:
+def _db(args: argparse.Namespace, *, existing: bool = False) -> object:
     from trustsvc.store.database import Database
 
     url = args.db or f"sqlite:///{home(args) / 'trustsvc.db'}"
+    if existing and not url.startswith(("postgresql://", "postgres://")):
+        _check_sqlite_log(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
     return Database(url)
+
+
+def _check_sqlite_log(path: str) -> None:
+    """The SQLite file to verify exists and holds an audit log; checked read-only, so that a missing path, an empty
+    or foreign file is reported (exit 2) instead of being created or given the audit tables and passed as OK."""
+    if path == ":memory:":
+        return
+    file = Path(path)
+    if file.exists() and not file.is_file():
+        raise InvalidInput(f"cannot read {path}: not a regular file", reason="INPUT_UNREADABLE")
+    try:
+        with file.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        reason = "INPUT_NOT_FOUND" if isinstance(exc, FileNotFoundError) else "INPUT_UNREADABLE"
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}", reason=reason) from None
+    if head != SQLITE_MAGIC:
+        raise InvalidInput(f"{path} is not an SQLite database" + ("" if head else " (an empty file)"),
+                           reason="NOT_AN_AUDIT_DATABASE")
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise InvalidInput(f"{path} is not a readable SQLite database: {exc}", reason="NOT_AN_AUDIT_DATABASE") from None
+    missing = sorted({"audit_log", "audit_head", "audit_checkpoints"} - tables)
+    if missing:
+        raise InvalidInput(f"{path} holds no audit log (no table {', '.join(missing)})", reason="NO_AUDIT_LOG")
 
 
 def _trusted(args: argparse.Namespace) -> list[object] | None:
@@ -20,14 +57,14 @@ def _trusted(args: argparse.Namespace) -> list[object] | None:
         return None
     from trustsvc.algorithms.encoding import load_public_key
 
-    with open(args.audit_key, "rb") as fh:
-        return [load_public_key(fh.read())]
+    return [load_public_key(read_file(args.audit_key))]
 
 
 def _verify(args: argparse.Namespace) -> int:
     from trustsvc.audit import verify_log
 
-    report = verify_log(_db(args), trusted_keys=_trusted(args))  # type: ignore[arg-type]
+    keys = _trusted(args)
+    report = verify_log(_db(args, existing=True), trusted_keys=keys)  # type: ignore[arg-type]
     lines = [f"audit log: {report.records} records, {report.checkpoints} signed checkpoints, head {report.head_seq}"]
     lines += [f"  seq {p.seq}: {p.kind}: {p.message}" for p in report.problems]
     lines.append("OK" if report.ok else f"TAMPERED (first problem at seq {report.first_bad_seq})")

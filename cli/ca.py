@@ -7,7 +7,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from cli.common import add_key_store_args, emit, home, key_source, read_input
+from cli.common import add_key_store_args, emit, home, key_source, read_certificates, read_file, read_input
 from trustsvc.algorithms.encoding import private_key_to_pem
 from trustsvc.errors import InvalidInput
 from trustsvc.pki.ca import CA_KEY_SPECS, DEFAULT_NAME, PROFILES, DevelopmentCA
@@ -144,10 +144,10 @@ def _verify(args: argparse.Namespace) -> int:
         raise InvalidInput(f"no certificate in {args.cert}", reason="BAD_CERTIFICATE")
     leaf, intermediates = certs[0], certs[1:]
     for path in args.chain or ():
-        intermediates += Certificate.load_all(Path(path).read_bytes())
-    crls = [CertificateRevocationList.load(Path(p).read_bytes()) for p in args.crl or ()]
+        intermediates += read_certificates(path)
+    crls = [CertificateRevocationList.load(read_file(p)) for p in args.crl or ()]
     if args.trust:
-        anchors = [c for p in args.trust for c in Certificate.load_all(Path(p).read_bytes())]
+        anchors = [c for p in args.trust for c in read_certificates(p)]
     else:
         ca_cert = ca_dir(args) / "ca-cert.pem"
         if not ca_cert.exists():

@@ -27,7 +27,30 @@ def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
 
 def read_input(path: str) -> bytes:
     """Bytes of a file, or of stdin for '-'."""
-    return sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    return sys.stdin.buffer.read() if path == "-" else read_file(path)
+
+
+def read_file(path: str) -> bytes:
+    """Bytes of a file the user named; a missing or unreadable path (a directory ...) is bad input (exit 2)."""
+    from trustsvc.errors import InvalidInput
+
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        reason = "INPUT_NOT_FOUND" if isinstance(exc, FileNotFoundError) else "INPUT_UNREADABLE"
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}", reason=reason) from None
+
+
+def read_certificates(path: str) -> list[Any]:
+    """Every certificate in a file the user named (PEM bundle or DER); a file holding none (a cut PEM, a key ...)
+    is bad input rather than an empty list of trust anchors."""
+    from trustsvc.errors import InvalidInput
+    from trustsvc.pki.certificate import Certificate
+
+    certs = Certificate.load_all(read_file(path))
+    if not certs:
+        raise InvalidInput(f"no certificate in {path}", reason="BAD_CERTIFICATE")
+    return certs
 
 
 def add_key_store_args(group: argparse._ArgumentGroup, *, store_default: str | None = "soft") -> None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.common import add_key_store_args, emit, home, key_source, read_input
+from cli.common import add_key_store_args, emit, home, key_source, read_certificates, read_file, read_input
 from trustsvc.errors import InvalidInput
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
@@ -76,11 +76,10 @@ def _signing_args(c: argparse.ArgumentParser) -> None:
 
 def _verify(args: argparse.Namespace) -> int:
     from trustsvc.pdf.verify import verify_pdf
-    from trustsvc.pki.certificate import Certificate
 
-    roots = [c.der for t in args.trust for c in Certificate.load_all(Path(t).read_bytes())]
-    crls = [Path(c).read_bytes() for c in args.crl]
-    with open(args.pdf, "rb") as f:
+    roots = [c.der for t in args.trust for c in read_certificates(t)]
+    crls = [read_file(c) for c in args.crl]
+    with _open_input(args.pdf) as f:
         report = verify_pdf(f, trust_roots=roots, crls=crls)
     emit(report.to_dict(), args.json, report.to_text())
     return 0 if report.valid else 1
@@ -174,7 +173,8 @@ def _open_input(path: str) -> Any:
     try:
         return open(path, "rb")
     except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}", reason="INPUT_NOT_FOUND") from None
+        reason = "INPUT_NOT_FOUND" if isinstance(exc, FileNotFoundError) else "INPUT_UNREADABLE"
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}", reason=reason) from None
 
 
 def _check_level(args: argparse.Namespace) -> None:

@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from cli.common import emit, home, read_input
+from cli.common import emit, home, read_certificates, read_file, read_input
 from trustsvc.errors import InvalidInput
 
 EXIT_OK, EXIT_INVALID, EXIT_BAD_INPUT = 0, 1, 2
@@ -29,13 +29,12 @@ def _time(text: str | None) -> dt.datetime | None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from trustsvc.pki.certificate import Certificate
     from trustsvc.seal.report import Verdict
     from trustsvc.seal.verify import verify
 
-    trust = [c for path in args.trust or [] for c in Certificate.load_all(Path(path).read_bytes())]
+    trust = [c for path in args.trust or [] for c in read_certificates(path)]
     registry = _registry(args) if args.db else None
-    report = verify(read_input(args.file), document=Path(args.doc).read_bytes() if args.doc else None,
+    report = verify(read_input(args.file), document=read_file(args.doc) if args.doc else None,
                     at=_time(args.at), trust=trust, registry=registry)
     emit(report.to_dict(), args.json, report.to_text())
     if report.verdict is Verdict.NOT_SES:
@@ -61,18 +60,18 @@ def cmd_make(args: argparse.Namespace) -> int:
     from trustsvc.seal.make import Picture, SealSpec, SealType, make_seal
     from trustsvc.seal.picture import check_upload, render_png
 
-    maker_cert = Certificate.load(Path(args.maker_cert).read_bytes())
+    maker_cert = Certificate.load(read_file(args.maker_cert))
     if args.maker_key:
         from trustsvc.algorithms.encoding import load_private_key
 
-        maker: Signer = SoftwareSigner(load_private_key(Path(args.maker_key).read_bytes()))
+        maker: Signer = SoftwareSigner(load_private_key(read_file(args.maker_key)))
     else:
         from trustsvc.keys.factory import open_keystore
 
         maker = open_keystore("soft", home(args)).signer(args.maker_keyname)
-    holders = [c.der for p in args.holder_cert for c in Certificate.load_all(Path(p).read_bytes())]
+    holders = [c.der for p in args.holder_cert for c in Certificate.load_all(read_file(p))]
     if args.picture:
-        data = Path(args.picture).read_bytes()
+        data = read_file(args.picture)
         kind = check_upload(data)
     else:
         data = render_png(args.org or args.name, name=args.label, code=args.es_id or "", diameter_mm=args.size)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import emit, home, read_input
-from trustsvc.errors import InvalidInput, KeyNotFound
+from trustsvc.errors import InvalidInput, KeyNotFound, TrustsvcError
 from trustsvc.keys.base import KeyStore
 from trustsvc.keys.factory import open_keystore
 from trustsvc.store.database import Database
@@ -105,6 +105,8 @@ def _verifier(args: argparse.Namespace) -> TokenVerifier:
                         for e in config.get("issuers", [])]
         except (OSError, ValueError, AttributeError) as exc:
             raise InvalidInput(f"trust configuration {trust} unusable: {exc}", reason="BAD_TRUST_CONFIG") from None
+        except TrustsvcError as exc:
+            raise InvalidInput(f"trust configuration {trust} unusable: {exc.message}", reason=exc.reason) from None
     return TokenVerifier(issuers, audience=args.aud, leeway=args.leeway, revocation=RevocationStore(_db(args)))
 
 

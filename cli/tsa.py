@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli.common import emit, read_input
+from cli.common import emit, read_certificates, read_file, read_input
 from trustsvc.algorithms import load_private_key
 from trustsvc.algorithms.signer import SoftwareSigner
 from trustsvc.errors import DecodeError, InvalidInput
@@ -59,10 +59,10 @@ def _local_tsa(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from trustsvc.tsa import LocalTsa
 
     password = os.environ.get(args.key_password_env, "").encode() if args.key_password_env else None
-    key = load_private_key(Path(args.key).read_bytes(), password)
-    chain = [c.der for c in Certificate.load_all(Path(args.cert).read_bytes())]
+    key = load_private_key(read_file(args.key), password)
+    chain = [c.der for c in Certificate.load_all(read_file(args.cert))]
     if args.chain:
-        chain += [c.der for c in Certificate.load_all(Path(args.chain).read_bytes())]
+        chain += [c.der for c in Certificate.load_all(read_file(args.chain))]
     signer = SoftwareSigner(key, certificate_chain=chain)
     kwargs = {"policy_oid": args.policy} if getattr(args, "policy", None) else {}
     return LocalTsa(signer, **kwargs)
@@ -95,7 +95,7 @@ def _verify(args: argparse.Namespace) -> int:
             return 1
     except DecodeError:
         token = raw
-    anchors = Certificate.load_all(Path(args.ca).read_bytes()) if args.ca else None
+    anchors = read_certificates(args.ca) if args.ca else None
     data = read_input(args.file) if args.file else None
     result = verify_timestamp_token(token, data, trust_anchors=anchors)
     report = result.to_dict()
