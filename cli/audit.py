@@ -75,7 +75,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _tail(args: argparse.Namespace) -> int:
     from trustsvc.audit import AuditLog
 
-    records = AuditLog(_db(args)).tail(args.n)  # type: ignore[arg-type]
+    records = AuditLog(_db(args, existing=True)).tail(args.n)  # type: ignore[arg-type]  # never creates one
     for rec in records:
         if args.json:
             print(json.dumps(rec.to_json(), ensure_ascii=False))

@@ -249,6 +249,10 @@ def test_cli_audit_verify_and_tail(tmp_path, capsys) -> None:
     assert main(["audit", "verify", "--db", url]) == 1
     assert "seq 2: DELETED" in capsys.readouterr().out
 
+    missing = tmp_path / "nothing-here.db"
+    assert main(["audit", "tail", "--db", f"sqlite:///{missing}", "--json"]) == 2  # not created, not shown as empty
+    assert not missing.exists() and "INPUT_NOT_FOUND" in capsys.readouterr().err
+
 
 @pytest.mark.parametrize("value", [
     {"b": 1, "a": "中文\n\x01\x7f\u2028\"\\", "c": None, "d": True, "e": [1, -2, {"z": "y", "": 0}]},
