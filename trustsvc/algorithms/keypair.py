@@ -6,8 +6,9 @@ EC P-256/P-384, RSA and Ed25519 keys wrap ``cryptography`` objects.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from asn1crypto import keys as asn1_keys
@@ -29,6 +30,18 @@ KEY_SPECS = ("sm2", "ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "e
 
 def _pss() -> padding.PSS:
     return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+
+
+@contextlib.contextmanager
+def _verification(algorithm: SignatureAlgorithm) -> Iterator[None]:
+    """A ``cryptography`` verification inside: its failures become InvalidSignature with a reason."""
+    try:
+        yield
+    except _CryptoInvalidSignature:
+        raise InvalidSignature(f"{algorithm.value} signature does not verify") from None
+    except ValueError as exc:  # malformed DER etc.
+        raise InvalidSignature(f"{algorithm.value} signature is malformed: {exc}",
+                               reason="BAD_SIGNATURE_ENCODING") from None
 
 
 class PublicKey:
@@ -165,7 +178,7 @@ class PublicKey:
             assert self.point is not None
             sm2.verify(self.point, message, signature, sm2_id)
             return
-        try:
+        with _verification(algorithm):
             if self.key_type is KeyType.EC:
                 self._crypto.verify(signature, message, ec.ECDSA(_HASHES[algorithm.digest or ""]()))
             elif algorithm is SignatureAlgorithm.RSA_PSS_SHA256:
@@ -174,11 +187,6 @@ class PublicKey:
                 self._crypto.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
             else:
                 self._crypto.verify(signature, message)
-        except _CryptoInvalidSignature:
-            raise InvalidSignature(f"{algorithm.value} signature does not verify") from None
-        except ValueError as exc:  # malformed DER etc.
-            raise InvalidSignature(f"{algorithm.value} signature is malformed: {exc}",
-                                   reason="BAD_SIGNATURE_ENCODING") from None
 
     def verify_digest(self, algorithm: SignatureAlgorithm, digest: bytes, signature: bytes) -> None:
         """Like ``verify``, given the digest the signature covers (for SM2 e = SM3(Z || M), see
@@ -195,18 +203,13 @@ class PublicKey:
             raise InvalidInput(f"{algorithm.value} cannot verify a precomputed digest; verify the whole message",
                                reason="PREHASH_UNSUPPORTED")
         pre = Prehashed(hash_cls())
-        try:
+        with _verification(algorithm):
             if self.key_type is KeyType.EC:
                 self._crypto.verify(signature, digest, ec.ECDSA(pre))
             elif algorithm is SignatureAlgorithm.RSA_PSS_SHA256:
                 self._crypto.verify(signature, digest, _pss(), pre)
             else:
                 self._crypto.verify(signature, digest, padding.PKCS1v15(), pre)
-        except _CryptoInvalidSignature:
-            raise InvalidSignature(f"{algorithm.value} signature does not verify") from None
-        except ValueError as exc:
-            raise InvalidSignature(f"{algorithm.value} signature is malformed: {exc}",
-                                   reason="BAD_SIGNATURE_ENCODING") from None
 
 
 class PrivateKey:

@@ -45,8 +45,6 @@ class Verifier:
 
     def digest_hasher(self) -> MessageHasher:
         """A running hash whose ``digest()`` ``verify_digest`` takes (PREHASH_UNSUPPORTED for Ed25519)."""
-        if self.public_key.key_type is KeyType.ED25519:
-            raise prehash_unsupported("Ed25519 (it hashes the message twice)")
         return message_hasher(self.public_key, self.algorithm, self.sm2_id)
 
     def verify_digest(self, digest: bytes, signature: bytes) -> None:
@@ -107,6 +105,8 @@ def _hash_for(algorithm: SignatureAlgorithm) -> type[hashes.HashAlgorithm]:
 def message_hasher(public_key: PublicKey, algorithm: SignatureAlgorithm,
                    sm2_id: bytes = sm2.DEFAULT_ID) -> MessageHasher:
     """The hasher whose digest ``algorithm`` signs for ``public_key``: SM3 primed with Z for SM2."""
+    if public_key.key_type is KeyType.ED25519:
+        raise prehash_unsupported("Ed25519 (it hashes the message twice)")
     if algorithm is SignatureAlgorithm.SM2_SM3:
         return MessageHasher(algorithm, public_key.sm2_z(sm2_id))
     return MessageHasher(algorithm)
@@ -219,8 +219,6 @@ class SoftwareSigner(Signer):
         return self.sign(prefix.data + suffix)
 
     def digest_hasher(self) -> MessageHasher:
-        if self.key_type is KeyType.ED25519:
-            raise prehash_unsupported("Ed25519 (it hashes the message twice)")
         return message_hasher(self.public_key, self.algorithm, self.sm2_id)
 
     def sign_digest(self, digest: bytes) -> bytes:
