@@ -7,7 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from cli.common import emit, home, read_file
+from cli.common import emit, home, read_file, unreadable
 from trustsvc.errors import InvalidInput
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -34,8 +34,7 @@ def _check_sqlite_log(path: str) -> None:
         with file.open("rb") as fh:
             head = fh.read(16)
     except OSError as exc:
-        reason = "INPUT_NOT_FOUND" if isinstance(exc, FileNotFoundError) else "INPUT_UNREADABLE"
-        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}", reason=reason) from None
+        raise unreadable(path, exc) from None
     if head != SQLITE_MAGIC:
         raise InvalidInput(f"{path} is not an SQLite database" + ("" if head else " (an empty file)"),
                            reason="NOT_AN_AUDIT_DATABASE")

@@ -30,15 +30,20 @@ def read_input(path: str) -> bytes:
     return sys.stdin.buffer.read() if path == "-" else read_file(path)
 
 
-def read_file(path: str) -> bytes:
-    """Bytes of a file the user named; a missing or unreadable path (a directory ...) is bad input (exit 2)."""
+def unreadable(path: str, exc: OSError) -> Exception:
+    """The bad-input error (exit 2) for a file the user named that could not be opened or read."""
     from trustsvc.errors import InvalidInput
 
+    reason = "INPUT_NOT_FOUND" if isinstance(exc, FileNotFoundError) else "INPUT_UNREADABLE"
+    return InvalidInput(f"cannot read {path}: {exc.strerror or exc}", reason=reason)
+
+
+def read_file(path: str) -> bytes:
+    """Bytes of a file the user named; a missing or unreadable path (a directory ...) is bad input (exit 2)."""
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        reason = "INPUT_NOT_FOUND" if isinstance(exc, FileNotFoundError) else "INPUT_UNREADABLE"
-        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}", reason=reason) from None
+        raise unreadable(path, exc) from None
 
 
 def read_certificates(path: str) -> list[Any]:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.common import add_key_store_args, emit, home, key_source, read_certificates, read_file, read_input
+from cli.common import add_key_store_args, emit, home, key_source, read_certificates, read_file, read_input, unreadable
 from trustsvc.errors import InvalidInput
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
@@ -173,8 +173,7 @@ def _open_input(path: str) -> Any:
     try:
         return open(path, "rb")
     except OSError as exc:
-        reason = "INPUT_NOT_FOUND" if isinstance(exc, FileNotFoundError) else "INPUT_UNREADABLE"
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}", reason=reason) from None
+        raise unreadable(path, exc) from None
 
 
 def _check_level(args: argparse.Namespace) -> None:
