@@ -20,6 +20,7 @@ It reports, at the seq where each is seen:
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from typing import Any
 
@@ -196,7 +197,7 @@ def verify_records(records: list[AuditRecord], checkpoints: list[Checkpoint] = (
         o, rec = known[i], records[i]
         if i in reordered or o == rec.seq:
             continue
-        expected = o + sum(1 for s in inserted_seqs if s < rec.seq) - sum(1 for s in missing if s < o)
+        expected = o + bisect.bisect_left(inserted_seqs, rec.seq) - bisect.bisect_left(missing, o)
         if rec.seq != expected:
             problem(rec.seq, "EDITED", f"record stored at seq {rec.seq} was written as seq {o} (renumbered)")
     for i in inserted:
