@@ -169,9 +169,7 @@ class Runtime:
         call = ctx.current()
         if not call.changing:
             call.check_deadline()
-        operation, client, request_id = operation or call.operation, call.client, call.request_id
-        events = [AuditEvent(operation, client, request_id, ref,
-                             doc_hash or (sm3_hex(data) if data is not None else ""), result, detail)
+        events = [call_event(call, ref, data, doc_hash, result, detail, operation)
                   for ref, data, doc_hash, detail in items]
         try:
             return self.audit.append_many(events)
@@ -192,7 +190,12 @@ class Change:
     def record(self, *, ref: str = "", data: bytes | None = None, document_hash: str = "", result: str = "ok",
                detail: dict[str, Any] | None = None, operation: str = "") -> AuditRecord:
         """The call's record, in the change's transaction (final once the ``with`` block commits)."""
-        call = self._call
-        return self._atx.append(AuditEvent(operation or call.operation, call.client, call.request_id, ref,
-                                           document_hash or (sm3_hex(data) if data is not None else ""), result,
-                                           detail or {}))
+        return self._atx.append(call_event(self._call, ref, data, document_hash, result, detail or {}, operation))
+
+
+def call_event(call: ctx.Call, ref: str, data: bytes | None, document_hash: str, result: str,
+               detail: dict[str, Any], operation: str = "") -> AuditEvent:
+    """The audit event of the current call (its operation unless ``operation``); the document hash is
+    ``document_hash``, else SM3 of ``data`` when given."""
+    return AuditEvent(operation or call.operation, call.client, call.request_id, ref,
+                      document_hash or (sm3_hex(data) if data is not None else ""), result, detail)
