@@ -16,7 +16,7 @@ from typing import Any
 from trustsvc.algorithms.signer import Signer
 from trustsvc.errors import InvalidInput
 from trustsvc.keys.base import KeyStore, parse_key_ref
-from trustsvc.store.database import Database
+from trustsvc.store.database import Database, Transaction
 from trustsvc.token.algs import AlgPolicy
 from trustsvc.token.identity import LegalPerson, NaturalPerson, Privacy
 from trustsvc.token.issuer import TokenIssuer
@@ -164,8 +164,9 @@ class TokenService:
         return introspect(self._verifier(audience) if audience else self.verifier, token)
 
     def revoke_jti(self, jti: str, *, iss: str | None = None, expires_at: int | None = None,
-                   reason: str = "") -> None:
-        self.revocations.revoke_jti(iss or self.config.issuer, jti, expires_at=expires_at, reason=reason)
+                   reason: str = "", tx: Transaction | None = None) -> None:
+        """Revoke one token of ``iss`` (default ours); in ``tx`` when given (an audited change)."""
+        self.revocations.revoke_jti(iss or self.config.issuer, jti, expires_at=expires_at, reason=reason, tx=tx)
 
     def revoke_subject(self, sub: str, before: int | None = None, *, iss: str | None = None,
                        reason: str = "") -> int:

@@ -105,9 +105,8 @@ class TokenService(pb_grpc.TokenServiceServicer):  # type: ignore[name-defined] 
             raise InvalidInput("the token has no jti", reason="MISSING_CLAIM")
         bounded(request.reason, "reason")
         with self.rt.changing() as change:  # the revocation and its record commit together, or neither
-            self.tokens.revocations.revoke_jti(self.tokens.config.issuer, jti,
-                                               expires_at=exp if isinstance(exp, int) else None,
-                                               reason=request.reason, tx=change.tx)
+            self.tokens.revoke_jti(jti, expires_at=exp if isinstance(exp, int) else None, reason=request.reason,
+                                   tx=change.tx)
             rec = change.record(ref=f"token:{jti}", detail={"reason": request.reason})
         return pb.RevokeTokenResponse(token_id=jti, audit=receipt(rec))
 
