@@ -13,6 +13,7 @@ import enum
 
 from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.algorithms.signer import Signer
+from trustsvc.errors import InvalidInput
 
 
 class KeyState(str, enum.Enum):
@@ -40,9 +41,12 @@ class KeyInfo:
 
 
 def parse_key_ref(ref: str) -> tuple[str, int | None]:
-    """'name' -> (name, None); 'name@3' -> (name, 3)."""
+    """'name' -> (name, None); 'name@3' -> (name, 3); anything else ('@:', 'name@x') is InvalidInput BAD_KEY_REF."""
     name, _, version = ref.partition("@")
-    return name, (int(version) if version else None)
+    try:
+        return name, (int(version) if version else None)
+    except ValueError:
+        raise InvalidInput(f"bad key reference {ref!r}; use NAME or NAME@VERSION", reason="BAD_KEY_REF") from None
 
 
 class KeyStore(abc.ABC):

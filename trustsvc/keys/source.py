@@ -73,10 +73,7 @@ class KeySource:
     def signer(self, store: KeyStore, ref: str, *, require_certificate: bool = True) -> Signer:
         """The signer of key ``ref`` (NAME or NAME@VERSION), which must carry a certificate chain unless
         ``require_certificate`` is False (a CA's own key: its certificate is kept by the CA)."""
-        try:
-            name, version = parse_key_ref(ref)
-        except ValueError:
-            raise InvalidInput(f"bad key reference {ref!r}; use NAME or NAME@VERSION", reason="BAD_KEY_REF") from None
+        name, version = parse_key_ref(ref)
         with _user_errors():
             signer = store.signer(name, version)
         if require_certificate and not signer.certificate_chain:

@@ -83,10 +83,7 @@ class Runtime:
         if check_policy:
             call = ctx.current()
             self.policy().check_key(call.identity, key)
-        try:
-            name, version = parse_key_ref(key)
-        except ValueError:
-            raise InvalidInput(f"bad key reference {key!r}; use name or name@version", reason="BAD_KEY_REF") from None
+        name, version = parse_key_ref(key)
         now = time.monotonic()
         cached = self._signers.get((name, version))
         if cached and now - cached[0] < SIGNER_TTL_S:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import timestamp_pb2
@@ -41,6 +41,14 @@ def require(value: Any, field: str) -> Any:
     if not value:
         raise InvalidInput(f"{field} is required", reason="MISSING_FIELD")
     return value
+
+
+def first_part(request_iterator: Iterator[Any], part: str) -> Any:
+    """The ``part`` a client stream must open with (its init, options or CMS); else STREAM_INIT_MISSING."""
+    first = next(request_iterator, None)
+    if first is None or first.WhichOneof("part") != part:
+        raise InvalidInput(f"the first stream message must be `{part}`", reason="STREAM_INIT_MISSING")
+    return getattr(first, part)
 
 
 MAX_TEXT = 1024  # a free-text field (a reason, a propertyInfo, a token id) kept in records and signatures

@@ -31,7 +31,7 @@ from trustsvc.seal.parse import parse_seal
 from trustsvc.seal.registry import SealRegistry
 from trustsvc.server import context as ctx
 from trustsvc.server.runtime import Runtime
-from trustsvc.server.services.common import item_error, once, receipt, require, result
+from trustsvc.server.services.common import first_part, item_error, once, receipt, require, result
 
 pb, pb_grpc = codegen.load("document")
 OUT_CHUNK = 1024 * 1024
@@ -120,10 +120,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
 
     def SignPdfStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         call = ctx.current()
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("part") != "options":
-            raise InvalidInput("the first stream message must be `options`", reason="STREAM_INIT_MISSING")
-        options = first.options
+        options = first_part(request_iterator, "options")
         call.ref = f"seal:{options.seal_id}" if options.seal_id else options.key
         limit = self.rt.config.max_stream_bytes
         sha = hashlib.sha256()

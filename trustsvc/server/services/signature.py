@@ -19,7 +19,7 @@ from trustsvc.pki.certificate import Certificate
 from trustsvc.pki.crl import CertificateRevocationList
 from trustsvc.server import context as ctx
 from trustsvc.server.runtime import Runtime
-from trustsvc.server.services.common import item_error, once, receipt, require, result, ts, when
+from trustsvc.server.services.common import first_part, item_error, once, receipt, require, result, ts, when
 
 pb, pb_grpc = codegen.load("signature")
 
@@ -87,11 +87,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
             self.rt.policy().check_key(ctx.current().identity, request.key)
             from trustsvc.keys.base import parse_key_ref
 
-            try:
-                name, version = parse_key_ref(request.key)
-            except ValueError:  # "@:", "default@x": not NAME@VERSION
-                raise InvalidInput(f"bad key reference {request.key!r}; use name or name@version",
-                                   reason="BAD_KEY_REF") from None
+            name, version = parse_key_ref(request.key)
             public_key = self.rt.keystore.public_key(name, version)
         else:
             raise InvalidInput("give a certificate, public_key or key", reason="MISSING_FIELD")
@@ -115,16 +111,14 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
 
     def VerifySignedDataStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
         # A running digest (e = SM3(Z || M) for SM2); Ed25519, which has none, gathers up to max_stream_bytes.
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("part") != "init":
-            raise InvalidInput("the first stream message must be `init`", reason="STREAM_INIT_MISSING")
-        if first.init.data:
+        init = first_part(request_iterator, "init")
+        if init.data:
             raise InvalidInput("init.data must be empty: send the data as chunks", reason="STREAM_DATA_IN_INIT")
-        verifier = self._verifier(first.init)
+        verifier = self._verifier(init)
         message = _StreamedMessage(verifier, self.rt.config.max_stream_bytes, "verifies")
         for chunk in _chunks(request_iterator):
             message.update(chunk)
-        signature, hasher = first.init.signature, message.hasher
+        signature, hasher = init.signature, message.hasher
         if hasher is not None:
             return self._verified(lambda: verifier.verify_digest(hasher.digest(), signature))
         return self._verified(lambda: verifier.verify(message.whole(), signature))
@@ -165,23 +159,18 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
     def VerifySignedMessageStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
         from trustsvc.pki.cms_verify import detached_digest_algorithms
 
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("part") != "cms":
-            raise InvalidInput("the first stream message must be `cms`", reason="STREAM_INIT_MISSING")
-        names = detached_digest_algorithms(require(first.cms, "cms"))
-        hashers = {n: Sm3Hasher() if n == "sm3" else hashlib.new(n) for n in names}
+        cms = require(first_part(request_iterator, "cms"), "cms")
+        hashers = {n: _content_hasher(n) for n in detached_digest_algorithms(cms)}
         for chunk in _chunks(request_iterator):
             for h in hashers.values():
                 h.update(chunk)
-        return self._cms_result(first.cms, None, {n: h.digest() for n, h in hashers.items()})
+        return self._cms_result(cms, None, {n: h.digest() for n, h in hashers.items()})
 
     def _open_stream(self, request_iterator: Iterator[Any]) -> tuple[Any, Iterator[bytes]]:
         """The `init` message, and the chunks that follow it (deadline checked per chunk)."""
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("part") != "init":
-            raise InvalidInput("the first stream message must be `init`", reason="STREAM_INIT_MISSING")
-        ctx.current().ref = require(first.init.key, "init.key")
-        return first.init, _chunks(request_iterator)
+        init = first_part(request_iterator, "init")
+        ctx.current().ref = require(init.key, "init.key")
+        return init, _chunks(request_iterator)
 
     def SignDataStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
         # Only running digests are kept (e = SM3(Z || M) for SM2, the hash for ECDSA/RSA); a signer that
@@ -207,7 +196,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         init, chunks = self._open_stream(request_iterator)
         signer = self.rt.signer(init.key)
         name = digest_algorithm_for(signer)
-        hasher: Any = Sm3Hasher() if name == "sm3" else hashlib.new(name)
+        hasher = _content_hasher(name)
         for chunk in chunks:
             hasher.update(chunk)
         digest = hasher.digest()
@@ -297,6 +286,11 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
 
 
 _EMPTY_DATA = InvalidInput("data is empty", reason="EMPTY_DATA")
+
+
+def _content_hasher(name: str) -> Any:
+    """A running hash of a CMS content by digest algorithm name (SM3 through trustsvc.algorithms.sm3)."""
+    return Sm3Hasher() if name == "sm3" else hashlib.new(name)
 
 
 class _StreamedMessage:
