@@ -14,11 +14,12 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def _db(args: argparse.Namespace, *, existing: bool = False) -> object:
-    from trustsvc.store.database import Database
+    from trustsvc.store.database import Database, sqlite_path
 
     url = args.db or f"sqlite:///{home(args) / 'trustsvc.db'}"
-    if existing and not url.startswith(("postgresql://", "postgres://")):
-        _check_sqlite_log(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+    path = sqlite_path(url)
+    if existing and path is not None:
+        _check_sqlite_log(path)
     return Database(url)
 
 

@@ -22,6 +22,7 @@ from trustsvc.keys.base import KeyInfo, KeyStore
 from trustsvc.server.config import Config
 from trustsvc.server.logs import log
 from trustsvc.server.tls import ensure_dev_tls
+from trustsvc.store.database import sqlite_path
 
 DEFAULT_POLICY = """\
 # trustsvc daemon policy: client certificate identity -> what it may do.
@@ -124,11 +125,10 @@ def _private(path: Path, mode: int = 0o700) -> None:
 
 def _sqlite_file(url: str, home: Path) -> Path | None:
     """The SQLite file of a database URL when it lives under ``home`` (else None: not ours to create)."""
-    if url.startswith(("postgresql://", "postgres://")):
+    name = sqlite_path(url)
+    if name in (None, "", ":memory:"):
         return None
-    path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
-    if str(path) in ("", ":memory:"):
-        return None
+    path = Path(name)
     try:
         path.resolve().relative_to(home.resolve())
     except ValueError:

@@ -53,6 +53,13 @@ class Transaction:
         return int(self._cur.rowcount)
 
 
+def sqlite_path(url: str) -> str | None:
+    """The SQLite file (or ``:memory:``) a database URL names; None for PostgreSQL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return None
+    return url.removeprefix("sqlite:///").removeprefix("sqlite://")
+
+
 class Database:
     """A database by URL: ``sqlite:///path/file.db``, a bare path, or ``postgresql://...``."""
 
@@ -60,12 +67,13 @@ class Database:
         self.url = url
         self._local = threading.local()
         self._lock = threading.Lock()
-        if url.startswith(("postgresql://", "postgres://")):
+        path = sqlite_path(url)
+        if path is None:
             self.dialect = "postgresql"
             import psycopg  # noqa: F401  (fail early when missing)
         else:
             self.dialect = "sqlite"
-            self.path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+            self.path = path
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self.transaction() as tx:
