@@ -295,8 +295,10 @@ def find_text(reader: PdfFileReader, page: int, needle: str) -> Box:
         contents = page_ref.get_object().get("/Contents")
         parts = contents if isinstance(contents, generic.ArrayObject) else [contents] if contents else []
         decoded: list[bytes] = []
+        room = MAX_CONTENT_BYTES
         for p in parts:
-            decoded.append(_content_data(p.get_object(), MAX_CONTENT_BYTES - sum(map(len, decoded))))
+            decoded.append(_content_data(p.get_object(), room))
+            room -= len(decoded[-1])
         data = b"\n".join(decoded)
     except InvalidInput:
         raise

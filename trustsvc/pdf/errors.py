@@ -13,14 +13,14 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from trustsvc.errors import DecodeError, InvalidInput
 
 PdfInput = bytes | bytearray | memoryview | BinaryIO
-# what pyHanko raises on a malformed file; also AssertionError (trailer /Root not a dictionary or missing, a
-# /Prev loop, an xref stream without /Type /XRef), OverflowError (startxref beyond ssize_t), RecursionError
-# (arrays nested 50000 deep) and NotImplementedError (an xref stream's /Filter it does not know)
-_MALFORMED = (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, zlib.error, AssertionError,
-              OverflowError, RecursionError, NotImplementedError)
-# what pyHanko raises, while it signs, on a file whose structure is broken (a /Pages without /Count or /Kids ...)
+# what pyHanko raises, while it reads or signs, on a file whose structure is broken (a /Pages without /Count or
+# /Kids ...): also AssertionError (trailer /Root not a dictionary or missing, a /Prev loop, an xref stream
+# without /Type /XRef), OverflowError (startxref beyond ssize_t), RecursionError (arrays nested 50000 deep) and
+# NotImplementedError (an xref stream's /Filter it does not know)
 BROKEN_STRUCTURE = (KeyError, TypeError, IndexError, AttributeError, zlib.error, AssertionError, OverflowError,
                     RecursionError, NotImplementedError)
+# what pyHanko raises on a malformed file it opens
+_MALFORMED = (PdfError, ValueError, *BROKEN_STRUCTURE)
 
 
 def as_stream(pdf: PdfInput) -> BinaryIO:

@@ -173,7 +173,7 @@ def detached_digest_algorithms(cms_der: bytes) -> list[str]:
         names = {si["digest_algorithm"]["algorithm"].native for si in sd["signer_infos"]}
     except _Bad as exc:
         raise InvalidInput(f"not a CMS SignedData: {exc}", reason=exc.reason) from None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except _PARSE_ERRORS as exc:  # asn1crypto parses lazily
         raise InvalidInput(f"SignedData fields unreadable: {exc}", reason="BAD_CMS") from None
     if attached:
         raise InvalidInput("the CMS carries its content: verify it with VerifySignedMessage",
