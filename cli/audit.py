@@ -4,55 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cli.common import emit, home, read_file, unreadable
-from trustsvc.errors import InvalidInput
+from cli.common import database_url, emit, existing_database, read_file
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def _db(args: argparse.Namespace, *, existing: bool = False) -> object:
-    from trustsvc.store.database import Database, sqlite_path
-
-    url = args.db or f"sqlite:///{home(args) / 'trustsvc.db'}"
-    path = sqlite_path(url)
-    if existing and path is not None:
-        _check_sqlite_log(path)
-    return Database(url)
+if TYPE_CHECKING:
+    from trustsvc.algorithms.keypair import PublicKey
+    from trustsvc.store.database import Database
 
 
-def _check_sqlite_log(path: str) -> None:
-    """The SQLite file to verify exists and holds an audit log; checked read-only, so that a missing path, an empty
-    or foreign file is reported (exit 2) instead of being created or given the audit tables and passed as OK."""
-    if path == ":memory:":
-        return
-    file = Path(path)
-    if file.exists() and not file.is_file():
-        raise InvalidInput(f"cannot read {path}: not a regular file", reason="INPUT_UNREADABLE")
-    try:
-        with file.open("rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        raise unreadable(path, exc) from None
-    if head != SQLITE_MAGIC:
-        raise InvalidInput(f"{path} is not an SQLite database" + ("" if head else " (an empty file)"),
-                           reason="NOT_AN_AUDIT_DATABASE")
-    try:
-        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise InvalidInput(f"{path} is not a readable SQLite database: {exc}", reason="NOT_AN_AUDIT_DATABASE") from None
-    missing = sorted({"audit_log", "audit_head", "audit_checkpoints"} - tables)
-    if missing:
-        raise InvalidInput(f"{path} holds no audit log (no table {', '.join(missing)})", reason="NO_AUDIT_LOG")
+def _existing_log(args: argparse.Namespace) -> Database:
+    """The audit database, read-only: a missing, empty or foreign file is reported (exit 2), never created,
+    given the audit tables or passed as OK."""
+    return existing_database(database_url(args), tables=("audit_log", "audit_head", "audit_checkpoints"),
+                             not_database="NOT_AN_AUDIT_DATABASE", missing="NO_AUDIT_LOG")
 
 
-def _trusted(args: argparse.Namespace) -> list[object] | None:
+def _trusted(args: argparse.Namespace) -> list[PublicKey] | None:
     if not args.audit_key:
         return None
     from trustsvc.algorithms.encoding import load_public_key
@@ -64,7 +32,7 @@ def _verify(args: argparse.Namespace) -> int:
     from trustsvc.audit import verify_log
 
     keys = _trusted(args)
-    report = verify_log(_db(args, existing=True), trusted_keys=keys)  # type: ignore[arg-type]
+    report = verify_log(_existing_log(args), trusted_keys=keys)
     lines = [f"audit log: {report.records} records, {report.checkpoints} signed checkpoints, head {report.head_seq}"]
     lines += [f"  seq {p.seq}: {p.kind}: {p.message}" for p in report.problems]
     lines.append("OK" if report.ok else f"TAMPERED (first problem at seq {report.first_bad_seq})")
@@ -75,7 +43,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _tail(args: argparse.Namespace) -> int:
     from trustsvc.audit import AuditLog
 
-    records = AuditLog(_db(args, existing=True)).tail(args.n)  # type: ignore[arg-type]  # never creates one
+    records = AuditLog(_existing_log(args)).tail(args.n)
     for rec in records:
         if args.json:
             print(json.dumps(rec.to_json(), ensure_ascii=False))

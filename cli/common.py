@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trustsvc.store.database import Database
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def home(args: argparse.Namespace) -> Path:
@@ -36,6 +43,45 @@ def unreadable(path: str, exc: OSError) -> Exception:
 
     reason = "INPUT_NOT_FOUND" if isinstance(exc, FileNotFoundError) else "INPUT_UNREADABLE"
     return InvalidInput(f"cannot read {path}: {exc.strerror or exc}", reason=reason)
+
+
+def database_url(args: argparse.Namespace) -> str:
+    """--db, or the daemon's embedded database under the home directory."""
+    return str(args.db or f"sqlite:///{home(args) / 'trustsvc.db'}")
+
+
+def existing_database(url: str, *, tables: Collection[str], not_database: str, missing: str) -> Database:
+    """A database the user named for reading (verify, list, show ...), opened read-only: nothing is created or
+    written. A missing path is INPUT_NOT_FOUND, a file that is not SQLite ``not_database`` and one without
+    ``tables`` ``missing`` (exit 2); on PostgreSQL the component's own check reports SCHEMA_MISSING."""
+    from trustsvc.errors import InvalidInput
+    from trustsvc.store.database import Database, sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and path != ":memory:":
+        file = Path(path)
+        if file.exists() and not file.is_file():
+            raise InvalidInput(f"cannot read {path}: not a regular file", reason="INPUT_UNREADABLE")
+        try:
+            with file.open("rb") as fh:
+                head = fh.read(16)
+        except OSError as exc:
+            raise unreadable(path, exc) from None
+        if head != SQLITE_MAGIC:
+            raise InvalidInput(f"{path} is not an SQLite database" + ("" if head else " (an empty file)"),
+                               reason=not_database)
+        try:
+            conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                found = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise InvalidInput(f"{path} is not a readable SQLite database: {exc}", reason=not_database) from None
+        absent = sorted(set(tables) - found)
+        if absent:
+            raise InvalidInput(f"{path} holds no {', '.join(absent)} table", reason=missing)
+    return Database(url, read_only=True)
 
 
 def read_file(path: str) -> bytes:

@@ -13,7 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.common import add_key_store_args, emit, home, key_source, read_certificates, read_file, read_input, unreadable
+from cli.common import (
+    add_key_store_args,
+    database_url,
+    emit,
+    key_source,
+    read_certificates,
+    read_file,
+    read_input,
+    unreadable,
+)
 from trustsvc.errors import InvalidInput
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
@@ -288,10 +297,11 @@ def _appearance(args: argparse.Namespace, signer: Any) -> Any:
 
         picture = render_png(args.seal_org)
     else:
+        from cli.seal import existing_seal_registry
         from trustsvc.pdf.registered_seal import registered_seal_picture
         from trustsvc.seal.registry import SealRegistry
 
-        registry = SealRegistry(args.db or f"sqlite:///{home(args) / 'trustsvc.db'}")
+        registry = SealRegistry(existing_seal_registry(database_url(args)))
         seal = registered_seal_picture(registry, args.seal_id, signer.certificate_chain[0])
         picture, size = seal.picture, seal.size
     if args.seal_size:

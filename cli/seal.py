@@ -6,16 +6,25 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from cli.common import emit, home, read_certificates, read_file, read_input
+from cli.common import database_url, emit, existing_database, home, read_certificates, read_file, read_input
 from trustsvc.errors import InvalidInput
 
 EXIT_OK, EXIT_INVALID, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _registry(args: argparse.Namespace, *, read_only: bool = False):  # type: ignore[no-untyped-def]
+    """The seal registry; ``read_only`` (verify, list, show, export) opens an existing one without writing to it."""
     from trustsvc.seal.registry import SealRegistry
 
-    return SealRegistry(args.db or f"sqlite:///{home(args) / 'trustsvc.db'}")
+    if read_only:
+        return SealRegistry(existing_seal_registry(database_url(args)))
+    return SealRegistry(database_url(args))
+
+
+def existing_seal_registry(url: str):  # type: ignore[no-untyped-def]
+    """The database holding a seal registry, read-only (a missing or foreign file is bad input, exit 2)."""
+    return existing_database(url, tables=("seal_records", "seal_history"), not_database="NOT_A_SEAL_DATABASE",
+                             missing="NO_SEAL_REGISTRY")
 
 
 def _time(text: str | None) -> dt.datetime | None:
@@ -33,7 +42,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from trustsvc.seal.verify import verify
 
     trust = [c for path in args.trust or [] for c in read_certificates(path)]
-    registry = _registry(args) if args.db else None
+    registry = _registry(args, read_only=True) if args.db else None
     report = verify(read_input(args.file), document=read_file(args.doc) if args.doc else None,
                     at=_time(args.at), trust=trust, registry=registry)
     emit(report.to_dict(), args.json, report.to_text())
@@ -100,7 +109,7 @@ def _record_dict(r) -> dict[str, object]:  # type: ignore[no-untyped-def]
 def cmd_list(args: argparse.Namespace) -> int:
     from trustsvc.seal.make import SealType
 
-    reg = _registry(args)
+    reg = _registry(args, read_only=True)
     rows = reg.query(holder=args.holder, status=args.status,
                      seal_type=int(SealType.parse(args.type)) if args.type else None)
     emit([_record_dict(r) for r in rows], True)
@@ -108,7 +117,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    reg = _registry(args)
+    reg = _registry(args, read_only=True)
     out = _record_dict(reg.get(args.es_id))
     out["history"] = [{"at": h.at.isoformat(), "actor": h.actor, "action": h.action, "from": h.from_status,
                        "to": h.to_status, "reason": h.reason} for h in reg.history(args.es_id)]
@@ -124,7 +133,7 @@ def cmd_change(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    der = _registry(args).get(args.es_id).der
+    der = _registry(args, read_only=True).get(args.es_id).der
     Path(args.output).write_bytes(der)
     print(args.output)
     return EXIT_OK

@@ -59,3 +59,58 @@ def test_render(tmp_path: Path) -> None:
     assert (tmp_path / "s.png").read_bytes().startswith(b"\x89PNG")
     assert main(["seal", "render", "某某市人民政府", "-o", str(tmp_path / "s.svg")]) == 0
     assert b"<svg" in (tmp_path / "s.svg").read_bytes()
+
+
+def _stored(db: Path) -> dict[str, str]:
+    """SHA-256 of the database and its WAL files, after every connection this process left open has closed."""
+    import gc
+    import hashlib
+    import sqlite3
+
+    gc.collect()
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(db.parent.glob(db.name + "*"))}
+
+
+def test_reading_commands_never_write_the_registry(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # regression: 'seal verify --db' (and list, show, export) opened the file read-write and recorded
+    # schema_migrations in whatever database it was given, creating one where there was none
+    s = make_setup()
+    (tmp_path / "maker.pem").write_bytes(private_key_to_pem(s.maker._key))
+    (tmp_path / "maker.crt").write_bytes(s.maker_cert.to_pem())
+    (tmp_path / "holder.crt").write_bytes(s.holder_cert.to_pem())
+    home = ["--home", str(tmp_path / "home")]
+    seal_file = tmp_path / "seal.esl"
+    assert main([*home, "seal", "make", "--name", "测试章", "--holder-cert", str(tmp_path / "holder.crt"),
+                 "--maker-cert", str(tmp_path / "maker.crt"), "--maker-key", str(tmp_path / "maker.pem"),
+                 "-o", str(seal_file)]) == 0
+    es_id = json.loads(capsys.readouterr().out)["es_id"]
+    db = tmp_path / "home" / "trustsvc.db"
+    before = _stored(db)
+    assert main([*home, "seal", "verify", str(seal_file), "--db", f"sqlite:///{db}"]) == 0  # with warnings: no anchor
+    assert main([*home, "seal", "list"]) == 0
+    assert main([*home, "seal", "show", es_id]) == 0
+    assert main([*home, "seal", "export", es_id, "-o", str(tmp_path / "out.esl")]) == 0
+    assert _stored(db) == before
+
+    capsys.readouterr()
+    absent = tmp_path / "elsewhere" / "trustsvc.db"
+    assert main([*home, "seal", "list", "--db", f"sqlite:///{absent}"]) == 2
+    assert json.loads(capsys.readouterr().err)["error"] == "INPUT_NOT_FOUND"
+    assert not absent.parent.exists()
+
+    other = tmp_path / "other.db"
+    import sqlite3
+
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE audit_log (seq INTEGER)")
+    conn.close()
+    before_other = other.read_bytes()
+    assert main([*home, "seal", "verify", str(seal_file), "--db", str(other)]) == 2
+    assert json.loads(capsys.readouterr().err)["error"] == "NO_SEAL_REGISTRY"
+    assert other.read_bytes() == before_other
+    (tmp_path / "junk.db").write_bytes(b"not a database at all")
+    assert main([*home, "seal", "show", es_id, "--db", str(tmp_path / "junk.db")]) == 2
+    assert json.loads(capsys.readouterr().err)["error"] == "NOT_A_SEAL_DATABASE"

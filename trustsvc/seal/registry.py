@@ -124,7 +124,7 @@ class SealRegistry:
             return self.get(seal.es_id, tx=tx)
 
     def get(self, es_id: str, *, tx: Transaction | None = None) -> SealRecord:
-        with self.db.within(tx) as tx:
+        with self.db.within(tx, read=True) as tx:
             row = tx.execute(f"SELECT {_COLUMNS} FROM seal_records WHERE es_id = ?", (es_id,)).fetchone()
         if row is None:
             raise NotFound(f"no seal with esID {es_id!r}", reason="SEAL_NOT_FOUND")
@@ -148,12 +148,12 @@ class SealRegistry:
                 where.append(f"{column} = ?")
                 params.append(value)
         sql = f"SELECT {_COLUMNS} FROM seal_records" + (" WHERE " + " AND ".join(where) if where else "")
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             rows = tx.execute(sql + " ORDER BY es_id", params).fetchall()
         return [_record(r) for r in rows]
 
     def history(self, es_id: str) -> list[HistoryEntry]:
-        with self.db.transaction() as tx:
+        with self.db.read() as tx:
             rows = tx.execute("SELECT es_id, at, actor, action, from_status, to_status, reason FROM seal_history "
                               "WHERE es_id = ? ORDER BY id", (es_id,)).fetchall()
         return [HistoryEntry(str(r[0]), dt.datetime.fromisoformat(str(r[1])), str(r[2]), str(r[3]),

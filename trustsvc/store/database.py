@@ -61,10 +61,16 @@ def sqlite_path(url: str) -> str | None:
 
 
 class Database:
-    """A database by URL: ``sqlite:///path/file.db``, a bare path, or ``postgresql://...``."""
+    """A database by URL: ``sqlite:///path/file.db``, a bare path, or ``postgresql://...``.
 
-    def __init__(self, url: str) -> None:
+    ``read_only``: for auditors' tools. Nothing is created or written (SQLite opens the file with
+    ``mode=ro``, PostgreSQL sessions default to read-only transactions); ``transaction()`` is refused
+    and ``migrate()`` only checks that the component's tables are there.
+    """
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = url
+        self.read_only = read_only
         self._local = threading.local()
         self._lock = threading.Lock()
         path = sqlite_path(url)
@@ -74,8 +80,10 @@ class Database:
         else:
             self.dialect = "sqlite"
             self.path = path
-            if self.path != ":memory:":
+            if self.path != ":memory:" and not read_only:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            return
         with self.transaction() as tx:
             tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
                        "component TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (component, version))")
@@ -85,7 +93,15 @@ class Database:
         if self.dialect == "postgresql":
             import psycopg
 
+            if self.read_only:
+                return psycopg.connect(self.url, autocommit=False, options="-c default_transaction_read_only=on")
             return psycopg.connect(self.url, autocommit=False)
+        if self.read_only:
+            target = self.path if self.path == ":memory:" else f"{Path(self.path).resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(target, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            return conn
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
@@ -113,6 +129,13 @@ class Database:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """A transaction: committed on success, rolled back on any exception."""
+        if self.read_only:
+            raise StoreError("the database was opened read-only", reason="STORE_READ_ONLY")
+        with self._transaction() as tx:
+            yield tx
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
         conn = self._connection()
         if self.dialect == "sqlite":
             cur = self._sqlite_begin(conn, "IMMEDIATE")
@@ -136,20 +159,21 @@ class Database:
                 raise self.wrap_error(exc) from exc
 
     @contextlib.contextmanager
-    def within(self, tx: Transaction | None) -> Iterator[Transaction]:
+    def within(self, tx: Transaction | None, *, read: bool = False) -> Iterator[Transaction]:
         """``tx`` when the caller has one open (the caller commits or rolls it back), else a transaction
-        of our own, committed on success: for stores whose changes may join an audited transaction."""
+        of our own, committed on success: for stores whose changes may join an audited transaction.
+        ``read``: our own is a read-only snapshot (``read()``)."""
         if tx is not None:
             yield tx
             return
-        with self.transaction() as own:
+        with self.read() if read else self.transaction() as own:
             yield own
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Transaction]:
         """A read-only snapshot: on SQLite a deferred transaction, so readers never take the write lock."""
         if self.dialect != "sqlite":
-            with self.transaction() as tx:
+            with self._transaction() as tx:
                 yield tx
             return
         cur = self._sqlite_begin(self._connection(), "DEFERRED")
@@ -187,7 +211,14 @@ class Database:
 
     # migrations -------------------------------------------------------------------
     def migrate(self, component: str, migrations: Sequence[str]) -> int:
-        """Apply ``migrations[i]`` as version i+1 of ``component`` if not yet applied; return the version."""
+        """Apply ``migrations[i]`` as version i+1 of ``component`` if not yet applied; return the version.
+        Read-only: refuse (SCHEMA_MISSING) unless every migration has been applied."""
+        if self.read_only:
+            current = self._applied(component)
+            if current < len(migrations):
+                raise StoreError(f"the database holds no {component} tables (schema version {current} of "
+                                 f"{len(migrations)}); opened read-only, it is not changed", reason="SCHEMA_MISSING")
+            return current
         with self._lock, self.transaction() as tx:
             if self.dialect == "postgresql":
                 tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (component,))
@@ -202,6 +233,19 @@ class Database:
                         tx.execute(statement)
                 tx.execute("INSERT INTO schema_migrations (component, version) VALUES (?, ?)", (component, version))
             return max(current, len(migrations))
+
+
+    def _applied(self, component: str) -> int:
+        """The version of ``component`` recorded in ``schema_migrations``; 0 when there is no such table."""
+        try:
+            with self.read() as tx:
+                row = tx.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?",
+                                 (component,)).fetchone()
+        except StoreError as exc:
+            if "schema_migrations" not in exc.message:
+                raise
+            return 0
+        return int(row[0]) if row else 0
 
 
 def _is_driver_error(exc: BaseException) -> bool:
