@@ -7,7 +7,6 @@ from a file or an environment variable); ``--dev-identity`` signs with a throw-a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -52,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b.add_argument("-o", "--output", required=True, help="output directory (same file names)")
     b.add_argument("--workers", type=int, default=None, help="processes (default: CPU count; 0 = in this process)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--licences", help="JSON object: input file name -> its licence metadata (as --licence); "
+                                      "every input must have one")
     _signing_args(b)
     b.set_defaults(func=_batch)
 
@@ -126,6 +127,7 @@ def _batch(args: argparse.Namespace) -> int:
 
     _check_level(args)
     files = _expand(args.inputs)
+    licences = _licences(args.licences, files) if args.licences else None
     with _keys(args) as (signer, factories):
         appearance = _appearance(args, signer)
     if appearance is not None and appearance.text:
@@ -134,6 +136,7 @@ def _batch(args: argparse.Namespace) -> int:
                            timestamper_factory=factories["timestamper"], trust_roots=_roots(args, signer, factories))
     show = not args.quiet and sys.stderr.isatty()
     results = batch_sign(files, args.output, factories["signer"], workers=args.workers, options=options,
+                         licences=licences,
                          progress=_bar if show else None, start_method="spawn" if args.store == "hsm" else None)
     if show:
         print(file=sys.stderr)
@@ -175,6 +178,12 @@ def _expand(inputs: list[str]) -> list[Path]:
             raise InvalidInput(f"no such file or directory: {item}", reason="INPUT_NOT_FOUND")
     if not files:
         raise InvalidInput("no PDF files to sign", reason="NO_INPUT_FILES")
+    seen: dict[str, Path] = {}
+    for f in files:  # outputs keep the file name: a second x.pdf would overwrite the first
+        if f.name in seen:
+            raise InvalidInput(f"{seen[f.name]} and {f} would both be written as {f.name}: sign them in separate "
+                               "runs", reason="DUPLICATE_FILE_NAME")
+        seen[f.name] = f
     return files
 
 
@@ -247,22 +256,35 @@ def _dev_signer(kind: str) -> Any:
 def _licence(path: str) -> Any:
     from trustsvc.pdf.metadata import LicenceMetadata
 
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}", reason="BAD_LICENCE_METADATA") from None
-    except ValueError as exc:
-        raise InvalidInput(f"{path} is not JSON: {exc}", reason="BAD_LICENCE_METADATA") from None
+    data = _json_file(path, "BAD_LICENCE_METADATA")
     if not isinstance(data, dict):
         raise InvalidInput(f"{path} must hold a JSON object", reason="BAD_LICENCE_METADATA")
-    fields = {f.name for f in dataclasses.fields(LicenceMetadata)}
-    unknown = sorted(set(data) - fields)
-    missing = sorted(f for f in ("licence_type", "licence_number", "holder_name", "holder_id",
-                                 "issuing_authority", "issue_date") if not data.get(f))
-    if unknown or missing:
-        raise InvalidInput(f"{path}: unknown fields {unknown}, missing fields {missing}; known: {sorted(fields)}",
+    return LicenceMetadata.parse(data, source=path)
+
+
+def _licences(path: str, files: list[Path]) -> dict[str, Any]:
+    """Licence metadata per input file name, each checked as --licence; one for every input, none for others."""
+    from trustsvc.pdf.metadata import LicenceMetadata
+
+    data = _json_file(path, "BAD_LICENCE_METADATA")
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise InvalidInput(f"{path} must hold a JSON object mapping file names to licence metadata objects",
                            reason="BAD_LICENCE_METADATA")
-    return LicenceMetadata.from_dict(data)
+    names = {f.name for f in files}
+    missing, unknown = sorted(names - set(data)), sorted(set(data) - names)
+    if missing or unknown:
+        raise InvalidInput(f"{path}: no licence metadata for {missing[:10]}; entries for files not given: "
+                           f"{unknown[:10]}", reason="BAD_LICENCE_METADATA")
+    return {name: LicenceMetadata.parse(meta, source=f"{path}: {name}") for name, meta in data.items()}
+
+
+def _json_file(path: str, reason: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}", reason=reason) from None
+    except ValueError as exc:
+        raise InvalidInput(f"{path} is not JSON: {exc}", reason=reason) from None
 
 
 def _numbers(text: str, n: int, what: str) -> tuple[float, ...]:

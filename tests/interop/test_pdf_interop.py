@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+from pathlib import Path
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -12,10 +13,11 @@ from pyhanko.sign.validation import validate_pdf_signature
 from tests.conftest import require_tool
 from tests.interop import bouncycastle
 from tests.interop.tools import bc_verify_pdf_cms
-from tests.unit.test_pdf_signing import pyhanko_pades_level
+from tests.unit.test_pdf_signing import META, pyhanko_pades_level
 from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.devkit import DevIdentity, dev_identity, licence_pdf
 from trustsvc.pdf.fast import FastPdfSigner
+from trustsvc.pdf.metadata import LicenceMetadata
 from trustsvc.pdf.pyhanko_sm2 import validation_context
 from trustsvc.pdf.signing import sign_pdf
 
@@ -27,12 +29,14 @@ def _seal_png() -> bytes:
 
 
 def _outputs(kind: str) -> tuple[dict[str, bytes], DevIdentity]:
-    """Ordinary, fast (PAdES, the default), fast with a visible seal, and fast adbe.pkcs7.detached outputs."""
+    """Ordinary, fast (PAdES, the default), fast with a visible seal, fast with licence metadata, and fast
+    adbe.pkcs7.detached outputs."""
     ident = dev_identity(kind)
     visible = SealAppearance(_seal_png(), box=(300, 400, 150, 150))
     return {"ordinary": sign_pdf(licence_pdf(), ident.signer),
             "fast": FastPdfSigner(ident.signer).sign(licence_pdf()),
             "fast-visible": FastPdfSigner(ident.signer, appearance=visible).sign(licence_pdf()),
+            "fast-licence": FastPdfSigner(ident.signer).sign(licence_pdf(), metadata=META),
             "fast-adbe": FastPdfSigner(ident.signer, subfilter="adbe.pkcs7.detached").sign(licence_pdf())}, ident
 
 
@@ -53,6 +57,21 @@ def test_pdfsig_qpdf_and_pyhanko(kind, tmp_path):
         assert "Signature is Valid." in out, (name, out)
         check = subprocess.run([qpdf, "--check", str(path)], capture_output=True, text=True)
         assert check.returncode == 0 and "No syntax or stream encoding errors found" in check.stdout, check.stdout
+    assert_xmp_licence(tmp_path / "fast-licence.pdf")
+
+
+def assert_xmp_licence(path: Path, meta: LicenceMetadata = META) -> None:
+    """poppler's pdfinfo reads the document's XMP; it carries every licence field in our namespace."""
+    import xml.etree.ElementTree as ET
+
+    xmp = subprocess.run([require_tool("pdfinfo"), "-meta", str(path)], capture_output=True, text=True).stdout
+    root = ET.fromstring(xmp[xmp.index("<x:xmpmeta"):xmp.rindex("</x:xmpmeta>") + len("</x:xmpmeta>")])
+    ns = "{https://trustsvc.example/ns/elicence/1.0/}"
+    found = {el.tag.removeprefix(ns): el.text for el in root.iter() if el.tag.startswith(ns)}
+    for desc in root.iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description"):
+        found.update({k.removeprefix(ns): v for k, v in desc.attrib.items() if k.startswith(ns)})
+    assert found["licenceNumber"] == meta.licence_number and found["holderName"] == meta.holder_name, found
+    assert found["issuingAuthority"] == meta.issuing_authority and found["validUntil"] == meta.valid_until, found
 
 
 def test_bouncycastle_verifies_sm2_cms(tmp_path):

@@ -141,6 +141,59 @@ def test_batch_bad_file_is_an_input_error(env: Env, tmp_path: Path, capsys: pyte
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.pdf"]
 
 
+def test_batch_licences_per_file(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    licences = {}
+    for i in range(3):
+        (src / f"l{i}.pdf").write_bytes(licence_pdf())
+        licences[f"l{i}.pdf"] = {**LICENCE, "licence_number": f"9111000000000000{i}X", "holder_name": f"持证单位{i}"}
+    manifest = tmp_path / "licences.json"
+    manifest.write_text(json.dumps(licences, ensure_ascii=False), encoding="utf-8")
+    for level in ("B-B", "B-T"):  # the fast path and sign_pdf
+        out = tmp_path / f"out-{level}"
+        assert main([*env.args, "pdf", "batch-sign", str(src), "-o", str(out), "--key", "licence-ec", *env.key_args,
+                     "--workers", "0", "--licences", str(manifest), "--level", level, "--tsa-key", "tsa-ec"]) == 0
+        for i in range(3):
+            data = (out / f"l{i}.pdf").read_bytes()
+            assert pyhanko_pades_level(data, [env.roots["ecdsa"]]) == level
+            meta = read_metadata(PdfFileReader(io.BytesIO(data)))
+            assert meta is not None and meta.licence_number == f"9111000000000000{i}X" and meta.holder_name == f"持证单位{i}"
+
+
+@pytest.mark.parametrize("manifest, words", [
+    ({"l0.pdf": LICENCE}, "no licence metadata for ['l1.pdf']"),
+    ({"l0.pdf": LICENCE, "l1.pdf": LICENCE, "other.pdf": LICENCE}, "files not given: ['other.pdf']"),
+    ({"l0.pdf": LICENCE, "l1.pdf": {**LICENCE, "issue_date": "1 May 2024"}}, "l1.pdf: issue_date"),
+    ({"l0.pdf": LICENCE, "l1.pdf": {**LICENCE, "colour": "red"}}, "unknown fields ['colour']"),
+    (["l0.pdf"], "must hold a JSON object"),
+])
+def test_batch_licences_refused_before_signing(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               manifest: object, words: str) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        (src / f"l{i}.pdf").write_bytes(licence_pdf())
+    (tmp_path / "m.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert main([*env.args, "pdf", "batch-sign", str(src), "-o", str(tmp_path / "out"), "--key", "licence-ec",
+                 *env.key_args, "--workers", "0", "--licences", str(tmp_path / "m.json")]) == 2
+    error = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert error["error"] == "BAD_LICENCE_METADATA" and words in error["message"], error
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_refuses_two_inputs_with_one_output_name(env: Env, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # regression: a/x.pdf and b/x.pdf were both signed into OUT/x.pdf, the second overwriting the first
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.pdf").write_bytes(licence_pdf())
+    assert main([*env.args, "pdf", "batch-sign", str(tmp_path / "a"), str(tmp_path / "b" / "x.pdf"), "-o",
+                 str(tmp_path / "out"), "--key", "licence-ec", *env.key_args, "--workers", "0"]) == 2
+    assert json.loads(capsys.readouterr().err.strip().splitlines()[-1])["error"] == "DUPLICATE_FILE_NAME"
+    assert not (tmp_path / "out").exists()
+
+
 def test_batch_progress_bar_on_a_terminal(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import sys

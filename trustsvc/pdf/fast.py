@@ -24,6 +24,7 @@ from trustsvc.errors import DecodeError, InvalidInput, TrustsvcError
 from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.errors import PdfInput, as_stream
 from trustsvc.pdf.fast_seal import PreparedSeal
+from trustsvc.pdf.metadata import LicenceMetadata, write_metadata
 from trustsvc.pdf.pyhanko_sm2 import digest_algorithm, max_signature_size
 from trustsvc.pki.cms import CmsTemplate
 
@@ -67,20 +68,22 @@ class FastPdfSigner:
     def _digest_size(self) -> int:
         return {"sha256": 32, "sm3": 32, "sha384": 48, "sha512": 64}[self.md_algorithm]
 
-    def sign(self, pdf: PdfInput, *, field_name: str | None = None, signing_time: dt.datetime | None = None) -> bytes:
-        """The signed PDF. A too small placeholder is retried once with the exact size needed."""
+    def sign(self, pdf: PdfInput, *, field_name: str | None = None, signing_time: dt.datetime | None = None,
+             metadata: LicenceMetadata | None = None) -> bytes:
+        """The signed PDF; ``metadata`` is written as XMP in the revision the signature covers. A too small
+        placeholder is retried once with the exact size needed."""
         data = pdf if isinstance(pdf, bytes) else as_stream(pdf).read()
         try:
-            return self._sign_guarded(data, field_name, signing_time, self.reserve)
+            return self._sign_guarded(data, field_name, signing_time, metadata, self.reserve)
         except PlaceholderTooSmall as exc:
             self.reserve = exc.needed + 64
-            return self._sign_guarded(data, field_name, signing_time, self.reserve)
+            return self._sign_guarded(data, field_name, signing_time, metadata, self.reserve)
 
     def _sign_guarded(self, data: bytes, field_name: str | None, signing_time: dt.datetime | None,
-                      reserve: int) -> bytes:
+                      metadata: LicenceMetadata | None, reserve: int) -> bytes:
         """_sign_once with pyHanko's lazy-parsing errors turned into trustsvc errors."""
         try:
-            return self._sign_once(data, field_name, signing_time, reserve)
+            return self._sign_once(data, field_name, signing_time, metadata, reserve)
         except TrustsvcError:
             raise
         except PdfError as exc:
@@ -89,7 +92,7 @@ class FastPdfSigner:
             raise DecodeError(f"PDF cannot be signed: {type(exc).__name__}: {exc}", reason="PDF_MALFORMED") from None
 
     def _sign_once(self, data: bytes, field_name: str | None, signing_time: dt.datetime | None,
-                   reserve: int) -> bytes:
+                   metadata: LicenceMetadata | None, reserve: int) -> bytes:
         when = (signing_time or dt.datetime.now(UTC)).replace(microsecond=0)
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
@@ -97,6 +100,8 @@ class FastPdfSigner:
             raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
         if writer.prev.encrypted:
             raise InvalidInput("PDF is encrypted: decrypt it before signing", reason="PDF_ENCRYPTED")
+        if metadata is not None:
+            write_metadata(writer, metadata)
         app = self.seal.appearance if self.seal is not None else None
         name = field_name or (app.field if app is not None else None) or self._free_name(writer)
         spec = self.seal.field_spec(writer, name) if self.seal is not None else None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from typing import Any
 
 from pyhanko.pdf_utils import generic
@@ -11,11 +13,16 @@ from pyhanko.pdf_utils.metadata.xmp_xml import MetadataStream
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 
+from trustsvc.errors import InvalidInput
+
 NS = "https://trustsvc.example/ns/elicence/1.0/"
 PREFIX = "tsl"
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _FIELDS = ("licence_type", "licence_number", "holder_name", "holder_id", "issuing_authority",
            "issue_date", "valid_from", "valid_until")
+REQUIRED = ("licence_type", "licence_number", "holder_name", "holder_id", "issuing_authority", "issue_date")
+_DATES = ("issue_date", "valid_from", "valid_until")
+MAX_FIELD = 512  # characters per field: a licence's metadata is a few short strings
 _XML_NAMES = {f: "".join(p.capitalize() if i else p for i, p in enumerate(f.split("_"))) for f in _FIELDS}
 
 
@@ -36,8 +43,45 @@ class LicenceMetadata:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LicenceMetadata:
+    def from_dict(cls, data: Mapping[str, Any]) -> LicenceMetadata:
+        """As read back from a document: missing fields are empty, nothing is checked."""
         return cls(**{k: str(data.get(k, "")) for k in _FIELDS})
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], *, source: str = "licence metadata") -> LicenceMetadata:
+        """Metadata to write into a licence, checked: known fields only, the required ones present, every value
+        a string of at most MAX_FIELD characters without control characters, dates as ISO 8601 (YYYY-MM-DD),
+        valid_from not after valid_until. Anything else is InvalidInput BAD_LICENCE_METADATA naming the field."""
+        def bad(message: str) -> InvalidInput:
+            return InvalidInput(f"{source}: {message}", reason="BAD_LICENCE_METADATA")
+
+        unknown = sorted(str(k) for k in set(data) - set(_FIELDS))
+        missing = [f for f in REQUIRED if not data.get(f)]
+        if unknown or missing:
+            raise bad(f"unknown fields {unknown}, missing fields {missing}; known: {list(_FIELDS)}")
+        for name, value in data.items():
+            if not isinstance(value, str):
+                raise bad(f"{name} must be a string, not {type(value).__name__}")
+            if len(value) > MAX_FIELD:
+                raise bad(f"{name} is longer than {MAX_FIELD} characters")
+            if any(_not_text(c) for c in value):
+                raise bad(f"{name} holds a control character or one XML cannot carry")
+        dates = {}
+        for name in _DATES:
+            if data.get(name):
+                try:
+                    dates[name] = dt.date.fromisoformat(data[name])
+                except ValueError:
+                    raise bad(f"{name} {data[name]!r} is not an ISO 8601 date (YYYY-MM-DD)") from None
+        if "valid_from" in dates and "valid_until" in dates and dates["valid_from"] > dates["valid_until"]:
+            raise bad("valid_from is after valid_until")
+        return cls.from_dict(data)
+
+
+def _not_text(c: str) -> bool:
+    """C0/C1 controls, surrogates and the non-characters XML 1.0 excludes."""
+    n = ord(c)
+    return n < 0x20 or 0x7F <= n < 0xA0 or 0xD800 <= n < 0xE000 or n in (0xFFFE, 0xFFFF)
 
 
 def to_xmp(meta: LicenceMetadata) -> bytes:
