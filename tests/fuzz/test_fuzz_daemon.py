@@ -171,6 +171,8 @@ def _templates(blobs: dict[str, list[bytes]], texts: dict[str, list[str]], demo:
     data, cert, tsq = b"hello", blobs["cert"][0], blobs["tsq"][0]
     pdf, signed_pdf = blobs["pdf"]
     visible = d.PdfSignOptions(key="default", seal_id=demo, page=0, rect=[100, 100, 200, 200])
+    licence = d.LicenceMetadata(licence_type="营业执照", licence_number="L-1", holder_name="持证单位", holder_id="X",
+                                issuing_authority="市场监督管理局", issue_date="2024-05-01", valid_until="2044-04-30")
     return {
         "SignData": [s.SignDataRequest(key="default", data=data)],
         "VerifySignedData": [s.VerifySignedDataRequest(data=data, signature=blobs["sig"][0], key="default"),
@@ -199,8 +201,11 @@ def _templates(blobs: dict[str, list[bytes]], texts: dict[str, list[str]], demo:
         "SignWithSeal": [se.SignWithSealRequest(seal_id=demo, data=data, property_info="fuzz")],
         "VerifySealSignature": [se.VerifySealSignatureRequest(ses_signature=blobs["ses"][0], data=data)],
         "SignPdf": [d.SignPdfRequest(options=d.PdfSignOptions(key="default"), pdf=pdf),
-                    d.SignPdfRequest(options=visible, pdf=pdf)],
-        "BatchSignPdf": [d.BatchSignPdfRequest(options=visible, items=[d.BatchSignPdfRequest.Item(id="1", pdf=pdf)])],
+                    d.SignPdfRequest(options=visible, pdf=pdf),
+                    d.SignPdfRequest(options=d.PdfSignOptions(key="default", licence=licence), pdf=pdf)],
+        "BatchSignPdf": [d.BatchSignPdfRequest(options=visible, items=[d.BatchSignPdfRequest.Item(id="1", pdf=pdf)]),
+                         d.BatchSignPdfRequest(options=d.PdfSignOptions(key="default"), items=[
+                             d.BatchSignPdfRequest.Item(id="1", pdf=pdf, licence=licence)])],
         "VerifyPdf": [d.VerifyPdfRequest(pdf=signed_pdf)],
         "CreateTimeStamp": [ts.CreateTimeStampRequest(timestamp_request=tsq),
                             ts.CreateTimeStampRequest(data=data, hash_algorithm="sha256")],

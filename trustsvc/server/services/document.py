@@ -23,6 +23,7 @@ from trustsvc.algorithms.signer import Signer
 from trustsvc.errors import Conflict, InvalidInput, TrustsvcError
 from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.fast import FastPdfSigner
+from trustsvc.pdf.metadata import LicenceMetadata
 from trustsvc.pdf.registered_seal import registered_seal_picture
 from trustsvc.pdf.signing import SignOptions, sign_pdf_to
 from trustsvc.pdf.verify import verify_pdf
@@ -54,7 +55,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         signer = self.rt.signer(options.key or "default")
         appearance = self._appearance(options, signer) if options.seal_id else None
         opts = SignOptions(field_name=options.field_name or None, reason=options.reason or None,
-                           location=options.location or None, appearance=appearance)
+                           location=options.location or None, appearance=appearance, metadata=_licence(options))
         if options.with_timestamp:
             from trustsvc.tsa import LocalTsa
             from trustsvc.tsa.pyhanko_adapter import LocalTsaTimeStamper
@@ -103,6 +104,8 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         detail: dict[str, Any] = {"bytes_out": size, "signed_sha256": signed_sha}
         if options.seal_id:
             detail["seal"] = options.seal_id
+        if opts.metadata is not None:  # the number only: holder_id may be a person's ID number
+            detail["licence"] = opts.metadata.licence_number
         rec = self.rt.record(ref=signer.key_ref, document_hash=digest, detail=detail)
         self.rt.metrics.signatures.labels(signer.key_ref).inc()
         return pb.SignPdfResponse(document_sha256=digest, audit=receipt(rec), signed_sha256=signed_sha,
@@ -197,6 +200,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
             field_name = None if o.rect or o.anchor_text else o.field_name or None
         else:
             fast, field_name = self._fast_signer(o.key or "default"), o.field_name or None
+        shared_licence = _licence(o)
         results, listed, signed_count = [], [], 0
         for item in request.items:
             call.check_deadline()
@@ -204,7 +208,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
             try:
                 if not item.pdf:
                     raise InvalidInput("pdf is empty", reason="EMPTY_DATA")
-                signed = fast.sign(item.pdf, field_name=field_name)
+                signed = fast.sign(item.pdf, field_name=field_name, metadata=_licence(item) or shared_licence)
             except TrustsvcError as exc:
                 results.append(pb.BatchSignPdfResponse.Result(id=item.id, error=item_error(exc)))
                 listed.append((item.id, doc_hash, exc.reason))
@@ -237,13 +241,22 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         if not reason and not report.valid:
             reason = next(sig.result.reason for sig in sigs if not sig.result.valid)
         return pb.VerifyPdfResponse(result=result(report.valid, reason), signatures=sigs,
-                                    report_json=json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+                                    report_json=json.dumps(report.to_dict(), ensure_ascii=False, default=str),
+                                    licence=pb.LicenceMetadata(**report.metadata) if report.metadata else None)
 
 
 def _placement_needs_seal(options: Any) -> None:
     """rect and anchor_text place a seal: without seal_id they are a mistake, refused with SEAL_ID_REQUIRED."""
     if not options.seal_id and (options.rect or options.anchor_text):
         raise InvalidInput("rect and anchor_text place a visible seal: give seal_id too", reason="SEAL_ID_REQUIRED")
+
+
+def _licence(message: Any) -> LicenceMetadata | None:
+    """The checked ``licence`` of PdfSignOptions or a batch item; None when it is not set."""
+    if not message.HasField("licence"):
+        return None
+    return LicenceMetadata.parse({field.name: value for field, value in message.licence.ListFields()},
+                                 source="licence")
 
 
 def _hash_file(f: BinaryIO) -> tuple[int, str]:
