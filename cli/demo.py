@@ -248,16 +248,22 @@ def _daemon_calls(c: Any, steps: list[dict[str, Any]], out: Path, seal_pb2: Any,
         original = licence_pdf(text="trustsvc demo e-licence")
         seals = c.call(c.seals.ListSeals, seal_pb2.ListSealsRequest(state="active")).seals
         seal_id = seals[0].seal_id if seals else ""
+        licence = document_pb2.LicenceMetadata(  # DEMO ONLY: a made-up licence
+            licence_type="营业执照", licence_number="DEMO-0001", holder_name="示例科技有限公司",
+            holder_id="91110000DEMO00001X", issuing_authority="示例市场监督管理局", issue_date="2026-01-01")
         opts = document_pb2.PdfSignOptions(key="default", reason="licence issued", location="Beijing",
-                                           seal_id=seal_id, rect=[400, 80, 520, 200] if seal_id else [])
+                                           seal_id=seal_id, rect=[400, 80, 520, 200] if seal_id else [],
+                                           licence=licence)
         signed = c.call(c.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=original))
         (out / "licence.pdf").write_bytes(original)
         (out / "licence-signed.pdf").write_bytes(signed.pdf)
         ver = c.call(c.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=signed.pdf))
         verdict = "valid" if ver.result.valid else ver.result.reason
         stamp = f"visible seal {seal_id} at (400, 80)-(520, 200) on page 1" if seal_id else "no seal (invisible)"
-        return (ver.result.valid and bool(seal_id), f"signed PDF {len(signed.pdf)} bytes, {stamp}; verified: "
-                f"{verdict}", "DocumentService.VerifyPdf (PAdES byte range + signature)", None)
+        carried = ver.licence.licence_number == licence.licence_number
+        return (ver.result.valid and bool(seal_id) and carried, f"signed PDF {len(signed.pdf)} bytes, {stamp}, "
+                f"licence {ver.licence.licence_number or 'MISSING'}; verified: {verdict}",
+                "DocumentService.VerifyPdf (PAdES byte range + signature, licence metadata)", None)
 
     _step(steps, "pdf", "DocumentService.SignPdf(e-licence PDF, demo seal stamp) -> VerifyPdf", pdf)
 

@@ -158,7 +158,8 @@ def test_batch_licences_per_file(env: Env, tmp_path: Path, capsys: pytest.Captur
             data = (out / f"l{i}.pdf").read_bytes()
             assert pyhanko_pades_level(data, [env.roots["ecdsa"]]) == level
             meta = read_metadata(PdfFileReader(io.BytesIO(data)))
-            assert meta is not None and meta.licence_number == f"9111000000000000{i}X" and meta.holder_name == f"持证单位{i}"
+            assert meta is not None
+            assert (meta.licence_number, meta.holder_name) == (f"9111000000000000{i}X", f"持证单位{i}")
 
 
 @pytest.mark.parametrize("manifest, words", [
