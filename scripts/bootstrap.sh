@@ -34,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.trustsvc-installed
-extras="."; [ $want_test = 1 ] && extras=".[test]"
+extras=".[codegen]"; [ $want_test = 1 ] && extras=".[test]"  # a source checkout generates its gRPC code
 installed=$(cat "$stamp" 2>/dev/null || true)
 # reinstall (which also rebuilds the native SM2 extension) when the packaging or the C source changed,
 # or when the built extension is gone (git clean)

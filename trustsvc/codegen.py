@@ -56,8 +56,13 @@ def generate(out: Path | None = None) -> None:
     """Run grpc_tools.protoc over every proto into ``out`` (default ``OUT``; atomically replaced)."""
     out = OUT if out is None else out
     import google.rpc.status_pb2 as status_pb2
-    import grpc_tools
-    from grpc_tools import protoc
+
+    try:
+        import grpc_tools
+        from grpc_tools import protoc
+    except ImportError:
+        raise RuntimeError("generating the gRPC code from proto/ needs grpcio-tools: pip install -e '.[codegen]' "
+                           "(scripts/bootstrap.sh does)") from None
 
     include_grpc = Path(grpc_tools.__file__).parent / "_proto"
     include_rpc = Path(status_pb2.__file__).parent.parent.parent  # site-packages holding google/rpc/*.proto

@@ -40,11 +40,20 @@ def test_wheel_carries_generated_code_stamp_and_cli(wheel: Path) -> None:
     assert "cli/main.py" in names and "cli/serve.py" in names
 
 
+def test_wheel_needs_no_code_generator_at_run_time(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        metadata = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist: grpcio-tools")]
+    assert requires and all("extra ==" in line for line in requires), requires
+
+
 def test_unpacked_wheel_loads_every_service_without_proto(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    script = ("import trustsvc.codegen as c, sys; assert not c.PROTO_DIR.is_dir(), c.PROTO_DIR; "
-              "assert c.is_up_to_date(); [c.load(m) for m in c.MODULES]; "
+    # grpc_tools made unimportable: an installed wheel must never try to generate code
+    script = ("import sys; sys.modules['grpc_tools'] = None; "
+              "import trustsvc.codegen as c; assert not c.PROTO_DIR.is_dir(), c.PROTO_DIR; "
+              "assert c.is_up_to_date(); [c.load(m) for m in c.MODULES]; import trustsvc.server, trustsvc.client; "
               "from cli.main import main; sys.exit(main(['--help']))")
     # the unpacked wheel first on the path, the dependencies from this environment; run away from the checkout
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
