@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,6 +182,24 @@ def test_batch_licences_refused_before_signing(env: Env, tmp_path: Path, capsys:
     error = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert error["error"] == "BAD_LICENCE_METADATA" and words in error["message"], error
     assert not (tmp_path / "out").exists()
+
+
+def test_batch_with_seal_text_signs_through_the_ordinary_path(env: Env, tmp_path: Path) -> None:
+    # was refused with FAST_SEAL_TEXT: the text's font is subset per document, so these files take sign_pdf
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        (src / f"l{i}.pdf").write_bytes(licence_pdf())
+    assert main([*env.args, "pdf", "batch-sign", str(src), "-o", str(tmp_path / "out"), "--key", "licence-ec",
+                 *env.key_args, "--workers", "0", "--seal-png", str(_seal_png(tmp_path)), "--box", "300,400,150,150",
+                 "--seal-text", "签章人 %(signer)s"]) == 0
+    pdffonts = require_tool("pdffonts")
+    for i in range(2):
+        out = tmp_path / "out" / f"l{i}.pdf"
+        assert pyhanko_pades_level(out.read_bytes(), [env.roots["ecdsa"]]) == "B-B"
+        listing = subprocess.run([pdffonts, str(out)], capture_output=True, text=True, check=True).stdout
+        assert "WenQuanYi" in listing, listing  # the text's CJK font, embedded
+        _assert_in_box(_red_pixels(out.read_bytes(), tmp_path), BOX)
 
 
 def test_batch_refuses_two_inputs_with_one_output_name(env: Env, tmp_path: Path,

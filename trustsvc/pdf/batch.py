@@ -1,7 +1,8 @@
 """Batch signing: many PDFs, one key, spread over cores; outputs appear atomically.
 
-PAdES B-B without certification takes the fast path (``FastPdfSigner``, visible seal prepared once per
-worker); B-T and up or certification sign each file through ``sign_pdf`` with a time stamper per worker.
+PAdES B-B without certification or seal text takes the fast path (``FastPdfSigner``, visible seal prepared once
+per worker); B-T and up, certification or a seal with text (its font is subset per document) sign each file
+through ``sign_pdf``, with a time stamper per worker.
 Each file may carry its own licence metadata (``licences``, by file name), written in the signed revision.
 """
 
@@ -54,7 +55,8 @@ class BatchOptions:
 
     @property
     def fast(self) -> bool:
-        return PadesLevel.parse(self.level) is PadesLevel.B_B and self.certify is None
+        return (PadesLevel.parse(self.level) is PadesLevel.B_B and self.certify is None
+                and (self.appearance is None or not self.appearance.text))
 
 
 def make_worker(signer: Signer, options: BatchOptions) -> Worker:
