@@ -9,13 +9,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cli.common import emit, home, read_input
+from cli.common import emit, existing_database, home, read_input
 from trustsvc.errors import InvalidInput, KeyNotFound, TrustsvcError
 from trustsvc.keys.base import KeyStore
 from trustsvc.keys.factory import open_keystore
 from trustsvc.store.database import Database
 from trustsvc.token import IssuerConfig, RevocationStore, TokenInvalid, TokenVerifier, TrustedIssuer, introspect
 from trustsvc.token.local import DEFAULT_KEY, issuer_from_keystore, keyset_from_keystore
+from trustsvc.token.revocation import TABLES as REVOCATION_TABLES
 
 EXIT_VERIFY_FAILED = 1
 ALG_SPECS = {"SM2": "sm2", "ES256": "ec-p256", "EdDSA": "ed25519", "RS256": "rsa-2048"}
@@ -73,8 +74,28 @@ def _ensure(store: KeyStore, name: str, alg: str | None) -> None:
         raise InvalidInput(f"key {name!r} is {info.spec}, not usable for {alg}", reason="ALG_KEY_MISMATCH")
 
 
+def _db_url(args: argparse.Namespace) -> str | None:
+    """--db or $TRUSTSVC_DB; None for the default (the database under --home)."""
+    return args.db or os.environ.get("TRUSTSVC_DB") or None
+
+
 def _db(args: argparse.Namespace) -> Database:
-    return Database(args.db or os.environ.get("TRUSTSVC_DB") or f"sqlite:///{home(args) / 'trustsvc.db'}")
+    return Database(_db_url(args) or f"sqlite:///{home(args) / 'trustsvc.db'}")
+
+
+def _revocations(args: argparse.Namespace) -> RevocationStore | None:
+    """The revocation list to check against, opened read-only. A database named by --db or $TRUSTSVC_DB must exist
+    and hold one (a mistyped path must not pass a revoked token); the home's default database may not exist yet,
+    or hold no revocation tables, when nothing was ever revoked under that home: then None."""
+    url = _db_url(args)
+    try:
+        db = existing_database(url or f"sqlite:///{home(args) / 'trustsvc.db'}", tables=REVOCATION_TABLES,
+                               not_database="NOT_A_TOKEN_DATABASE", missing="NO_REVOCATION_LIST")
+    except InvalidInput as exc:
+        if url is None and exc.reason in ("INPUT_NOT_FOUND", "NO_REVOCATION_LIST"):
+            return None
+        raise
+    return RevocationStore(db)
 
 
 def _issue(args: argparse.Namespace) -> int:
@@ -107,7 +128,7 @@ def _verifier(args: argparse.Namespace) -> TokenVerifier:
             raise InvalidInput(f"trust configuration {trust} unusable: {exc}", reason="BAD_TRUST_CONFIG") from None
         except TrustsvcError as exc:
             raise InvalidInput(f"trust configuration {trust} unusable: {exc.message}", reason=exc.reason) from None
-    return TokenVerifier(issuers, audience=args.aud, leeway=args.leeway, revocation=RevocationStore(_db(args)))
+    return TokenVerifier(issuers, audience=args.aud, leeway=args.leeway, revocation=_revocations(args))
 
 
 def _token(args: argparse.Namespace) -> bytes:
@@ -121,7 +142,9 @@ def _verify(args: argparse.Namespace) -> int:
     except TokenInvalid as exc:
         emit({"valid": False, "reason": exc.reason, "message": exc.message}, True)
         return EXIT_VERIFY_FAILED
-    emit({"valid": True, "alg": verified.alg, "kid": verified.kid, "claims": verified.claims}, True)
+    checked = verifier.revocation.db.url if verifier.revocation is not None else None
+    emit({"valid": True, "alg": verified.alg, "kid": verified.kid, "claims": verified.claims,
+          "revocation_list": checked}, True)
     return 0
 
 

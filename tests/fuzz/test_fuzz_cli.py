@@ -26,6 +26,7 @@ from trustsvc.audit import AuditEvent, AuditLog
 from trustsvc.pdf.devkit import dev_identity, licence_pdf
 from trustsvc.pdf.signing import sign_pdf
 from trustsvc.store.database import Database
+from trustsvc.token import RevocationStore
 
 FUZZ = settings(max_examples=25, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -78,6 +79,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inputs]:
     for i in range(5):
         log.append(AuditEvent("SignPdf", "client-a", request_id=f"r{i}", document_hash="00" * 32))
     files["audit_db"] = audit_db
+    RevocationStore(Database(f"sqlite:///{root / 'tokens.db'}"))  # an empty revocation list for token verify
 
     assert main(["--home", str(home), "ca", "init"]) == 0
     files["ca_cert"] = root / "leaf.crt.pem"

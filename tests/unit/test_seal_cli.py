@@ -61,7 +61,7 @@ def test_render(tmp_path: Path) -> None:
     assert b"<svg" in (tmp_path / "s.svg").read_bytes()
 
 
-def _stored(db: Path) -> dict[str, str]:
+def stored_state(db: Path) -> dict[str, str]:
     """SHA-256 of the database and its WAL files, after every connection this process left open has closed."""
     import gc
     import hashlib
@@ -88,12 +88,12 @@ def test_reading_commands_never_write_the_registry(tmp_path: Path, capsys) -> No
                  "-o", str(seal_file)]) == 0
     es_id = json.loads(capsys.readouterr().out)["es_id"]
     db = tmp_path / "home" / "trustsvc.db"
-    before = _stored(db)
+    before = stored_state(db)
     assert main([*home, "seal", "verify", str(seal_file), "--db", f"sqlite:///{db}"]) == 0  # with warnings: no anchor
     assert main([*home, "seal", "list"]) == 0
     assert main([*home, "seal", "show", es_id]) == 0
     assert main([*home, "seal", "export", es_id, "-o", str(tmp_path / "out.esl")]) == 0
-    assert _stored(db) == before
+    assert stored_state(db) == before
 
     capsys.readouterr()
     absent = tmp_path / "elsewhere" / "trustsvc.db"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
+from tests.unit.test_seal_cli import stored_state
 
 
 def run(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str]:
@@ -91,3 +92,29 @@ def test_revoke_a_jti_that_starts_with_a_dash(tmp_path: Path, capsys: pytest.Cap
     monkeypatch.delenv("TRUSTSVC_DB", raising=False)
     code, out = run(capsys, tmp_path, "revoke", "--jti=-from-another-issuer")
     assert code == 0 and json.loads(out)["revoked"]["jti"] == "-from-another-issuer"
+
+
+def test_verify_reads_the_revocation_list_and_never_writes_it(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # regression: verify opened --db read-write and created a missing one, so a mistyped path passed a revoked token
+    monkeypatch.delenv("TRUSTSVC_DB", raising=False)
+    token = run(capsys, tmp_path, "issue", "--sub", "carol")[1].strip()
+    default_db = tmp_path / "trustsvc.db"
+    code, out = run(capsys, tmp_path, "verify", token)  # nothing revoked under this home yet: no database
+    assert code == 0 and json.loads(out)["revocation_list"] is None and not default_db.exists()
+
+    assert run(capsys, tmp_path, "revoke", "--jti", json.loads(out)["claims"]["jti"])[0] == 0
+    before = stored_state(default_db)
+    code, out = run(capsys, tmp_path, "verify", token, "--db", f"sqlite:///{default_db}")
+    assert code == 1 and json.loads(out)["reason"] == "REVOKED"
+    assert stored_state(default_db) == before
+
+    def refused(*args: str) -> str:
+        assert main(["--home", str(tmp_path), "token", *args]) == 2
+        return str(json.loads(capsys.readouterr().err)["error"])
+
+    typo = tmp_path / "trustsvc-typo.db"
+    assert refused("verify", token, "--db", f"sqlite:///{typo}") == "INPUT_NOT_FOUND" and not typo.exists()
+    monkeypatch.setenv("TRUSTSVC_DB", str(tmp_path / "other.db"))
+    (tmp_path / "other.db").write_bytes(b"")
+    assert refused("introspect", token) == "NOT_A_TOKEN_DATABASE"

@@ -14,6 +14,7 @@ from typing import Any
 from trustsvc.store.database import Database, Transaction
 
 COMPONENT = "token"
+TABLES = ("token_revoked_jti", "token_revoked_subject")
 MIGRATIONS = [
     "CREATE TABLE token_revoked_jti ("
     " iss TEXT NOT NULL, jti TEXT NOT NULL, expires_at BIGINT, revoked_at BIGINT NOT NULL,"
