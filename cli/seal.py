@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli.common import database_url, emit, existing_database, home, read_certificates, read_file, read_input
 from trustsvc.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from trustsvc.store.database import Database
 
 EXIT_OK, EXIT_INVALID, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -21,7 +25,7 @@ def _registry(args: argparse.Namespace, *, read_only: bool = False):  # type: ig
     return SealRegistry(database_url(args))
 
 
-def existing_seal_registry(url: str):  # type: ignore[no-untyped-def]
+def existing_seal_registry(url: str) -> Database:
     """The database holding a seal registry, read-only (a missing or foreign file is bad input, exit 2)."""
     return existing_database(url, tables=("seal_records", "seal_history"), not_database="NOT_A_SEAL_DATABASE",
                              missing="NO_SEAL_REGISTRY")

@@ -13,16 +13,22 @@ from .test_seal_support import make_setup
 REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop" / "ses-realworld"
 
 
-def test_make_lifecycle_verify(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def _make_args(tmp_path: Path) -> list[str]:
+    """Test-only maker and holder files written under ``tmp_path``; the `seal make` options naming them."""
     s = make_setup()
     (tmp_path / "maker.pem").write_bytes(private_key_to_pem(s.maker._key))
     (tmp_path / "maker.crt").write_bytes(s.maker_cert.to_pem())
     (tmp_path / "holder.crt").write_bytes(s.holder_cert.to_pem())
+    return ["--holder-cert", str(tmp_path / "holder.crt"), "--maker-cert", str(tmp_path / "maker.crt"),
+            "--maker-key", str(tmp_path / "maker.pem")]
+
+
+def test_make_lifecycle_verify(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    make = _make_args(tmp_path)
     home = ["--home", str(tmp_path / "home")]
     seal_file = tmp_path / "seal.esl"
-    assert main([*home, "seal", "make", "--name", "测试合同章", "--type", "contract", "--prefix", "330106",
-                 "--holder-cert", str(tmp_path / "holder.crt"), "--maker-cert", str(tmp_path / "maker.crt"),
-                 "--maker-key", str(tmp_path / "maker.pem"), "-o", str(seal_file)]) == 0
+    assert main([*home, "seal", "make", "--name", "测试合同章", "--type", "contract", "--prefix", "330106", *make,
+                 "-o", str(seal_file)]) == 0
     es_id = json.loads(capsys.readouterr().out)["es_id"]
     assert es_id == "33010600000001"
     assert main([*home, "seal", "verify", str(seal_file), "--trust", str(tmp_path / "maker.crt")]) == 0
@@ -77,15 +83,9 @@ def stored_state(db: Path) -> dict[str, str]:
 def test_reading_commands_never_write_the_registry(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     # regression: 'seal verify --db' (and list, show, export) opened the file read-write and recorded
     # schema_migrations in whatever database it was given, creating one where there was none
-    s = make_setup()
-    (tmp_path / "maker.pem").write_bytes(private_key_to_pem(s.maker._key))
-    (tmp_path / "maker.crt").write_bytes(s.maker_cert.to_pem())
-    (tmp_path / "holder.crt").write_bytes(s.holder_cert.to_pem())
     home = ["--home", str(tmp_path / "home")]
     seal_file = tmp_path / "seal.esl"
-    assert main([*home, "seal", "make", "--name", "测试章", "--holder-cert", str(tmp_path / "holder.crt"),
-                 "--maker-cert", str(tmp_path / "maker.crt"), "--maker-key", str(tmp_path / "maker.pem"),
-                 "-o", str(seal_file)]) == 0
+    assert main([*home, "seal", "make", "--name", "测试章", *_make_args(tmp_path), "-o", str(seal_file)]) == 0
     es_id = json.loads(capsys.readouterr().out)["es_id"]
     db = tmp_path / "home" / "trustsvc.db"
     before = stored_state(db)
