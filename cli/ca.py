@@ -7,7 +7,17 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from cli.common import add_key_store_args, emit, home, key_source, read_certificates, read_file, read_input
+from cli.common import (
+    add_key_store_args,
+    check_output,
+    emit,
+    home,
+    key_source,
+    read_certificates,
+    read_file,
+    read_input,
+    write_output,
+)
 from trustsvc.algorithms.encoding import private_key_to_pem
 from trustsvc.errors import InvalidInput
 from trustsvc.pki.ca import CA_KEY_SPECS, DEFAULT_NAME, PROFILES, DevelopmentCA
@@ -84,6 +94,9 @@ def open_ca(args: argparse.Namespace) -> DevelopmentCA:
 
 def _issue(args: argparse.Namespace) -> int:
     ca = open_ca(args)
+    for path in (args.out_cert, args.out_key):  # before issuing: a key written without its certificate is lost work
+        if path:
+            check_output(path)
     kwargs = {"dns": args.dns or (), "ips": args.ip or (), "days": args.days}
     if args.csr:
         request = CertificateRequest.load(read_input(args.csr))
@@ -94,14 +107,12 @@ def _issue(args: argparse.Namespace) -> int:
         issued = ca.issue(args.profile, args.cn, key_type=args.key_type, **kwargs)
     serial = f"{issued.serial:x}"
     out_cert = Path(args.out_cert or f"{serial}.crt.pem")
-    out_cert.write_bytes(issued.certificate.to_pem())
     files = {"certificate": str(out_cert)}
-    if issued.private_key is not None:
+    if issued.private_key is not None:  # the key first: a certificate without its key is no use
         out_key = Path(args.out_key or f"{serial}.key.pem")
-        fd = os.open(out_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(private_key_to_pem(issued.private_key))
+        write_output(out_key, private_key_to_pem(issued.private_key), mode=0o600)
         files["private_key"] = str(out_key)
+    write_output(out_cert, issued.certificate.to_pem())
     emit({"serial": serial, "subject": issued.certificate.subject, "profile": args.profile, **files}, args.json,
          f"issued {args.profile} certificate serial {serial}: {issued.certificate.subject}\n"
          + "\n".join(f"  {k}: {v}" for k, v in files.items()))
@@ -120,7 +131,7 @@ def _crl(args: argparse.Namespace) -> int:
     ca = open_ca(args)
     crl = ca.publish_crl(days=args.days)
     if args.out:
-        Path(args.out).write_bytes(crl.to_pem() if not args.der else crl.der)
+        write_output(args.out, crl.to_pem() if not args.der else crl.der)
     emit({"crl_number": crl.crl_number, "this_update": crl.this_update.isoformat(),
           "next_update": crl.next_update.isoformat() if crl.next_update else None,
           "revoked": [e.to_json() for e in crl.entries], "file": args.out or str(ca.directory / "crl.pem")},

@@ -84,6 +84,32 @@ def existing_database(url: str, *, tables: Collection[str], not_database: str, m
     return Database(url, read_only=True)
 
 
+def check_output(path: str | os.PathLike[str]) -> None:
+    """Refuse (OUTPUT_UNWRITABLE) a file that ``write_output`` could not write, before any work that would be lost:
+    its directory must exist and be writable, and the path must not be a directory."""
+    from trustsvc.errors import InvalidInput
+
+    target = Path(path)
+    parent = target.parent
+    if not parent.is_dir() or target.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        why = "is a directory" if target.is_dir() else f"{parent} is not a writable directory"
+        raise InvalidInput(f"cannot write {os.fspath(path)}: {why}", reason="OUTPUT_UNWRITABLE")
+
+
+def write_output(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
+    """Write a file the user named, atomically (a temporary name, fsync, rename: never a torn file). ``mode``
+    for secrets (0o600): the new file has it from the start, whatever an old file at ``path`` had. A path that
+    cannot be written (no such directory, no permission) is bad input: OUTPUT_UNWRITABLE, exit 2."""
+    from trustsvc.errors import InvalidInput
+    from trustsvc.fileio import write_atomic
+
+    try:
+        write_atomic(path, data, mode=mode)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {os.fspath(path)}: {exc.strerror or exc}",
+                           reason="OUTPUT_UNWRITABLE") from None
+
+
 def read_file(path: str) -> bytes:
     """Bytes of a file the user named; a missing or unreadable path (a directory ...) is bad input (exit 2)."""
     try:

@@ -9,6 +9,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
+from cli.common import write_output
 from trustsvc.errors import HsmError
 
 
@@ -52,9 +53,8 @@ def _init_dev(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
     pin_file = directory / "user.pin"
-    if not pin_file.exists():
-        pin_file.write_text(secrets.token_hex(8) + "\n")
-        pin_file.chmod(0o600)
+    if not pin_file.exists():  # owner-only from the start (a write then chmod left it readable for a moment)
+        write_output(pin_file, (secrets.token_hex(8) + "\n").encode(), mode=0o600)
     so_pin = secrets.token_hex(8)
     res = subprocess.run([str(script), str(directory), args.label, so_pin, pin_file.read_text().strip()],
                          capture_output=True, text=True)

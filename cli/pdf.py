@@ -21,6 +21,7 @@ from cli.common import (
     read_file,
     read_input,
     unreadable,
+    write_output,
 )
 from trustsvc.errors import InvalidInput
 
@@ -108,7 +109,6 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    from trustsvc.fileio import write_atomic
     from trustsvc.pdf.signing import sign_pdf
 
     _check_level(args)
@@ -119,7 +119,7 @@ def _sign(args: argparse.Namespace) -> int:
         with _open_input(args.input) as f:
             signed = sign_pdf(f, signer, level=args.level, timestamper=timestamper, certify=args.certify,
                               metadata=metadata, appearance=appearance, trust_roots=_roots(args, signer, factories))
-    write_atomic(Path(args.output), signed)
+    write_output(args.output, signed)
     return 0
 
 
@@ -133,6 +133,11 @@ def _batch(args: argparse.Namespace) -> int:
         appearance = _appearance(args, signer)
     options = BatchOptions(appearance=appearance, level=args.level, certify=args.certify,
                            timestamper_factory=factories["timestamper"], trust_roots=_roots(args, signer, factories))
+    try:
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write into {args.output}: {exc.strerror or exc}",
+                           reason="OUTPUT_UNWRITABLE") from None
     show = not args.quiet and sys.stderr.isatty()
     results = batch_sign(files, args.output, factories["signer"], workers=args.workers, options=options,
                          licences=licences,

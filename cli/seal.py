@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.common import database_url, emit, existing_database, home, read_certificates, read_file, read_input
+from cli.common import (
+    database_url,
+    emit,
+    existing_database,
+    home,
+    read_certificates,
+    read_file,
+    read_input,
+    write_output,
+)
 from trustsvc.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -62,7 +70,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         data = render_svg(args.org, name=args.name, code=args.code, diameter_mm=args.size)
     else:
         data = render_png(args.org, name=args.name, code=args.code, diameter_mm=args.size, dpi=args.dpi)
-    Path(args.output).write_bytes(data)
+    write_output(args.output, data)
     print(args.output)
     return EXIT_OK
 
@@ -100,7 +108,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     seal = make_seal(spec, maker, maker_cert)
     record = registry.register(seal, actor=args.actor, holder=args.holder)
     if args.output:
-        Path(args.output).write_bytes(seal)
+        write_output(args.output, seal)
     emit({"es_id": record.es_id, "status": record.status}, True)
     return EXIT_OK
 
@@ -138,7 +146,7 @@ def cmd_change(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     der = _registry(args, read_only=True).get(args.es_id).der
-    Path(args.output).write_bytes(der)
+    write_output(args.output, der)
     print(args.output)
     return EXIT_OK
 

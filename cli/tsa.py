@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli.common import emit, read_certificates, read_file, read_input
+from cli.common import emit, read_certificates, read_file, read_input, write_output
 from trustsvc.algorithms import load_private_key
 from trustsvc.algorithms.signer import SoftwareSigner
 from trustsvc.errors import DecodeError, InvalidInput
@@ -79,7 +79,7 @@ def _stamp(args: argparse.Namespace) -> int:
     else:
         raise InvalidInput("give --url, or --key and --cert for a local authority", reason="BAD_USAGE")
     out = Path(args.out or (("stdin" if args.file == "-" else args.file) + ".tst"))
-    out.write_bytes(token)
+    write_output(out, token)
     print(str(out))
     return 0
 

@@ -351,3 +351,39 @@ def test_key_store_files_corrupted(inputs: Inputs, capsys: pytest.CaptureFixture
             (home / "keys" / target.relative_to(inputs.home / "keys")).write_bytes(data)
             argv = ["--home", str(home), "key", action] + (["k1"] if action != "list" else [])
             check(run(capsys, argv), {0, 2, 3})
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+
+def test_unwritable_outputs_are_bad_input_not_tracebacks(inputs: Inputs, capsys: pytest.CaptureFixture[str],
+                                                         tmp_path: Path) -> None:
+    # regression: every command that writes a file the user named raised FileNotFoundError / IsADirectoryError
+    f, home = inputs.files, ["--home", str(inputs.home)]
+    a_file = tmp_path / "a-file"
+    a_file.write_bytes(b"x")
+    for bad in (tmp_path / "no-such-dir" / "out", tmp_path, a_file / "below-a-file"):
+        commands = [
+            ["seal", "render", "测试单位", "-o", str(bad)],
+            [*home, "ca", "issue", "--profile", sorted(_profiles())[0], "--cn", "x", "--out-cert", str(bad),
+             "--out-key", str(tmp_path / "k.pem")],
+            [*home, "ca", "crl", "--out", str(bad)],
+            ["tsa", "stamp", str(f["tsa_data"]), "--key", str(f["tsa_key"]), "--cert", str(f["tsa_cert"]),
+             "--chain", str(f["tsa_root"]), "--out", str(bad)],
+            [*home, "pdf", "sign", str(f["pdf"]), "-o", str(bad), "--dev-identity", "ecdsa"],
+            [*home, "pdf", "batch-sign", str(f["pdf"]), "-o", str(a_file), "--dev-identity", "ecdsa", "--workers", "0"],
+        ]
+        for argv in commands:
+            assert _error(run(capsys, argv), 2)["error"] == "OUTPUT_UNWRITABLE", (argv, bad)
+    assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob("*/.*.tmp"))  # no temporary left behind
+    assert not (tmp_path / "k.pem").exists()  # refused before issuing: no key without its certificate
+
+
+def test_a_private_key_is_owner_only_even_over_an_open_file(inputs: Inputs, capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path) -> None:
+    # regression: O_TRUNC on an existing 0644 file kept its mode, so the new key was world-readable
+    key, cert = tmp_path / "leaf.key.pem", tmp_path / "leaf.crt.pem"
+    key.write_bytes(b"old")
+    key.chmod(0o644)
+    assert run(capsys, ["--home", str(inputs.home), "ca", "issue", "--profile", sorted(_profiles())[0], "--cn",
+                        "leaf", "--out-cert", str(cert), "--out-key", str(key)])[0] == 0
+    assert key.stat().st_mode & 0o777 == 0o600 and key.read_bytes().startswith(b"-----BEGIN PRIVATE KEY")
