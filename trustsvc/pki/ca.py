@@ -31,6 +31,7 @@ from trustsvc.algorithms.keypair import KEY_SPECS, PrivateKey, PublicKey
 from trustsvc.algorithms.signature_algorithm import KeyType
 from trustsvc.algorithms.signer import Signer, SoftwareSigner
 from trustsvc.errors import CertificateError, Conflict, InvalidInput, NotFound
+from trustsvc.fileio import write_atomic
 from trustsvc.pki.certificate import Certificate, CertificateBuilder
 from trustsvc.pki.crl import CertificateRevocationList, RevocationReason, RevokedEntry, build_crl
 from trustsvc.pki.csr import CertificateRequest
@@ -89,16 +90,9 @@ def profile(name: str) -> Profile:
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write atomically with ``mode`` set before any byte lands."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    """Write atomically (fileio.write_atomic: a fresh temporary file, fsync, rename, directory fsync) with
+    ``mode`` set before any byte lands."""
+    write_atomic(path, data, mode=mode)
 
 
 class DevelopmentCA:

@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 
 from trustsvc.algorithms.encoding import private_key_to_pem
+from trustsvc.fileio import write_atomic
 
 DEFAULT_CLIENTS = {"admin": True, "demo-client": False}
 
@@ -36,12 +37,12 @@ def ensure_dev_tls(home: Path, *, hosts: tuple[str, ...] = ("localhost",), ips: 
     files = TlsFiles(tls / "ca.pem", tls / "server.pem", tls / "server-key.pem")
     ca = DevelopmentCA.open_or_init(tls / "ca", key_type="ec-p256", name="trustsvc development TLS CA")
     if not files.ca.exists():
-        files.ca.write_bytes(ca.certificate.to_pem())
+        write_atomic(files.ca, ca.certificate.to_pem())
     if not files.server_cert.exists():
         issued = ca.issue("server", "trustsvc-daemon", key_type="ec-p256", dns=hosts, ips=ips, days=825)
         assert issued.private_key is not None
         _write_key(files.server_key, private_key_to_pem(issued.private_key))
-        files.server_cert.write_bytes(issued.certificate.to_pem())
+        write_atomic(files.server_cert, issued.certificate.to_pem())  # last: it marks the pair complete
     for name in clients:
         issue_client_cert(home, name, ca=ca)
     return files
@@ -60,14 +61,14 @@ def issue_client_cert(home: Path, name: str, *, ca: object | None = None) -> tup
     issued = ca.issue("client", name, key_type="ec-p256", days=825)  # type: ignore[attr-defined]
     assert issued.private_key is not None
     _write_key(key_path, private_key_to_pem(issued.private_key))
-    cert_path.write_bytes(issued.certificate.to_pem())
+    write_atomic(cert_path, issued.certificate.to_pem())  # last: it marks the pair complete
     return cert_path, key_path
 
 
 def _write_key(path: Path, data: bytes) -> None:
+    """Owner-only from the start, whatever a file left at ``path`` had; atomic, so never a torn key."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.touch(mode=0o600)
-    path.write_bytes(data)
+    write_atomic(path, data, mode=0o600)
 
 
 def server_credentials(cert: Path, key: Path, client_ca: Path) -> grpc.ServerCredentials:
