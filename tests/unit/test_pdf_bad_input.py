@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import tracemalloc
@@ -15,6 +16,7 @@ from pyhanko.sign.validation import validate_pdf_signature
 from trustsvc.errors import DecodeError, InvalidInput, TrustsvcError
 from trustsvc.pdf.devkit import dev_identity, licence_pdf
 from trustsvc.pdf.fast import FastPdfSigner
+from trustsvc.pdf.metadata import LicenceMetadata, write_metadata
 from trustsvc.pdf.pyhanko_sm2 import validation_context
 from trustsvc.pdf.signing import sign_pdf, sign_pdf_file
 from trustsvc.pdf.verify import verify_pdf
@@ -68,6 +70,59 @@ def test_incremental_update_after_signing_detected(ids):
     assert _check(report, "intact").ok  # the signed revision itself is untouched ...
     assert "later incremental updates" in _check(report, "byte_range").detail  # ... but something follows it
     assert _check(report, "modifications").ok is False
+
+
+LICENCE = LicenceMetadata("营业执照", "L-ORIGINAL", "甲公司", "91110000MA01ABCD1X", "市场监督管理局", "2024-05-01")
+
+
+def _with_metadata_update(pdf: bytes, meta: LicenceMetadata) -> bytes:
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    write_metadata(w, meta)
+    buf = io.BytesIO()
+    w.write(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_licence_metadata_changed_after_signing_is_invalid(ids, fast):
+    # regression: pyHanko's modification analysis allows an XMP update after signing (LTA_UPDATES), so a forged
+    # licence number and holder verified as valid
+    signer = ids["sm2"].signer
+    signed = FastPdfSigner(signer).sign(licence_pdf(), metadata=LICENCE) if fast \
+        else sign_pdf(licence_pdf(), signer, metadata=LICENCE)
+    clean = verify_pdf(signed, trust_roots=_roots(ids))
+    assert clean.valid and _check(clean, "licence_metadata").ok is True, clean.to_text()
+    forged = _with_metadata_update(signed, dataclasses.replace(LICENCE, licence_number="L-FORGED",
+                                                               holder_name="乙公司"))
+    report = verify_pdf(forged, trust_roots=_roots(ids))
+    check = _check(report, "licence_metadata")
+    assert not report.valid and check.ok is False, report.to_text()
+    assert "licence_number, holder_name" in check.detail and "L-ORIGINAL" in check.detail
+    assert _check(report, "modifications").ok  # what pyHanko alone would have said
+
+
+def test_licence_metadata_added_after_signing_is_invalid(ids):
+    signed = sign_pdf(licence_pdf(), ids["ecdsa"].signer)
+    assert _check(verify_pdf(signed, trust_roots=_roots(ids)), "licence_metadata").ok is None  # none: not applicable
+    report = verify_pdf(_with_metadata_update(signed, LICENCE), trust_roots=_roots(ids))
+    assert not report.valid and "added after this signature" in _check(report, "licence_metadata").detail
+
+
+def test_licence_metadata_kept_through_later_signatures_and_lta(ids):
+    signed = sign_pdf(licence_pdf(), ids["sm2"].signer, metadata=LICENCE)
+    again = sign_pdf(signed, ids["ecdsa"].signer)  # a second approval signature keeps the metadata
+    report = verify_pdf(again, trust_roots=_roots(ids))
+    assert report.valid and all(c.ok for s in report.signatures for c in s.checks if c.name == "licence_metadata")
+
+
+def test_signing_over_an_unreadable_signature_is_malformed_input(ids):
+    # regression: sign_pdf raised SigningFailed (INTERNAL over gRPC) when an earlier signature's CMS did not parse
+    signed = sign_pdf(licence_pdf(), ids["ecdsa"].signer)
+    i = signed.index(b"/Contents <") + len(b"/Contents <")
+    broken = signed[:i] + b"00" * 8 + signed[i + 16:]
+    with pytest.raises(DecodeError) as err:
+        sign_pdf(broken, ids["sm2"].signer)
+    assert err.value.reason == "PDF_MALFORMED"
 
 
 def test_truncated_and_garbage_rejected(ids):

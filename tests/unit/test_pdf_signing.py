@@ -153,9 +153,10 @@ def test_pades_levels_with_local_ecdsa_tsa(ids, kind, level):
 def test_pades_levels_sm2_with_local_sm2_tsa(ids, level):
     tsa, tsa_root = local_tsa("sm2")
     roots = [ids["sm2"].root.der, tsa_root]
-    out = sign_pdf(licence_pdf(), ids["sm2"].signer, level=level, timestamper=tsa, trust_roots=roots)
+    out = sign_pdf(licence_pdf(), ids["sm2"].signer, level=level, timestamper=tsa, trust_roots=roots, metadata=META)
     report = verify_pdf(out, trust_roots=roots)
-    assert report.valid, report.to_text()
+    assert report.valid, report.to_text()  # the DSS and document time stamp revisions keep the licence metadata
+    assert report.metadata == META.to_dict()
     sig = report.signatures[0]
     assert sig.pades_level == level and sig.algorithm == "sm2-sm3"
     ts_check = next(c for c in sig.checks if c.name == "timestamp")

@@ -128,10 +128,12 @@ def write_metadata(writer: BasePdfFileWriter, meta: LicenceMetadata) -> None:
     writer.update_root()
 
 
-def read_metadata(reader: PdfFileReader) -> LicenceMetadata | None:
-    """The licence metadata of the document's current /Metadata, if any."""
+def read_metadata(reader: PdfFileReader, revision: int | None = None) -> LicenceMetadata | None:
+    """The licence metadata of the document's /Metadata, if any: as it is now, or as it was in ``revision``
+    (0-based, as pyHanko numbers a signature's ``signed_revision``)."""
     try:
-        stream = reader.root.get("/Metadata")
+        root = reader.root if revision is None else reader.get_historical_root(revision)
+        stream = root.get("/Metadata")
         if stream is None:
             return None
         return from_xmp(stream.get_object().data)

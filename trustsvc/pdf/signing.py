@@ -127,6 +127,8 @@ def _sign_once(pdf: PdfInput, output: BinaryIO, signer: Signer, opts: SignOption
         raise SigningFailed(f"pyHanko could not sign: {exc}") from None
     except PdfError as exc:
         raise DecodeError(f"PDF is malformed: {exc}", reason="PDF_MALFORMED") from None
+    except ValueError as exc:  # an existing signature whose CMS does not parse (asn1crypto, pyHanko's CMS errors)
+        raise DecodeError(f"PDF cannot be signed: {type(exc).__name__}: {exc}", reason="PDF_MALFORMED") from None
     except BROKEN_STRUCTURE as exc:  # the input's fault (as FastPdfSigner says), not the daemon's: no INTERNAL
         raise DecodeError(f"PDF cannot be signed: {type(exc).__name__}: {exc}", reason="PDF_MALFORMED") from None
     except Exception as exc:  # pyHanko raises many kinds (PdfWriteError, ValueError ...) on odd input

@@ -15,7 +15,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 
 from trustsvc.errors import DecodeError, TrustsvcError
 from trustsvc.pdf.errors import PdfInput, open_reader
-from trustsvc.pdf.metadata import read_metadata
+from trustsvc.pdf.metadata import LicenceMetadata, read_metadata
 from trustsvc.pdf.pyhanko_sm2 import is_sm2_key, sm2_failure_reason, validation_context
 
 logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.CRITICAL)  # failures go into the report
@@ -104,12 +104,34 @@ def verify_pdf(pdf: PdfInput, *, trust_roots: Sequence[bytes] = (), crls: Sequen
     reports = []
     for sig in sigs:
         try:
-            reports.append(_verify_one(sig, trust_roots, crls, other_certs, moment))
+            report = _verify_one(sig, trust_roots, crls, other_certs, moment)
+            if sig.sig_object_type != "/DocTimeStamp":
+                report.checks.append(_licence_check(reader, sig, meta))
+            reports.append(report)
         except TrustsvcError:
             raise
         except Exception as exc:  # a broken signature dictionary or CMS: reported, not raised
             reports.append(_unreadable(sig, exc))
     return PdfReport(reports, meta.to_dict() if meta else None)
+
+
+def _licence_check(reader: Any, sig: EmbeddedPdfSignature, now: LicenceMetadata | None) -> Check:
+    """The licence metadata the document shows must be what this signature signed. pyHanko's modification
+    analysis allows a later XMP update (harmless in a generic PDF), but for an e-licence the metadata is content:
+    a licence number or holder changed, added or removed after signing fails here."""
+    signed = read_metadata(reader, sig.signed_revision)
+    if signed == now:
+        return Check("licence_metadata", None if now is None else True,
+                     "no licence metadata" if now is None else f"licence {now.licence_number} as signed")
+    if signed is None:
+        return Check("licence_metadata", False, f"licence metadata (licence {now.licence_number if now else '?'}) "
+                     "was added after this signature")
+    if now is None:
+        return Check("licence_metadata", False, f"the signed licence metadata (licence {signed.licence_number}) "
+                     "was removed after this signature")
+    changed = [k for k, v in signed.to_dict().items() if now.to_dict()[k] != v]
+    return Check("licence_metadata", False, f"licence metadata changed after this signature: {', '.join(changed)} "
+                 f"(signed licence {signed.licence_number}, now {now.licence_number})")
 
 
 def _unreadable(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
