@@ -100,3 +100,21 @@ def test_bad_licence_is_refused_by_name(client: Client, change: dict[str, str], 
             call()
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error_reason(refused.value) == "BAD_LICENCE_METADATA" and words in refused.value.details()
+
+
+def test_a_licence_changed_after_signing_is_invalid(client: Client) -> None:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    from trustsvc.pdf.metadata import write_metadata
+
+    opts = document_pb2.PdfSignOptions(key="default", licence=_licence())
+    signed = client.call(client.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=licence_pdf()),
+                         timeout=60).pdf
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed))
+    write_metadata(writer, LicenceMetadata.from_dict({**LICENCE, "holder_name": "冒名公司"}))
+    forged = io.BytesIO()
+    writer.write(forged)
+    report = client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=forged.getvalue()))
+    assert not report.result.valid and report.result.reason == "LICENCE_METADATA"
+    assert report.licence.holder_name == "冒名公司"  # what the file shows, flagged by the invalid result
+    assert "holder_name" in report.signatures[0].result.message
