@@ -131,7 +131,7 @@ def _sign_once(pdf: PdfInput, output: BinaryIO, signer: Signer, opts: SignOption
         raise DecodeError(f"PDF cannot be signed: {type(exc).__name__}: {exc}", reason="PDF_MALFORMED") from None
     except BROKEN_STRUCTURE as exc:  # the input's fault (as FastPdfSigner says), not the daemon's: no INTERNAL
         raise DecodeError(f"PDF cannot be signed: {type(exc).__name__}: {exc}", reason="PDF_MALFORMED") from None
-    except Exception as exc:  # pyHanko raises many kinds (PdfWriteError, ValueError ...) on odd input
+    except Exception as exc:  # anything else pyHanko raises while signing (PdfWriteError ...)
         raise SigningFailed(f"signing failed: {type(exc).__name__}: {exc}") from None
 
 
