@@ -125,6 +125,24 @@ def test_signing_over_an_unreadable_signature_is_malformed_input(ids):
     assert err.value.reason == "PDF_MALFORMED"
 
 
+def test_a_field_name_that_is_not_text_is_reported_as_text(ids):
+    # regression (exploratory daemon fuzz): pyHanko gives a byte string for a /T that is not a PDF text string
+    # (here UTF-16 with lone surrogates); the daemon's protobuf reply could not take it and answered INTERNAL
+    import json
+
+    from trustsvc.server.services.document import pb
+
+    signed = sign_pdf(licence_pdf(), ids["ecdsa"].signer)
+    old = b"/T (Signature\\055EC\\0551)"
+    assert old in signed
+    odd = signed.replace(old, b"/T <FEFFD800D800D800D800>".ljust(len(old)), 1)
+    report = verify_pdf(odd, trust_roots=_roots(ids))
+    (sig,) = report.signatures
+    assert type(sig.field_name) is str and "\ufffd" in sig.field_name
+    json.dumps(report.to_dict(), ensure_ascii=False)
+    pb.VerifyPdfResponse.Signature(field_name=sig.field_name, signer=sig.signer)
+
+
 def test_truncated_and_garbage_rejected(ids):
     signed = sign_pdf(licence_pdf(), ids["sm2"].signer)
     with pytest.raises(DecodeError) as err:

@@ -142,7 +142,7 @@ def _unreadable(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
         except Exception:
             return "?"
 
-    return SignatureReport(safe(lambda: sig.field_name), safe(lambda: _signer_name(sig)), "?", "?",
+    return SignatureReport(safe(lambda: _field_name(sig)), safe(lambda: _signer_name(sig)), "?", "?",
                            safe(lambda: sig.sig_object.get("/SubFilter", "")), None, "none",
                            [Check("format", False, f"signature unreadable: {type(exc).__name__}: {exc}")])
 
@@ -159,7 +159,7 @@ def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequenc
         status = validate_pdf_signature(sig, vc)
     except Exception as exc:  # pyHanko raises on malformed CMS or byte ranges
         checks.append(Check("format", False, f"{type(exc).__name__}: {exc}"))
-        return SignatureReport(sig.field_name, _signer_name(sig), _ALG_NAMES.get(sig_alg, sig_alg), "?", subfilter,
+        return SignatureReport(_field_name(sig), _signer_name(sig), _ALG_NAMES.get(sig_alg, sig_alg), "?", subfilter,
                                None, "none", checks)
     checks.append(Check("intact", status.intact, "document digest matches the signed messageDigest"
                         if status.intact else "the covered bytes changed after signing"))
@@ -207,7 +207,7 @@ def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequenc
                         f"DocMDP {'respected' if docmdp_ok is not False else 'violated'}"))
     level = _pades_level(sig, status)
     signing_time = status.signer_reported_dt.isoformat() if status.signer_reported_dt else None
-    return SignatureReport(sig.field_name, _signer_name(sig), _ALG_NAMES.get(sig_alg, sig_alg),
+    return SignatureReport(_field_name(sig), _signer_name(sig), _ALG_NAMES.get(sig_alg, sig_alg),
                            status.md_algorithm or "?", subfilter, signing_time, level, checks)
 
 
@@ -219,7 +219,7 @@ def _verify_doc_timestamp(sig: EmbeddedPdfSignature, vc: Any) -> SignatureReport
     try:
         status = validate_pdf_timestamp(sig, vc)
     except Exception as exc:  # pyHanko raises on malformed tokens or byte ranges
-        return SignatureReport(sig.field_name, _signer_name(sig), name, "?", subfilter, None, "document time stamp",
+        return SignatureReport(_field_name(sig), _signer_name(sig), name, "?", subfilter, None, "document time stamp",
                                [Check("format", False, f"{type(exc).__name__}: {exc}")])
     mod_level = getattr(status.diff_result, "modification_level", None)
     checks = [
@@ -232,8 +232,17 @@ def _verify_doc_timestamp(sig: EmbeddedPdfSignature, vc: Any) -> SignatureReport
         Check("modifications", mod_level is None or mod_level.name != "OTHER",
               f"modification level {mod_level.name if mod_level else 'none'}"),
     ]
-    return SignatureReport(sig.field_name, _signer_name(sig), name, status.md_algorithm or "?", subfilter,
+    return SignatureReport(_field_name(sig), _signer_name(sig), name, status.md_algorithm or "?", subfilter,
                            status.timestamp.isoformat() if status.timestamp else None, "document time stamp", checks)
+
+
+def _field_name(sig: EmbeddedPdfSignature) -> str:
+    """The field's /T as text: pyHanko gives a byte string for a name that is not a PDF text string (a report,
+    its JSON and the daemon's protobuf reply need text)."""
+    name = sig.field_name
+    if isinstance(name, bytes):
+        return name.decode("utf-8", "replace")
+    return str(name)
 
 
 def _signer_name(sig: EmbeddedPdfSignature) -> str:
