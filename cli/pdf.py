@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("pdf")
     v.add_argument("--trust", action="append", default=[], help="trust anchor certificate (PEM/DER), repeatable")
     v.add_argument("--crl", action="append", default=[], help="CRL file (DER), repeatable")
+    v.add_argument("--allow-form-filling", action="store_true",
+                   help="report form fields changed after a signature without failing it (default: they fail it)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=_verify)
     i = s.add_parser("inspect", help="list signatures and licence metadata without checking trust")
@@ -92,7 +94,7 @@ def _verify(args: argparse.Namespace) -> int:
     roots = [c.der for t in args.trust for c in read_certificates(t)]
     crls = [read_file(c) for c in args.crl]
     with _open_input(args.pdf) as f:
-        report = verify_pdf(f, trust_roots=roots, crls=crls)
+        report = verify_pdf(f, trust_roots=roots, crls=crls, allow_form_filling=args.allow_form_filling)
     emit(report.to_dict(), args.json, report.to_text())
     return 0 if report.valid else 1
 

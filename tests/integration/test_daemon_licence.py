@@ -1,5 +1,6 @@
-"""E-licence metadata over the daemon: SignPdf, SignPdfStream and BatchSignPdf write it in the signed revision,
-poppler reads it back, pyHanko validates the signature, VerifyPdf returns it, bad metadata is refused by name."""
+"""E-licence content over the daemon: SignPdf, SignPdfStream and BatchSignPdf write licence metadata in the signed
+revision, poppler reads it back, pyHanko validates the signature, VerifyPdf returns it, bad metadata is refused by
+name; metadata or form fields changed after signing fail VerifyPdf."""
 
 from __future__ import annotations
 
@@ -118,3 +119,25 @@ def test_a_licence_changed_after_signing_is_invalid(client: Client) -> None:
     assert not report.result.valid and report.result.reason == "LICENCE_METADATA"
     assert report.licence.holder_name == "冒名公司"  # what the file shows, flagged by the invalid result
     assert "holder_name" in report.signatures[0].result.message
+
+
+def test_a_form_field_changed_after_signing_is_invalid_unless_allowed(client: Client) -> None:
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    from tests.unit.test_pdf_bad_input import _form_pdf
+
+    opts = document_pb2.PdfSignOptions(key="default", licence=_licence())
+    signed = client.call(client.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=_form_pdf()),
+                         timeout=60).pdf
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed))
+    field = next(f.get_object() for f in writer.root["/AcroForm"]["/Fields"] if f.get_object().get("/FT") == "/Tx")
+    field[generic.NameObject("/V")] = generic.TextStringObject("乙公司")
+    writer.update_container(field)
+    forged = io.BytesIO()
+    writer.write(forged)
+    strict = client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=forged.getvalue()))
+    assert not strict.result.valid and strict.result.reason == "FORM_FIELDS", strict.report_json
+    lenient = client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=forged.getvalue(),
+                                                                                   allow_form_filling=True))
+    assert lenient.result.valid, lenient.report_json

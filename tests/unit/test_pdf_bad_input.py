@@ -143,6 +143,47 @@ def test_a_field_name_that_is_not_text_is_reported_as_text(ids):
     pb.VerifyPdfResponse.Signature(field_name=sig.field_name, signer=sig.signer)
 
 
+def _form_pdf() -> bytes:
+    """A licence with one text field, holder = 甲公司."""
+    n = generic.NameObject
+    w = IncrementalPdfFileWriter(io.BytesIO(licence_pdf()))
+    page_ref, _ = w.find_page_for_modification(0)
+    field = w.add_object(generic.DictionaryObject({
+        n("/FT"): n("/Tx"), n("/T"): generic.TextStringObject("holder"), n("/V"): generic.TextStringObject("甲公司"),
+        n("/Type"): n("/Annot"), n("/Subtype"): n("/Widget"), n("/P"): page_ref,
+        n("/Rect"): generic.ArrayObject([generic.NumberObject(v) for v in (100, 100, 300, 130)])}))
+    page = page_ref.get_object()
+    page[n("/Annots")] = generic.ArrayObject([field])
+    w.update_container(page)
+    w.root[n("/AcroForm")] = generic.DictionaryObject({n("/Fields"): generic.ArrayObject([field])})
+    w.update_root()
+    buf = io.BytesIO()
+    w.write(buf)
+    return buf.getvalue()
+
+
+def test_a_form_field_changed_after_signing_is_invalid(ids):
+    # regression: pyHanko counts form filling after an approval signature as an allowed change (FORM_FILLING), so
+    # a licence whose holder field was rewritten after signing verified as valid
+    signed = sign_pdf(_form_pdf(), ids["ecdsa"].signer)
+    assert verify_pdf(signed, trust_roots=_roots(ids)).valid
+    w = IncrementalPdfFileWriter(io.BytesIO(signed))
+    field = next(f.get_object() for f in w.root["/AcroForm"]["/Fields"] if f.get_object().get("/FT") == "/Tx")
+    field[generic.NameObject("/V")] = generic.TextStringObject("乙公司")
+    w.update_container(field)
+    buf = io.BytesIO()
+    w.write(buf)
+    report = verify_pdf(buf.getvalue(), trust_roots=_roots(ids))
+    check = _check(report, "form_fields")
+    assert not report.valid and check.ok is False and "holder" in check.detail, report.to_text()
+    assert _check(report, "modifications").ok  # what pyHanko alone says
+    lenient = verify_pdf(buf.getvalue(), trust_roots=_roots(ids), allow_form_filling=True)
+    assert lenient.valid and "(allowed): holder" in _check(lenient, "form_fields").detail
+    second = sign_pdf(signed, ids["sm2"].signer)  # another signature is not form filling
+    report = verify_pdf(second, trust_roots=_roots(ids))
+    assert report.valid and _check(report, "form_fields").detail == "only signature fields added"
+
+
 def test_truncated_and_garbage_rejected(ids):
     signed = sign_pdf(licence_pdf(), ids["sm2"].signer)
     with pytest.raises(DecodeError) as err:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from asn1crypto import cms
+from pyhanko.sign import fields
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
@@ -91,8 +92,13 @@ _ALG_NAMES = {"1.2.156.10197.1.501": "sm2-sm3", "1.2.840.10045.4.3.2": "ecdsa-sh
 
 
 def verify_pdf(pdf: PdfInput, *, trust_roots: Sequence[bytes] = (), crls: Sequence[bytes] = (),
-               other_certs: Sequence[bytes] = (), moment: dt.datetime | None = None) -> PdfReport:
-    """Verify every signature; trusted only if its chain reaches one of ``trust_roots``."""
+               other_certs: Sequence[bytes] = (), moment: dt.datetime | None = None,
+               allow_form_filling: bool = False) -> PdfReport:
+    """Verify every signature; trusted only if its chain reaches one of ``trust_roots``.
+
+    A form field other than a signature filled or changed after a signature fails that signature's ``form_fields``
+    check: PDF lets an approval signature be followed by form filling, but on an e-licence a field is content.
+    ``allow_form_filling`` reports such changes without failing (as a generic PDF viewer would)."""
     reader = open_reader(pdf)
     try:
         meta = read_metadata(reader)
@@ -104,7 +110,7 @@ def verify_pdf(pdf: PdfInput, *, trust_roots: Sequence[bytes] = (), crls: Sequen
     reports = []
     for sig in sigs:
         try:
-            report = _verify_one(sig, trust_roots, crls, other_certs, moment)
+            report = _verify_one(sig, trust_roots, crls, other_certs, moment, allow_form_filling)
             if sig.sig_object_type != "/DocTimeStamp":
                 report.checks.append(_licence_check(reader, sig, meta))
             reports.append(report)
@@ -113,6 +119,19 @@ def verify_pdf(pdf: PdfInput, *, trust_roots: Sequence[bytes] = (), crls: Sequen
         except Exception as exc:  # a broken signature dictionary or CMS: reported, not raised
             reports.append(_unreadable(sig, exc))
     return PdfReport(reports, meta.to_dict() if meta else None)
+
+
+def _form_check(sig: EmbeddedPdfSignature, changed: set[str], allowed: bool) -> Check:
+    """Form fields other than signatures that later revisions changed (pyHanko's diff analysis names them)."""
+    signatures = {name for name, _, _ in fields.enumerate_sig_fields(sig.reader)}
+    content = sorted(changed - signatures)
+    if not content:
+        return Check("form_fields", None if not changed else True,
+                     "no form field changed after this signature" if not changed else "only signature fields added")
+    names = ", ".join(content[:10]) + (" ..." if len(content) > 10 else "")
+    if allowed:
+        return Check("form_fields", None, f"form fields filled or changed after this signature (allowed): {names}")
+    return Check("form_fields", False, f"form fields filled or changed after this signature: {names}")
 
 
 def _licence_check(reader: Any, sig: EmbeddedPdfSignature, now: LicenceMetadata | None) -> Check:
@@ -148,7 +167,7 @@ def _unreadable(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
 
 
 def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequence[bytes],
-                other: Sequence[bytes], moment: dt.datetime | None) -> SignatureReport:
+                other: Sequence[bytes], moment: dt.datetime | None, allow_form_filling: bool) -> SignatureReport:
     checks: list[Check] = []
     vc = validation_context(list(roots), other_certs=list(other), crls=list(crls), moment=moment)
     if sig.sig_object_type == "/DocTimeStamp":
@@ -205,6 +224,7 @@ def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequenc
                         f"{cov.name.lower() if cov else ''}; modification level "
                         f"{mod_level.name if mod_level else 'none'}; "
                         f"DocMDP {'respected' if docmdp_ok is not False else 'violated'}"))
+    checks.append(_form_check(sig, getattr(diff, "changed_form_fields", None) or set(), allow_form_filling))
     level = _pades_level(sig, status)
     signing_time = status.signer_reported_dt.isoformat() if status.signer_reported_dt else None
     return SignatureReport(_field_name(sig), _signer_name(sig), _ALG_NAMES.get(sig_alg, sig_alg),

@@ -226,7 +226,8 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
 
         require(request.pdf, "pdf")
         try:
-            report = verify_pdf(request.pdf, trust_roots=[c.der for c in self.rt.trust_anchors])
+            report = verify_pdf(request.pdf, trust_roots=[c.der for c in self.rt.trust_anchors],
+                                allow_form_filling=request.allow_form_filling)
         except TrustsvcError:
             raise
         except Exception as exc:  # noqa: BLE001 - pyHanko's parse errors: the input was not a PDF
