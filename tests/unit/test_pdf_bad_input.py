@@ -184,6 +184,23 @@ def test_a_form_field_changed_after_signing_is_invalid(ids):
     assert report.valid and _check(report, "form_fields").detail == "only signature fields added"
 
 
+def test_annotations_after_signing_fail_modifications(ids, monkeypatch):
+    # pyHanko's ANNOTATIONS level (comments, stamps over the page) passed as valid; on an e-licence it is content
+    from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel
+
+    import trustsvc.pdf.verify as verify_module
+
+    real = verify_module.validate_pdf_signature
+
+    def annotated(sig, vc):  # the real validation, with pyHanko's diff analysis saying ANNOTATIONS
+        return dataclasses.replace(real(sig, vc), diff_result=DiffResult(ModificationLevel.ANNOTATIONS, set()))
+
+    monkeypatch.setattr(verify_module, "validate_pdf_signature", annotated)
+    report = verify_pdf(sign_pdf(licence_pdf(), ids["ecdsa"].signer), trust_roots=_roots(ids))
+    check = _check(report, "modifications")
+    assert not report.valid and check.ok is False and "ANNOTATIONS" in check.detail
+
+
 def test_truncated_and_garbage_rejected(ids):
     signed = sign_pdf(licence_pdf(), ids["sm2"].signer)
     with pytest.raises(DecodeError) as err:

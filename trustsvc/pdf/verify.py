@@ -219,8 +219,9 @@ def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequenc
     diff = status.diff_result
     mod_level = getattr(diff, "modification_level", None)
     docmdp_ok = status.docmdp_ok
+    # ANNOTATIONS (comments, stamps drawn over the page after signing) fails too: on an e-licence an overlay is content
     checks.append(Check("modifications", docmdp_ok is not False and
-                        (mod_level is None or mod_level.name != "OTHER"),
+                        (mod_level is None or mod_level.name not in ("ANNOTATIONS", "OTHER")),
                         f"{cov.name.lower() if cov else ''}; modification level "
                         f"{mod_level.name if mod_level else 'none'}; "
                         f"DocMDP {'respected' if docmdp_ok is not False else 'violated'}"))
