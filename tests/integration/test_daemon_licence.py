@@ -122,20 +122,12 @@ def test_a_licence_changed_after_signing_is_invalid(client: Client) -> None:
 
 
 def test_a_form_field_changed_after_signing_is_invalid_unless_allowed(client: Client) -> None:
-    from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-
-    from tests.unit.test_pdf_bad_input import _form_pdf
+    from tests.unit.test_pdf_bad_input import form_pdf, holder_rewritten
 
     opts = document_pb2.PdfSignOptions(key="default", licence=_licence())
-    signed = client.call(client.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=_form_pdf()),
+    signed = client.call(client.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=form_pdf()),
                          timeout=60).pdf
-    writer = IncrementalPdfFileWriter(io.BytesIO(signed))
-    field = next(f.get_object() for f in writer.root["/AcroForm"]["/Fields"] if f.get_object().get("/FT") == "/Tx")
-    field[generic.NameObject("/V")] = generic.TextStringObject("乙公司")
-    writer.update_container(field)
-    forged = io.BytesIO()
-    writer.write(forged)
+    forged = io.BytesIO(holder_rewritten(signed))
     strict = client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=forged.getvalue()))
     assert not strict.result.valid and strict.result.reason == "FORM_FIELDS", strict.report_json
     lenient = client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=forged.getvalue(),

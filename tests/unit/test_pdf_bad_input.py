@@ -143,7 +143,7 @@ def test_a_field_name_that_is_not_text_is_reported_as_text(ids):
     pb.VerifyPdfResponse.Signature(field_name=sig.field_name, signer=sig.signer)
 
 
-def _form_pdf() -> bytes:
+def form_pdf() -> bytes:
     """A licence with one text field, holder = 甲公司."""
     n = generic.NameObject
     w = IncrementalPdfFileWriter(io.BytesIO(licence_pdf()))
@@ -162,22 +162,28 @@ def _form_pdf() -> bytes:
     return buf.getvalue()
 
 
-def test_a_form_field_changed_after_signing_is_invalid(ids):
-    # regression: pyHanko counts form filling after an approval signature as an allowed change (FORM_FILLING), so
-    # a licence whose holder field was rewritten after signing verified as valid
-    signed = sign_pdf(_form_pdf(), ids["ecdsa"].signer)
-    assert verify_pdf(signed, trust_roots=_roots(ids)).valid
+def holder_rewritten(signed: bytes, holder: str = "乙公司") -> bytes:
+    """``signed`` (made from form_pdf) with an incremental update that rewrites its holder text field."""
     w = IncrementalPdfFileWriter(io.BytesIO(signed))
     field = next(f.get_object() for f in w.root["/AcroForm"]["/Fields"] if f.get_object().get("/FT") == "/Tx")
-    field[generic.NameObject("/V")] = generic.TextStringObject("乙公司")
+    field[generic.NameObject("/V")] = generic.TextStringObject(holder)
     w.update_container(field)
     buf = io.BytesIO()
     w.write(buf)
-    report = verify_pdf(buf.getvalue(), trust_roots=_roots(ids))
+    return buf.getvalue()
+
+
+def test_a_form_field_changed_after_signing_is_invalid(ids):
+    # regression: pyHanko counts form filling after an approval signature as an allowed change (FORM_FILLING), so
+    # a licence whose holder field was rewritten after signing verified as valid
+    signed = sign_pdf(form_pdf(), ids["ecdsa"].signer)
+    assert verify_pdf(signed, trust_roots=_roots(ids)).valid
+    forged = holder_rewritten(signed)
+    report = verify_pdf(forged, trust_roots=_roots(ids))
     check = _check(report, "form_fields")
     assert not report.valid and check.ok is False and "holder" in check.detail, report.to_text()
     assert _check(report, "modifications").ok  # what pyHanko alone says
-    lenient = verify_pdf(buf.getvalue(), trust_roots=_roots(ids), allow_form_filling=True)
+    lenient = verify_pdf(forged, trust_roots=_roots(ids), allow_form_filling=True)
     assert lenient.valid and "(allowed): holder" in _check(lenient, "form_fields").detail
     second = sign_pdf(signed, ids["sm2"].signer)  # another signature is not form filling
     report = verify_pdf(second, trust_roots=_roots(ids))
