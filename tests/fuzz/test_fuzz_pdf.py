@@ -166,3 +166,31 @@ def flate_bomb_pdf(decoded: int = 40 * 1024 * 1024) -> bytes:
     xref = len(out)
     out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
     return out + b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+
+
+@functools.lru_cache(maxsize=1)
+def _covered_ranges() -> tuple[tuple[int, int], ...]:
+    """The two (start, end) ranges the signature's /ByteRange covers in the signed licence."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    sig = PdfFileReader(io.BytesIO(_material()[2])).embedded_signatures[0]
+    a, b, c, d = (int(v) for v in sig.sig_object["/ByteRange"])
+    return (a, a + b), (c, c + d)
+
+
+@SETTINGS
+@given(st.integers(0, 1), st.floats(0, 1, allow_nan=False, exclude_max=True), st.integers(1, 255))
+def test_a_byte_changed_where_the_signature_covers_never_verifies(segment: int, where: float, xor: int) -> None:
+    """Soundness, not only robustness: any change to a covered byte makes the report invalid (or the file
+    unreadable). Bytes outside the ranges are /Contents, which the signature cannot cover."""
+    ident, _, signed = _material()
+    start, end = _covered_ranges()[segment]
+    data = bytearray(signed)
+    data[start + int(where * (end - start))] ^= xor
+    try:
+        report = verify_pdf(bytes(data), trust_roots=[ident.root.der])
+    except TrustsvcError:
+        return
+    assert not report.valid, report.to_text()

@@ -217,6 +217,18 @@ def test_truncated_and_garbage_rejected(ids):
     assert err.value.reason == "PDF_NOT_PDF"
 
 
+@pytest.mark.parametrize("number", [b"-.", b"8.."])
+def test_a_malformed_number_in_the_xref_stream_is_pdf_malformed(ids, number):
+    # regression (soundness fuzz): pyHanko's decimal.InvalidOperation escaped verify and sign as a traceback
+    assert licence_pdf().count(b"/W [ 1 8 2 ]") == 1
+    bad = licence_pdf().replace(b"/W [ 1 8 2 ]", b"/W [ 1 " + number + b" 2 ]")
+    for attempt in (lambda: verify_pdf(bad), lambda: sign_pdf(bad, ids["sm2"].signer),
+                    lambda: FastPdfSigner(ids["sm2"].signer).sign(bad)):
+        with pytest.raises(DecodeError) as err:
+            attempt()
+        assert err.value.reason == "PDF_MALFORMED"
+
+
 def _huge_pdf(path: str, size: int) -> None:
     """A valid one-page PDF of about ``size`` bytes, written in 1 MB chunks (never whole in memory)."""
     offsets = []

@@ -15,9 +15,10 @@ from trustsvc.errors import DecodeError, InvalidInput
 PdfInput = bytes | bytearray | memoryview | BinaryIO
 # what pyHanko raises, while it reads or signs, on a file whose structure is broken (a /Pages without /Count or
 # /Kids ...): also AssertionError (trailer /Root not a dictionary or missing, a /Prev loop, an xref stream
-# without /Type /XRef), OverflowError (startxref beyond ssize_t), RecursionError (arrays nested 50000 deep) and
+# without /Type /XRef), ArithmeticError (OverflowError: startxref beyond ssize_t; decimal.InvalidOperation: a
+# number such as "1.2.3" in an xref stream's dictionary), RecursionError (arrays nested 50000 deep) and
 # NotImplementedError (an xref stream's /Filter it does not know)
-BROKEN_STRUCTURE = (KeyError, TypeError, IndexError, AttributeError, zlib.error, AssertionError, OverflowError,
+BROKEN_STRUCTURE = (KeyError, TypeError, IndexError, AttributeError, zlib.error, AssertionError, ArithmeticError,
                     RecursionError, NotImplementedError)
 # what pyHanko raises on a malformed file it opens
 _MALFORMED = (PdfError, ValueError, *BROKEN_STRUCTURE)
