@@ -194,3 +194,43 @@ def test_a_byte_changed_where_the_signature_covers_never_verifies(segment: int, 
     except TrustsvcError:
         return
     assert not report.valid, report.to_text()
+
+
+_LICENCE_FIELDS = ("licence_type", "licence_number", "holder_name", "holder_id", "issuing_authority", "issue_date",
+                   "valid_from", "valid_until")
+
+
+@functools.lru_cache(maxsize=1)
+def _licensed() -> tuple:
+    from trustsvc.pdf.metadata import LicenceMetadata
+
+    ident = _material()[0]
+    meta = LicenceMetadata("营业执照", "L-1", "甲公司", "91110000MA01ABCD1X", "市场监督管理局", "2024-05-01",
+                           "2024-05-01", "2044-04-30")
+    return ident, meta, FastPdfSigner(ident.signer).sign(licence_pdf(), metadata=meta)
+
+
+@SETTINGS
+@given(st.sampled_from(_LICENCE_FIELDS), st.text(min_size=0, max_size=20))
+def test_any_licence_field_changed_after_signing_never_verifies(field: str, value: str) -> None:
+    """Soundness for the licence metadata pyHanko lets a later revision replace: whatever field changes, to
+    whatever value, the signature that signed the old one fails and the report names the field."""
+    import dataclasses
+    import io
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    from trustsvc.pdf.metadata import write_metadata
+
+    ident, meta, signed = _licensed()
+    value = "".join(c for c in value if c.isprintable())
+    if getattr(meta, field) == value:
+        return
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed))
+    write_metadata(writer, dataclasses.replace(meta, **{field: value}))
+    out = io.BytesIO()
+    writer.write(out)
+    report = verify_pdf(out.getvalue(), trust_roots=[ident.root.der])
+    check = next(c for c in report.signatures[0].checks if c.name == "licence_metadata")
+    assert not report.valid and check.ok is False, report.to_text()
+    assert field in check.detail or "removed" in check.detail or "added" in check.detail, check.detail
