@@ -13,6 +13,7 @@ from trustsvc.seal.verify import verify
 
 _SETUP = make_setup()
 _SEAL = _SETUP.seal
+_PASSING = ("valid", "valid-with-warnings")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -35,14 +36,11 @@ def test_mutated_seal(pos: int, xor: int, cut: int) -> None:
             parse(candidate)
         except TrustsvcError:
             pass
-        assert not verify(candidate, trust=[_SETUP.maker_cert]).verdict.value == "valid"
+        assert verify(candidate, trust=[_SETUP.maker_cert]).verdict.value not in _PASSING
 
 
 _DOC = b"licence document bytes"
 _SIGNATURE = SealSigner(_SETUP.seal, _SETUP.holder, _SETUP.holder_cert).sign_document(_DOC, "/Doc_0/Signs/Sign_0")
-
-
-_PASSING = ("valid", "valid-with-warnings")
 
 
 def test_the_signature_under_test_verifies() -> None:
