@@ -256,7 +256,7 @@ def _all_refused(running: Running, s: State, reasons: tuple[str, ...]) -> None:
 def test_unwritable_audit_store_fails_every_changing_rpc_closed(running: Running) -> None:
     s = make_state(running, "ro")
     before = _world(running, s)
-    running.db.read_only = True
+    running.db.writes_refused = True
     try:
         _all_refused(running, s, ("STORE_READ_ONLY", "AUDIT_UNAVAILABLE"))
         with running.client() as c:  # an idempotent retry is refused the same way
@@ -264,7 +264,7 @@ def test_unwritable_audit_store_fails_every_changing_rpc_closed(running: Running
                 c.sign_data("default", b"x", idempotency_key="ro-1")
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
-        running.db.read_only = False
+        running.db.writes_refused = False
     assert _world(running, s) == before  # nothing half-happened: no revocation, seal or key change, no new key
     assert running.daemon.rt.metrics.audit_failures._value.get() >= 4
     with running.client() as c:

@@ -17,11 +17,11 @@ from trustsvc.store.database import Database
 class SwitchableDatabase(Database):
     """A real SQLite store that can be made read-only at run time (query_only; root ignores chmod)."""
 
-    read_only = False
+    writes_refused = False  # not Database.read_only, which refuses before SQLite is asked
 
     def transaction(self):  # type: ignore[override]
         if self.dialect == "sqlite":
-            self._connection().execute(f"PRAGMA query_only={'ON' if self.read_only else 'OFF'}")
+            self._connection().execute(f"PRAGMA query_only={'ON' if self.writes_refused else 'OFF'}")
         return super().transaction()
 
 

@@ -197,10 +197,10 @@ def test_concurrent_appends_keep_one_chain(db_url: str) -> None:
 class ReadOnlyDatabase(Database):
     """A real SQLite store switched to query_only: every write fails as on a read-only file (root ignores chmod)."""
 
-    read_only = False
+    writes_refused = False  # not Database.read_only, which refuses before SQLite is asked
 
     def transaction(self):  # type: ignore[override]
-        self._connection().execute(f"PRAGMA query_only={'ON' if self.read_only else 'OFF'}")
+        self._connection().execute(f"PRAGMA query_only={'ON' if self.writes_refused else 'OFF'}")
         return super().transaction()
 
 
@@ -208,11 +208,11 @@ def test_read_only_store_raises_store_error(tmp_path) -> None:
     db = ReadOnlyDatabase(f"sqlite:///{tmp_path}/ro.db")
     log = AuditLog(db, SoftwareSigner.generate("sm2"))
     _fill(log, 2)
-    db.read_only = True
+    db.writes_refused = True
     with pytest.raises(StoreError) as err:
         log.append(AuditEvent("SignData", "c"))
     assert err.value.reason == "STORE_READ_ONLY"
-    db.read_only = False
+    db.writes_refused = False
     assert verify_log(db).records == 2
 
 
@@ -281,13 +281,13 @@ def test_group_commit_is_fail_closed_for_every_caller(tmp_path) -> None:
         except StoreError as exc:
             outcomes.append(exc)
 
-    db.read_only = True
+    db.writes_refused = True
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    db.read_only = False
+    db.writes_refused = False
     assert len(outcomes) == 8 and all(isinstance(o, StoreError) for o in outcomes)
     log.append(AuditEvent("SignData", "after"))
     report = verify_log(db)
