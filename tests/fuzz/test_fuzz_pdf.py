@@ -83,18 +83,23 @@ def test_sign_mutated_signed_pdf_fast(data):
     _only_trustsvc_errors(lambda d: FastPdfSigner(_material()[0].signer).sign(d), data)
 
 
-def _pdf(catalog: bytes, trailer: bytes = b"", startxref: bytes | None = None) -> bytes:
-    """A one-page PDF with ``catalog`` as object 1 (and ``trailer`` entries, a ``startxref`` that may lie)."""
-    objs = [catalog, b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"]
+def _pdf_of(objs: list[bytes], trailer: bytes = b"", startxref: bytes | None = None) -> bytes:
+    """A PDF of ``objs`` (object 1 the catalog) with a classic xref table (and ``trailer`` entries, a
+    ``startxref`` that may lie)."""
     out, offsets = b"%PDF-1.7\n", []
     for i, obj in enumerate(objs, 1):
         offsets.append(len(out))
         out += b"%d 0 obj\n%s\nendobj\n" % (i, obj)
-    xref = len(out)
-    out += b"xref\n0 4\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    xref, size = len(out), len(objs) + 1
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % size + b"".join(b"%010d 00000 n \n" % o for o in offsets)
     end = startxref or b"%d" % xref
-    return out + b"trailer\n<< /Size 4 /Root 1 0 R %s>>\nstartxref\n%s\n%%%%EOF\n" % (trailer, end)
+    return out + b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%s\n%%%%EOF\n" % (size, trailer, end)
+
+
+def _pdf(catalog: bytes, trailer: bytes = b"", startxref: bytes | None = None) -> bytes:
+    """A one-page PDF with ``catalog`` as object 1 (and ``trailer`` entries, a ``startxref`` that may lie)."""
+    return _pdf_of([catalog, b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+                    b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"], trailer, startxref)
 
 
 _CATALOG = b"<< /Type /Catalog /Pages 2 0 R >>"
@@ -157,15 +162,8 @@ def flate_bomb_pdf(decoded: int = 40 * 1024 * 1024) -> bytes:
     """A one-page PDF whose content stream (the text "licence", then blanks) inflates to ``decoded`` bytes."""
     content = zlib.compress(b"BT /F1 12 Tf 72 700 Td (licence) Tj ET\n" + b" " * decoded, 9)
     page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>"
-    objs = [_CATALOG, b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>", page,
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(content), content)]
-    out, offsets = b"%PDF-1.7\n", []
-    for i, obj in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (i, obj)
-    xref = len(out)
-    out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    return out + b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+    return _pdf_of([_CATALOG, b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>", page,
+                    b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(content), content)])
 
 
 @functools.lru_cache(maxsize=1)

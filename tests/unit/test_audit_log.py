@@ -13,6 +13,14 @@ from trustsvc.errors import StoreError
 from trustsvc.store.database import Database
 
 
+def _run_all(threads: list[threading.Thread]) -> None:
+    """Start every thread, then wait for all of them."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def _log(url: str, every: int = 4) -> tuple[AuditLog, SoftwareSigner]:
     signer = SoftwareSigner.generate("sm2")
     return AuditLog(Database(url), signer, checkpoint_every=every), signer
@@ -186,10 +194,7 @@ def test_concurrent_appends_keep_one_chain(db_url: str) -> None:
             log.append(AuditEvent("SignData", f"c{k}", request_id=f"{k}-{i}"))
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _run_all(threads)
     report = verify_log(log.db, trusted_keys=[signer.public_key])
     assert report.ok and report.records == 80
 
@@ -283,10 +288,7 @@ def test_group_commit_is_fail_closed_for_every_caller(tmp_path) -> None:
 
     db.writes_refused = True
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _run_all(threads)
     db.writes_refused = False
     assert len(outcomes) == 8 and all(isinstance(o, StoreError) for o in outcomes)
     log.append(AuditEvent("SignData", "after"))
@@ -307,10 +309,7 @@ def test_two_writers_on_one_database_keep_one_chain(tmp_path, shared: bool) -> N
             log.append_many([AuditEvent("SignData", f"c{k}", request_id=f"{k}-{i}-{j}") for j in range(1 + i % 3)])
 
     threads = [threading.Thread(target=worker, args=(log, k)) for k, log in enumerate([a, b, a, b])]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _run_all(threads)
     report = verify_log(a.db, trusted_keys=[signer.public_key])
     assert report.ok and report.records == 4 * sum(1 + i % 3 for i in range(15)), report.problems
     assert report.checkpoints >= 1
@@ -441,10 +440,7 @@ def test_changes_interleave_with_concurrent_group_commits(db_url: str) -> None:
 
     threads = [threading.Thread(target=appender, args=(k,)) for k in range(4)]
     threads += [threading.Thread(target=changer, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _run_all(threads)
     assert errors == []
     report = verify_log(log.db, trusted_keys=[signer.public_key])
     assert report.ok and report.records == 4 * 18 + 16, report.problems
@@ -471,10 +467,7 @@ def test_two_logs_change_and_append_on_one_sqlite_file(tmp_path, shared: bool) -
                 log.append(AuditEvent("SignData", f"c{k}", request_id=f"{k}-{i}"))
 
     threads = [threading.Thread(target=work, args=(log, k)) for k, log in enumerate([a, b, a, b])]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _run_all(threads)
     report = verify_log(a.db, trusted_keys=[signer.public_key])
     assert report.ok and report.records == 40 and report.checkpoints == 10, report.problems
     assert len(_things(a)) == 20
