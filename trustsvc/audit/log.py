@@ -216,13 +216,8 @@ class AuditLog:
                             head = self._head_seen
                             if head is None or attempt or self.shared or self.db.dialect != "sqlite":
                                 head = self._head(tx)
-                            rows, results, due = self._build([p.events for p in batch], head)
-                            for i in range(0, len(rows), _ROWS_PER_INSERT):
-                                chunk = rows[i:i + _ROWS_PER_INSERT]
-                                tx.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
-                            for rec in due:
-                                self._checkpoint(tx, rec)
-                            new_head = (rows[-1][0], rows[-1][-1])
+                            results = self._insert(tx, [p.events for p in batch], head)
+                            new_head = (results[-1][-1].seq, results[-1][-1].hash)
                             if tx.execute(_MOVE_HEAD, (*new_head, *head)).rowcount != 1:
                                 raise _StaleHead()
                         self._head_seen = new_head
@@ -317,6 +312,18 @@ class AuditLog:
             yield
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _insert(self, tx: Transaction, batch: Sequence[Sequence[AuditEvent]], head: tuple[int, str]
+                ) -> list[list[AuditRecord]]:
+        """Chain ``batch`` from ``head`` and write it, with the checkpoints due among it, in ``tx`` (the caller
+        moves the head); the records per caller."""
+        rows, results, due = self._build(batch, head)
+        for i in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[i:i + _ROWS_PER_INSERT]
+            tx.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
+        for rec in due:
+            self._checkpoint(tx, rec)
+        return results
 
     def _build(self, batch: Sequence[Sequence[AuditEvent]], head: tuple[int, str]
                ) -> tuple[list[tuple[Any, ...]], list[list[AuditRecord]], list[AuditRecord]]:
@@ -425,14 +432,8 @@ class AuditTransaction:
         once the transaction commits. Raises StoreError (``AUDIT_UNAVAILABLE``) when they cannot be."""
         if not events:
             return []
-        log = self.log
         try:
-            rows, (out,), due = log._build([events], self.head)
-            for i in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[i:i + _ROWS_PER_INSERT]
-                self.tx.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
-            for rec in due:
-                log._checkpoint(self.tx, rec)
+            (out,) = self.log._insert(self.tx, [events], self.head)
         except StoreError as exc:
             if exc.reason == "STORE_READ_ONLY":
                 raise
