@@ -136,6 +136,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         return pb.ListSealsResponse(seals=[seal_message(r) for r in page], next_page_token=nxt)
 
     def _change(self, action: str, seal_id: str, reason: str) -> tuple[SealRecord, Any]:
+        reason = bounded(reason, "reason")  # kept for good in the registry's history and the audit record
         call = ctx.current()
         self.rt.policy().check_seal(call.identity, seal_id)
         with self.rt.changing() as change:  # the state change and its record commit together, or neither
@@ -146,7 +147,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         return rec, receipt(audit)
 
     def SuspendSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
-        rec, audit = self._change("suspend", require(request.seal_id, "seal_id"), bounded(request.reason, "reason"))
+        rec, audit = self._change("suspend", require(request.seal_id, "seal_id"), request.reason)
         return pb.SuspendSealResponse(seal=seal_message(rec), audit=audit)
 
     def ResumeSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -154,7 +155,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         return pb.ResumeSealResponse(seal=seal_message(rec), audit=audit)
 
     def RevokeSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
-        rec, audit = self._change("revoke", require(request.seal_id, "seal_id"), bounded(request.reason, "reason"))
+        rec, audit = self._change("revoke", require(request.seal_id, "seal_id"), request.reason)
         return pb.RevokeSealResponse(seal=seal_message(rec), audit=audit)
 
     def SignWithSeal(self, request: Any, context: grpc.ServicerContext) -> Any:
