@@ -249,9 +249,11 @@ class CmsTemplate:
         when: dt.datetime | bool = self._PLACEHOLDER_TIME if signing_time_attr else False
         attrs = bytearray(build_signed_attrs(signer, md_mark, content_type=content_type,
                                              signing_time=when, extra=extra_signed_attrs))
-        time_mark = b"000101000000Z"
-        self._md_at = bytes(attrs).find(md_mark)
-        self._time_at: int | None = bytes(attrs).find(time_mark) if signing_time_attr else None
+        # located through their whole attributes: an extra attribute (a seal's picture) may hold the marks too
+        md_attr = _attr("message_digest", md_mark).dump()
+        time_attr = _attr("signing_time", _time(self._PLACEHOLDER_TIME)).dump()
+        self._md_at = _inside(attrs, md_attr, md_mark)
+        self._time_at: int | None = _inside(attrs, time_attr, b"000101000000Z") if signing_time_attr else None
         if self._md_at < 0 or (self._time_at is not None and self._time_at < 0):
             raise InvalidInput("template placeholders not found", reason="TEMPLATE_ERROR")
         self._attrs = bytes(attrs)
@@ -306,6 +308,12 @@ class CmsTemplate:
         """Detached CMS for many precomputed digests through ``signer.sign_batch``."""
         attrs = [self.signed_attrs(d, signing_time) for d in digests]
         return [self.assemble(a, s) for a, s in zip(attrs, self.signer.sign_batch(attrs), strict=True)]
+
+
+def _inside(haystack: bytes | bytearray, whole: bytes, part: bytes) -> int:
+    """Offset of ``part`` within the first occurrence of ``whole`` in ``haystack``, or -1."""
+    at = bytes(haystack).find(whole)
+    return -1 if at < 0 else at + whole.index(part)
 
 
 class _FixedSigner(Signer):
