@@ -261,9 +261,11 @@ def _daemon_calls(c: Any, steps: list[dict[str, Any]], out: Path, seal_pb2: Any,
         verdict = "valid" if ver.result.valid else ver.result.reason
         stamp = f"visible seal {seal_id} at (400, 80)-(520, 200) on page 1" if seal_id else "no seal (invisible)"
         carried = ver.licence.licence_number == licence.licence_number
-        return (ver.result.valid and bool(seal_id) and carried, f"signed PDF {len(signed.pdf)} bytes, {stamp}, "
-                f"licence {ver.licence.licence_number or 'MISSING'}; verified: {verdict}",
-                "DocumentService.VerifyPdf (PAdES byte range + signature, licence metadata)", None)
+        bound = [s.seal_id for s in ver.signatures] == [seal_id]  # the signature names the seal it was stamped with
+        return (ver.result.valid and bool(seal_id) and carried and bound,
+                f"signed PDF {len(signed.pdf)} bytes, {stamp}, licence {ver.licence.licence_number or 'MISSING'}, "
+                f"seal bound: {ver.signatures[0].seal_id if ver.signatures else '-'}; verified: {verdict}",
+                "DocumentService.VerifyPdf (PAdES byte range + signature, licence metadata, bound seal)", None)
 
     _step(steps, "pdf", "DocumentService.SignPdf(e-licence PDF, demo seal stamp) -> VerifyPdf", pdf)
 

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("--crl", action="append", default=[], help="CRL file (DER), repeatable")
     v.add_argument("--allow-form-filling", action="store_true",
                    help="report form fields changed after a signature without failing it (default: they fail it)")
+    v.add_argument("--db", help="seal registry database URL: a bound seal's status is looked up there (read only; "
+                                "default: none, the status is not checked)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=_verify)
     i = s.add_parser("inspect", help="list signatures and licence metadata without checking trust")
@@ -93,8 +95,15 @@ def _verify(args: argparse.Namespace) -> int:
 
     roots = [c.der for t in args.trust for c in read_certificates(t)]
     crls = [read_file(c) for c in args.crl]
+    registry = None
+    if args.db:
+        from cli.seal import existing_seal_registry
+        from trustsvc.seal.registry import SealRegistry
+
+        registry = SealRegistry(existing_seal_registry(args.db))
     with _open_input(args.pdf) as f:
-        report = verify_pdf(f, trust_roots=roots, crls=crls, allow_form_filling=args.allow_form_filling)
+        report = verify_pdf(f, trust_roots=roots, crls=crls, allow_form_filling=args.allow_form_filling,
+                            seal_registry=registry)
     emit(report.to_dict(), args.json, report.to_text())
     return 0 if report.valid else 1
 
@@ -104,7 +113,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
     report = verify_pdf(read_input(args.pdf))
     rows = [{"field": s.field_name, "signer": s.signer, "algorithm": s.algorithm, "level": s.pades_level,
-             "time": s.signing_time} for s in report.signatures]
+             "time": s.signing_time, "seal": s.seal_id} for s in report.signatures]
     emit({"metadata": report.metadata, "signatures": rows}, args.json,
          json.dumps({"metadata": report.metadata, "signatures": rows}, ensure_ascii=False, indent=2))
     return 0
@@ -315,6 +324,7 @@ def _appearance(args: argparse.Namespace, signer: Any) -> Any:
     if len(given) > 1:
         raise InvalidInput("give one of --seal-png, --seal-org, --seal-id", reason="BAD_SEAL_PICTURE")
     size: tuple[float, ...] = (120.0, 120.0)
+    registered = None  # the SESeal of --seal-id: the signature binds it
     if args.seal_png:
         try:
             picture = Path(args.seal_png).read_bytes()
@@ -331,9 +341,9 @@ def _appearance(args: argparse.Namespace, signer: Any) -> Any:
 
         registry = SealRegistry(existing_seal_registry(database_url(args)))
         seal = registered_seal_picture(registry, args.seal_id, signer.certificate_chain[0])
-        picture, size = seal.picture, seal.size
+        picture, size, registered = seal.picture, seal.size, seal.der
     if args.seal_size:
         size = _numbers(args.seal_size, 2, "--seal-size")
     box = _numbers(args.box, 4, "--box") if args.box else None
     return SealAppearance(picture, page=args.page, box=box, field=args.field, anchor=args.anchor,  # type: ignore[arg-type]
-                          size=size, text=args.seal_text)  # type: ignore[arg-type]
+                          size=size, text=args.seal_text, seal=registered)  # type: ignore[arg-type]

@@ -74,9 +74,13 @@ def _sign(c: Client, pdf: bytes, opts: document_pb2.PdfSignOptions) -> bytes:
     return bytes(c.call(c.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=pdf), timeout=60).pdf)
 
 
-def _valid(c: Client, pdf: bytes) -> None:
+def _valid(c: Client, pdf: bytes, seal_id: str) -> None:
+    """Valid, and the signature binds registered seal ``seal_id`` (checked against the daemon's registry)."""
     report = c.call(c.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=pdf))
     assert report.result.valid, report.report_json
+    assert [s.seal_id for s in report.signatures] == [seal_id]
+    seal_check = next(ch for ch in report.signatures[0].result.checks if ch.name == "seal")
+    assert seal_check.passed and "signer listed" in seal_check.detail, seal_check
 
 
 def _refused(c: Client, opts: document_pb2.PdfSignOptions) -> tuple[grpc.StatusCode, str | None]:
@@ -88,7 +92,7 @@ def _refused(c: Client, opts: document_pb2.PdfSignOptions) -> tuple[grpc.StatusC
 def test_seal_stamped_in_rect(client: Client, seals: dict[str, str], tmp_path: Path) -> None:
     signed = _sign(client, licence_pdf(), _opts(seal_id=seals["demo"], page=0, rect=[300, 400, 450, 550]))
     _assert_in_box(_red_pixels(signed, tmp_path), (300, 400, 150, 150))
-    _valid(client, signed)
+    _valid(client, signed, seals["demo"])
     sig = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
     assert sig.sig_field["/Rect"] is not None
 
@@ -110,7 +114,7 @@ def test_seal_next_to_anchor_text_streamed(client: Client, seals: dict[str, str]
     box = SealAppearance(seal.picture_data, anchor="ANCHOR-HOLDER", size=size).anchor_box(
         PdfFileReader(io.BytesIO(pdf)))
     _assert_in_box(_red_pixels(signed, tmp_path), box)
-    _valid(client, signed)
+    _valid(client, signed, seals["demo"])
 
 
 def test_seal_in_existing_empty_field(client: Client, seals: dict[str, str], tmp_path: Path) -> None:
@@ -121,7 +125,7 @@ def test_seal_in_existing_empty_field(client: Client, seals: dict[str, str], tmp
     signed = _sign(client, buf.getvalue(), _opts(seal_id=seals["demo"], field_name="SealHere"))
     assert PdfFileReader(io.BytesIO(signed)).embedded_signatures[0].field_name == "SealHere"
     _assert_in_box(_red_pixels(signed, tmp_path), (100, 100, 120, 120))
-    _valid(client, signed)
+    _valid(client, signed, seals["demo"])
 
 
 def test_unknown_revoked_suspended_foreign_seals_refused(client: Client, seals: dict[str, str]) -> None:
@@ -177,9 +181,23 @@ def test_batch_with_seal_stamps_every_document(client: Client, seals: dict[str, 
         signed = bytes(by_id[name].pdf)
         (tmp_path / name).mkdir()
         _assert_in_box(_red_pixels(signed, tmp_path / name), (300, 400, 150, 150))
-        _valid(client, signed)
+        _valid(client, signed, seals["demo"])
     with pytest.raises(grpc.RpcError) as err:  # the seal checks apply to batches too
         client.call(client.documents.BatchSignPdf, document_pb2.BatchSignPdfRequest(
             options=_opts(seal_id=seals["revoked"], page=0, rect=[300, 400, 450, 550]),
             items=[document_pb2.BatchSignPdfRequest.Item(id="a", pdf=licence_pdf())]))
     assert (err.value.code(), error_reason(err.value)) == (grpc.StatusCode.FAILED_PRECONDITION, "SEAL_NOT_ACTIVE")
+
+
+def test_a_seal_revoked_after_stamping_fails_verification(client: Client, running: Running) -> None:
+    """The signature names its seal: once the registry revokes that seal, VerifyPdf says so (reason SEAL)."""
+    with running.client("admin") as admin:
+        made = admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name="测试吊销章", valid_days=30))
+        seal_id = made.seal.seal_id
+        signed = _sign(client, licence_pdf(), _opts(seal_id=seal_id, rect=[300, 400, 450, 550]))
+        _valid(client, signed, seal_id)
+        admin.call(admin.seals.RevokeSeal, seal_pb2.RevokeSealRequest(seal_id=seal_id, reason="lost"))
+    report = client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=signed))
+    assert not report.result.valid and report.result.reason == "SEAL", report.report_json
+    assert report.signatures[0].seal_id == seal_id
+    assert "SEAL_REVOKED" in report.signatures[0].result.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import subprocess
 from pathlib import Path
@@ -14,12 +15,14 @@ from tests.conftest import require_tool
 from tests.interop import bouncycastle
 from tests.interop.tools import bc_verify_pdf_cms
 from tests.unit.test_pdf_signing import META, pyhanko_pades_level
+from tests.unit.test_seal_support import make_maker, seal_listing
 from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.devkit import DevIdentity, dev_identity, licence_pdf
 from trustsvc.pdf.fast import FastPdfSigner
 from trustsvc.pdf.metadata import LicenceMetadata
 from trustsvc.pdf.pyhanko_sm2 import validation_context
 from trustsvc.pdf.signing import sign_pdf
+from trustsvc.seal.parse import parse_seal
 
 
 def _seal_png() -> bytes:
@@ -28,14 +31,23 @@ def _seal_png() -> bytes:
     return render_png("北京某某科技有限公司", name="合同专用章", dpi=150)
 
 
+def _registered_seal(ident: DevIdentity) -> bytes:
+    """A GB/T 38540 seal listing ``ident``'s certificate (any key type may be a holder)."""
+    maker, maker_cert = make_maker()
+    return seal_listing([ident.signer.certificate_chain[0]], maker, maker_cert)
+
+
 def _outputs(kind: str) -> tuple[dict[str, bytes], DevIdentity]:
-    """Ordinary, fast (PAdES, the default), fast with a visible seal, fast with licence metadata, and fast
-    adbe.pkcs7.detached outputs."""
+    """Ordinary, fast (PAdES, the default), fast with a visible seal, both with a registered seal bound (signed
+    attribute), fast with licence metadata, and fast adbe.pkcs7.detached outputs."""
     ident = dev_identity(kind)
     visible = SealAppearance(_seal_png(), box=(300, 400, 150, 150))
+    registered = dataclasses.replace(visible, seal=_registered_seal(ident))
     return {"ordinary": sign_pdf(licence_pdf(), ident.signer),
+            "ordinary-sealed": sign_pdf(licence_pdf(), ident.signer, appearance=registered),
             "fast": FastPdfSigner(ident.signer).sign(licence_pdf()),
             "fast-visible": FastPdfSigner(ident.signer, appearance=visible).sign(licence_pdf()),
+            "fast-sealed": FastPdfSigner(ident.signer, appearance=registered).sign(licence_pdf()),
             "fast-licence": FastPdfSigner(ident.signer).sign(licence_pdf(), metadata=META),
             "fast-adbe": FastPdfSigner(ident.signer, subfilter="adbe.pkcs7.detached").sign(licence_pdf())}, ident
 
@@ -75,11 +87,19 @@ def assert_xmp_licence(path: Path, meta: LicenceMetadata = META) -> None:
 
 
 def test_bouncycastle_verifies_sm2_cms(tmp_path):
+    """BC verifies every output's CMS and, where a registered seal is bound, finds it by its OID and reads back
+    the seal byte for byte."""
     require_tool("java")
     outputs, _ = _outputs("sm2")
     for name, data in outputs.items():
-        proc = bc_verify_pdf_cms(tmp_path, data)
+        seal_out = tmp_path / f"{name}.seal"
+        proc = bc_verify_pdf_cms(tmp_path, data, seal_out)
         assert proc.returncode == 0 and "VALID 1.2.156.10197.1.501" in proc.stdout, (name, proc.stdout, proc.stderr)
+        if name.endswith("-sealed"):
+            seal = seal_out.read_bytes()
+            assert f"SEAL {len(seal)}" in proc.stdout and parse_seal(seal).es_id == "3301060000000001", name
+        else:
+            assert "NO SEAL" in proc.stdout, name
 
 
 def _embed_external_cms(pdf: bytes, make_cms, reserve: int = 8192) -> bytes:

@@ -142,8 +142,9 @@ def flip_signature_value(der: bytes) -> bytes:
     raise AssertionError("no trailing BIT STRING")
 
 
-def bc_verify_pdf_cms(tmp_path: Path, pdf: bytes) -> subprocess.CompletedProcess[str]:
-    """BouncyCastle's check (PdfCmsTool) of a PDF's first signature: its CMS over the bytes its ByteRange covers."""
+def bc_verify_pdf_cms(tmp_path: Path, pdf: bytes, seal_out: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """BouncyCastle's check (PdfCmsTool) of a PDF's first signature: its CMS over the bytes its ByteRange covers;
+    with ``seal_out``, BC also writes the registered seal the signature binds there ("SEAL n" or "NO SEAL")."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     from trustsvc.pdf.verify import signed_bytes
@@ -152,4 +153,5 @@ def bc_verify_pdf_cms(tmp_path: Path, pdf: bytes) -> subprocess.CompletedProcess
     cms_der, covered = signed_bytes(PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0])
     (tmp_path / "c.der").write_bytes(cms_der)
     (tmp_path / "d.bin").write_bytes(covered)
-    return bouncycastle.run("PdfCmsTool", "verify", str(tmp_path / "c.der"), str(tmp_path / "d.bin"))
+    return bouncycastle.run("PdfCmsTool", "verify", str(tmp_path / "c.der"), str(tmp_path / "d.bin"),
+                            *([str(seal_out)] if seal_out is not None else []))

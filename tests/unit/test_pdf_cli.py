@@ -4,7 +4,6 @@ pyHanko's validator directly; user mistakes give exit code 2, a named reason and
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import io
 import json
 import subprocess
@@ -21,7 +20,6 @@ from tests.conftest import require_tool
 from tests.integration.hsm_helpers import PIN, SOFTHSM_MODULE, make_softhsm
 from tests.unit.test_pdf_appearance import _assert_in_box, _red_pixels
 from tests.unit.test_pdf_signing import pyhanko_pades_level
-from trustsvc.algorithms.signer import SoftwareSigner
 from trustsvc.keys.base import KeyStore
 from trustsvc.keys.factory import open_keystore
 from trustsvc.pdf.devkit import DevIdentity, dev_identity, licence_pdf
@@ -274,25 +272,22 @@ def _seal_png(tmp_path: Path) -> Path:
     return path
 
 
-def _register_seal(home: Path, es_id: str, holder_cert: bytes) -> None:
-    from trustsvc.seal.make import Picture, SealSpec, SealType, make_seal
+def _register_seal(home: Path, es_id: str, holder_cert: bytes) -> bytes:
+    """Register a seal listing ``holder_cert`` in the home's registry; its maker's certificate (DER)."""
+    from tests.unit.test_seal_support import make_maker, seal_listing
     from trustsvc.seal.picture import render_png
     from trustsvc.seal.registry import SealRegistry
 
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    maker = SoftwareSigner.generate("sm2")
-    maker_cert = (CertificateBuilder().subject({"common_name": "Seal Maker"}).public_key(maker.public_key)
-                  .key_usage({"digital_signature", "key_cert_sign"}).basic_constraints(True)
-                  .validity(now - dt.timedelta(days=1), now + dt.timedelta(days=3650)).sign(maker))
-    spec = SealSpec(es_id=es_id, seal_type=SealType.OFFICIAL, name="北京某某科技有限公司", holder_certs=[holder_cert],
-                    valid_start=now - dt.timedelta(days=1), valid_end=now + dt.timedelta(days=365),
-                    picture=Picture("PNG", render_png("北京某某科技有限公司", dpi=150), 40, 40))
-    SealRegistry(f"sqlite:///{home / 'trustsvc.db'}").register(make_seal(spec, maker, maker_cert), actor="test")
+    maker, maker_cert = make_maker()
+    picture = render_png("北京某某科技有限公司", dpi=150)
+    seal = seal_listing([holder_cert], maker, maker_cert, es_id=es_id, picture=picture)
+    SealRegistry(f"sqlite:///{home / 'trustsvc.db'}").register(seal, actor="test")
+    return maker_cert.der
 
 
 def test_registered_seal_picture(env: Env, pdf_in: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = open_keystore("soft", env.home, passphrase=PASSPHRASE.encode())
-    _register_seal(env.home, "1101080000000001", store.info("licence-sm2").certificate_chain[0])
+    maker = _register_seal(env.home, "1101080000000001", store.info("licence-sm2").certificate_chain[0])
     out = tmp_path / "signed.pdf"
     assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), "--key", "licence-sm2", *env.key_args,
                  "--seal-id", "1101080000000001", "--box", "300,400,150,150"]) == 0
@@ -306,6 +301,34 @@ def test_registered_seal_picture(env: Env, pdf_in: Path, tmp_path: Path, capsys:
     assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(other), "--key", "licence-sm2", *env.key_args,
                  "--seal-id", "9999", "--box", "300,400,150,150"]) == 3  # refused: not found
     assert _error(capsys)["error"] == "SEAL_NOT_FOUND"
+    _verify_bound_seal(env, out, maker, tmp_path, capsys)
+
+
+def _verify_bound_seal(env: Env, signed: Path, maker: bytes, tmp_path: Path,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`pdf verify` names the bound seal and checks it; with --db, its registry status (read only)."""
+    from trustsvc.seal.registry import SealRegistry
+
+    (tmp_path / "root.der").write_bytes(env.roots["sm2"])
+    (tmp_path / "maker.der").write_bytes(maker)
+    db = f"sqlite:///{env.home / 'trustsvc.db'}"
+    verify = ["pdf", "verify", str(signed), "--trust", str(tmp_path / "root.der"), "--trust",
+              str(tmp_path / "maker.der"), "--json"]
+
+    def seal_check(code: int, *extra: str) -> dict[str, object]:
+        capsys.readouterr()
+        assert main([*verify, *extra]) == code
+        report = json.loads(capsys.readouterr().out)["signatures"][0]
+        assert report["seal"]["es_id"] == "1101080000000001"
+        return next(c for c in report["checks"] if c["name"] == "seal")
+
+    assert seal_check(0)["ok"] is True
+    assert seal_check(0, "--db", db)["ok"] is True
+    SealRegistry(db).suspend("1101080000000001", actor="test", reason="audit")
+    check = seal_check(1, "--db", db)
+    assert check["ok"] is False and "SEAL_SUSPENDED" in check["detail"], check
+    assert main([*verify, "--db", f"sqlite:///{tmp_path / 'missing.db'}"]) == 2
+    assert _error(capsys)["error"] == "INPUT_NOT_FOUND" and not (tmp_path / "missing.db").exists()
 
 
 @pytest.fixture(scope="module")

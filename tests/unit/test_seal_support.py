@@ -28,11 +28,7 @@ class Setup:
 def make_setup(*, es_id: str = "3301060000000001", valid_days: int = 365, start_days: int = -1,
                cert_list_type: int = 1, picture: bytes = PNG, extra_holders: int = 0) -> Setup:
     now = dt.datetime.now(UTC).replace(microsecond=0)
-    maker = SoftwareSigner.generate("sm2")
-    maker_cert = (CertificateBuilder().subject({"common_name": "Seal Maker", "organization_name": "测试制章机构"})
-                  .public_key(maker.public_key).key_usage({"digital_signature", "key_cert_sign"})
-                  .basic_constraints(True)
-                  .validity(now - dt.timedelta(days=30), now + dt.timedelta(days=3650)).sign(maker))
+    maker, maker_cert = make_maker(now)
     holder = SoftwareSigner.generate("sm2")
     holder_cert = (CertificateBuilder().subject({"common_name": "某某市人民政府办公室"})
                    .public_key(holder.public_key).key_usage({"digital_signature", "non_repudiation"})
@@ -41,9 +37,31 @@ def make_setup(*, es_id: str = "3301060000000001", valid_days: int = 365, start_
     for _ in range(extra_holders):
         other = SoftwareSigner.generate("sm2")
         holders.append(CertificateBuilder().subject("other").public_key(other.public_key).sign(maker, maker_cert).der)
+    seal = seal_listing(holders, maker, maker_cert, es_id=es_id, valid_start=now + dt.timedelta(days=start_days),
+                        valid_end=now + dt.timedelta(days=start_days + valid_days), cert_list_type=cert_list_type,
+                        picture=picture)
+    return Setup(maker, maker_cert, holder, holder_cert, seal, now)
+
+
+def make_maker(now: dt.datetime | None = None) -> tuple[SoftwareSigner, Certificate]:
+    """A seal-making authority: an SM2 key with a self-signed CA certificate."""
+    now = now or dt.datetime.now(UTC).replace(microsecond=0)
+    maker = SoftwareSigner.generate("sm2")
+    maker_cert = (CertificateBuilder().subject({"common_name": "Seal Maker", "organization_name": "测试制章机构"})
+                  .public_key(maker.public_key).key_usage({"digital_signature", "key_cert_sign"})
+                  .basic_constraints(True)
+                  .validity(now - dt.timedelta(days=30), now + dt.timedelta(days=3650)).sign(maker))
+    return maker, maker_cert
+
+
+def seal_listing(holders: list[bytes], maker: SoftwareSigner, maker_cert: Certificate, *,
+                 es_id: str = "3301060000000001", valid_start: dt.datetime | None = None,
+                 valid_end: dt.datetime | None = None, cert_list_type: int = 1, picture: bytes = PNG) -> bytes:
+    """A v4 official seal made by ``maker`` whose certList holds ``holders`` (DER certificates of any key type)."""
+    now = dt.datetime.now(UTC).replace(microsecond=0)
     spec = SealSpec(es_id=es_id, seal_type=SealType.OFFICIAL, name="某某市人民政府办公室", holder_certs=holders,
-                    valid_start=now + dt.timedelta(days=start_days),
-                    valid_end=now + dt.timedelta(days=start_days + valid_days),
+                    valid_start=valid_start or now - dt.timedelta(days=1),
+                    valid_end=valid_end or now + dt.timedelta(days=364),
                     picture=Picture("PNG", picture, 42, 42), cert_list_type=cert_list_type,
                     ext_datas=[("1.2.156.1.2.3", False, b"demo")])
-    return Setup(maker, maker_cert, holder, holder_cert, make_seal(spec, maker, maker_cert), now)
+    return make_seal(spec, maker, maker_cert)

@@ -6,7 +6,7 @@ CMS and keys that carry SM OIDs parse into named values (``'sm2_sm3'``, ``'sm3'`
 
 from __future__ import annotations
 
-from asn1crypto import algos, cms, keys
+from asn1crypto import algos, cms, core, keys
 
 from trustsvc.algorithms import oids
 
@@ -30,7 +30,15 @@ def register() -> None:
     cms.ContentType._reverse_map = None
     cms.ContentInfo._oid_specs["gm_data"] = cms.ContentInfo._oid_specs["data"]
     cms.ContentInfo._oid_specs["gm_signed_data"] = cms.SignedData
+    # trustsvc's signed attribute binding a registered seal to a PDF signature (trustsvc.pdf.seal_binding)
+    cms.CMSAttributeType._map[oids.REGISTERED_SEAL_ATTR] = "trustsvc_registered_seal"
+    cms.CMSAttributeType._reverse_map = None
+    cms.CMSAttribute._oid_specs["trustsvc_registered_seal"] = _SetOfOctetString
     _done = True
+
+
+class _SetOfOctetString(core.SetOf):
+    _child_spec = core.OctetString
 
 
 register()

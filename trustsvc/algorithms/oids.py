@@ -30,3 +30,8 @@ SHA256 = "2.16.840.1.101.3.4.2.1"
 SHA384 = "2.16.840.1.101.3.4.2.2"
 CMS_DATA = "1.2.840.113549.1.7.1"
 CMS_SIGNED_DATA = "1.2.840.113549.1.7.2"
+
+# trustsvc's own arc: a UUID OID (ITU-T X.667, 2.25.<UUID as an integer>), registered by nobody else
+TRUSTSVC_ARC = "2.25.69328385081571213798592542347431357981"
+# CMS signed attribute binding a registered electronic seal to a PDF signature; value: OCTET STRING (the SESeal)
+REGISTERED_SEAL_ATTR = TRUSTSVC_ARC + ".1"

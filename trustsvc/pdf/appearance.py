@@ -43,7 +43,9 @@ class SealAppearance:
     """Where and how the seal shows. Give exactly one of ``box``, ``field``, ``anchor``.
 
     ``text`` is a template with ``%(signer)s`` (certificate common name) and ``%(ts)s`` (signing time);
-    None or "" shows the picture only. ``size`` is the (w, h) used with ``anchor``.
+    None or "" shows the picture only. ``size`` is the (w, h) used with ``anchor``. ``seal`` is the registered
+    seal (SESeal, as registered) the picture belongs to: the signature then binds it in a signed attribute
+    (``trustsvc.pdf.seal_binding``), so a verifier can tell and check which seal was stamped.
     """
 
     picture: bytes
@@ -56,6 +58,7 @@ class SealAppearance:
     text: str | None = None
     font_size: int = 9
     font_file: str | None = None
+    seal: bytes | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         given = [x for x in (self.box, self.field, self.anchor) if x is not None]

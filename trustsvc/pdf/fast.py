@@ -5,7 +5,8 @@ one hash over the byte ranges and one signature; no dry run and no asn1crypto CM
 The default /SubFilter is ETSI.CAdES.detached with PAdES baseline signed attributes (content-type,
 message-digest, ESS signing-certificate-v2; the signing time is the signature dictionary's /M).
 adbe.pkcs7.detached keeps a signingTime attribute in the CMS. An optional visible seal is prepared
-once (``fast_seal.PreparedSeal``) and stamped into each document.
+once (``fast_seal.PreparedSeal``) and stamped into each document; a registered seal's SESeal is bound in the
+template's signed attributes (``seal_binding``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from trustsvc.pdf.errors import PdfInput, as_stream
 from trustsvc.pdf.fast_seal import PreparedSeal
 from trustsvc.pdf.metadata import LicenceMetadata, write_metadata
 from trustsvc.pdf.pyhanko_sm2 import digest_algorithm, max_signature_size
+from trustsvc.pdf.seal_binding import checked_seal, seal_attribute
 from trustsvc.pki.cms import CmsTemplate
 
 UTC = dt.UTC
@@ -59,7 +61,12 @@ class FastPdfSigner:
         self.subfilter = _SUBFILTERS[subfilter]
         self.field_prefix = field_prefix
         self.md_algorithm = digest_algorithm(signer.algorithm)
-        self.template = CmsTemplate(signer, signing_time_attr=self.subfilter is not fields.SigSeedSubFilter.PADES)
+        extra = None
+        if appearance is not None and appearance.seal is not None:  # a registered seal: bound by a signed attribute
+            checked_seal(appearance.seal, signer.certificate or b"")
+            extra = [seal_attribute(appearance.seal)]
+        self.template = CmsTemplate(signer, signing_time_attr=self.subfilter is not fields.SigSeedSubFilter.PADES,
+                                    extra_signed_attrs=extra)
         self.seal = PreparedSeal(appearance) if appearance is not None else None
         probe = self.template.assemble(self.template.signed_attrs(bytes(self._digest_size())),
                                        bytes(max_signature_size(signer)))

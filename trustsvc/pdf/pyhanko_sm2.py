@@ -9,9 +9,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import cryptography.exceptions
 from asn1crypto import algos, keys, x509
+from pyhanko.sign.attributes import CMSAttributeProvider
 from pyhanko.sign.signers import pdf_cms
 from pyhanko_certvalidator.context import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -61,9 +64,12 @@ def max_signature_size(signer: Signer) -> int:
 
 
 class TrustsvcPdfSigner(pdf_cms.Signer):
-    """pyHanko Signer over a trustsvc Signer; the signer must carry its certificate chain (leaf first)."""
+    """pyHanko Signer over a trustsvc Signer; the signer must carry its certificate chain (leaf first).
 
-    def __init__(self, signer: Signer, *, embed_roots: bool = True) -> None:
+    ``extra_signed_attrs``: attribute providers added to pyHanko's signed attributes (the seal binding)."""
+
+    def __init__(self, signer: Signer, *, embed_roots: bool = True,
+                 extra_signed_attrs: Sequence[CMSAttributeProvider] = ()) -> None:
         if not signer.certificate_chain:
             raise InvalidInput("a PDF signer needs a certificate: give the signer its chain",
                                reason="NO_CERTIFICATE")
@@ -72,6 +78,11 @@ class TrustsvcPdfSigner(pdf_cms.Signer):
                          signing_cert=chain[0], cert_registry=SimpleCertificateStore.from_certs(chain))
         self.trustsvc_signer = signer
         self.md_algorithm = digest_algorithm(signer.algorithm)
+        self.extra_signed_attrs = tuple(extra_signed_attrs)
+
+    def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> Iterator[CMSAttributeProvider]:
+        yield from super()._signed_attr_providers(*args, **kwargs)
+        yield from self.extra_signed_attrs
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if dry_run:

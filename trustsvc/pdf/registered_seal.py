@@ -11,27 +11,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 from collections.abc import Callable
 
-from trustsvc.algorithms.sm3 import sm3
 from trustsvc.errors import Conflict
 from trustsvc.seal.model import ParsedSeal
 from trustsvc.seal.parse import parse_seal
 from trustsvc.seal.registry import SealRegistry
+from trustsvc.seal.verify import listed_in_seal
 
 MM_TO_PT = 72 / 25.4
 RASTER_PICTURES = ("PNG", "GIF", "JPG", "JPEG", "BMP")
-_DIGESTS = {"sm3": sm3, "1.2.156.10197.1.401": sm3, "sha256": lambda b: hashlib.sha256(b).digest()}
 
 
 @dataclasses.dataclass(frozen=True)
 class SealPicture:
-    """A registered seal's picture and its printed size in PDF points."""
+    """A registered seal's picture and its printed size in PDF points; ``der`` is the seal as registered (the
+    signature binds it: ``SealAppearance.seal``)."""
 
     es_id: str
     picture: bytes
     size: tuple[float, float]
+    der: bytes
 
 
 def registered_seal_picture(registry: SealRegistry, es_id: str, signer_cert: bytes,
@@ -48,21 +48,12 @@ def registered_seal_picture(registry: SealRegistry, es_id: str, signer_cert: byt
     if (seal.valid_start and now < seal.valid_start) or (seal.valid_end and now > seal.valid_end):
         raise Conflict(f"seal {es_id} is not valid now ({seal.valid_start} .. {seal.valid_end})",
                        reason="SEAL_NOT_VALID_NOW")
-    if not signer_cert or not _lists(seal.cert_list_type, seal.cert_list, seal.cert_digests, signer_cert):
+    if not signer_cert or listed_in_seal(seal, signer_cert) is None:
         raise Conflict(f"the signing certificate is not in seal {es_id}'s certList: the seal may only be "
                        "stamped by its holders", reason="SIGNER_NOT_IN_CERT_LIST")
     if seal.picture_type.strip().upper() not in RASTER_PICTURES:
         raise Conflict(f"seal {es_id} has a {seal.picture_type!r} picture; a visible stamp needs a raster "
                        "picture (PNG, GIF, JPEG, BMP)", reason="SEAL_PICTURE_UNSUPPORTED")
     size = (seal.picture_width_mm * MM_TO_PT, seal.picture_height_mm * MM_TO_PT)
-    return SealPicture(es_id, seal.picture_data, size if min(size) > 0 else (120.0, 120.0))
+    return SealPicture(es_id, seal.picture_data, size if min(size) > 0 else (120.0, 120.0), record.der)
 
-
-def _lists(list_type: int, certs: tuple[bytes, ...], digests: tuple[tuple[str, bytes], ...], cert: bytes) -> bool:
-    if list_type == 2:
-        for kind, value in digests:
-            fn = _DIGESTS.get(kind.strip().lower())
-            if fn is not None and fn(cert) == value:
-                return True
-        return False
-    return cert in certs

@@ -21,6 +21,7 @@ from trustsvc.fileio import atomic_output
 from trustsvc.pdf.errors import BROKEN_STRUCTURE, PdfInput, open_writer
 from trustsvc.pdf.metadata import LicenceMetadata, write_metadata
 from trustsvc.pdf.pyhanko_sm2 import TrustsvcPdfSigner, digest_algorithm, validation_context
+from trustsvc.pdf.seal_binding import RegisteredSealProvider, checked_seal
 
 if TYPE_CHECKING:
     from trustsvc.pdf.appearance import SealAppearance
@@ -160,11 +161,14 @@ def _sign_into(pdf: PdfInput, output: BinaryIO, signer: Signer, opts: SignOption
         certify=opts.certify is not None, docmdp_permissions=_MDP.get(opts.certify or 2, fields.MDPPerm.FILL_FORMS),
         reason=opts.reason, location=opts.location, contact_info=opts.contact,
         embed_validation_info=vc is not None, validation_context=vc, use_pades_lta=level is PadesLevel.B_LTA)
-    stamp_style, field_spec, text_params = None, None, None
+    stamp_style, field_spec, text_params, extra = None, None, None, []
     if opts.appearance is not None:
         stamp_style, field_spec = opts.appearance.pyhanko_style(writer, signer, str(meta.field_name))
         text_params = opts.appearance.text_params(signer)
-    pdf_signer = signers.PdfSigner(meta, signer=TrustsvcPdfSigner(signer),
+        if opts.appearance.seal is not None:
+            checked_seal(opts.appearance.seal, signer.certificate or b"")
+            extra.append(RegisteredSealProvider(opts.appearance.seal))
+    pdf_signer = signers.PdfSigner(meta, signer=TrustsvcPdfSigner(signer, extra_signed_attrs=extra),
                                    timestamper=opts.timestamper if level is not PadesLevel.B_B else None,
                                    stamp_style=stamp_style, new_field_spec=field_spec)
     pdf_signer.sign_pdf(writer, output=output, bytes_reserved=opts.bytes_reserved,

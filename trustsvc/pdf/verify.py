@@ -18,6 +18,8 @@ from trustsvc.errors import DecodeError, TrustsvcError
 from trustsvc.pdf.errors import PdfInput, open_reader
 from trustsvc.pdf.metadata import LicenceMetadata, read_metadata
 from trustsvc.pdf.pyhanko_sm2 import is_sm2_key, sm2_failure_reason, validation_context
+from trustsvc.pdf.seal_binding import SealBinding, check_binding
+from trustsvc.seal.verify import StatusSource
 
 logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.CRITICAL)  # failures go into the report
 
@@ -41,14 +43,20 @@ class SignatureReport:
     signing_time: str | None
     pades_level: str
     checks: list[Check]
+    seal: SealBinding | None = None  # the registered seal the signature binds, with its steps
 
     @property
     def valid(self) -> bool:
         return all(c.ok is not False for c in self.checks)
 
+    @property
+    def seal_id(self) -> str | None:
+        return self.seal.es_id if self.seal is not None else None
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {f.name: (str(getattr(self, f.name)) if getattr(self, f.name) is not None else None)
-                             for f in dataclasses.fields(self) if f.name != "checks"}
+                             for f in dataclasses.fields(self) if f.name not in ("checks", "seal")}
+        d["seal"] = self.seal.to_dict() if self.seal is not None else None
         d["checks"] = [{"name": c.name, "ok": None if c.ok is None else bool(c.ok), "detail": str(c.detail)}
                        for c in self.checks]
         d["valid"] = self.valid
@@ -93,12 +101,15 @@ _ALG_NAMES = {"1.2.156.10197.1.501": "sm2-sm3", "1.2.840.10045.4.3.2": "ecdsa-sh
 
 def verify_pdf(pdf: PdfInput, *, trust_roots: Sequence[bytes] = (), crls: Sequence[bytes] = (),
                other_certs: Sequence[bytes] = (), moment: dt.datetime | None = None,
-               allow_form_filling: bool = False) -> PdfReport:
+               allow_form_filling: bool = False, seal_registry: StatusSource | None = None) -> PdfReport:
     """Verify every signature; trusted only if its chain reaches one of ``trust_roots``.
 
     A form field other than a signature filled or changed after a signature fails that signature's ``form_fields``
     check: PDF lets an approval signature be followed by form filling, but on an e-licence a field is content.
-    ``allow_form_filling`` reports such changes without failing (as a generic PDF viewer would)."""
+    ``allow_form_filling`` reports such changes without failing (as a generic PDF viewer would).
+
+    A signature that binds a registered seal (``seal_binding``) gets a ``seal`` check: the seal's own steps at the
+    signing time and the signer in its certList; ``seal_registry`` adds the seal's status in the registry."""
     reader = open_reader(pdf)
     try:
         meta = read_metadata(reader)
@@ -110,7 +121,7 @@ def verify_pdf(pdf: PdfInput, *, trust_roots: Sequence[bytes] = (), crls: Sequen
     reports = []
     for sig in sigs:
         try:
-            report = _verify_one(sig, trust_roots, crls, other_certs, moment, allow_form_filling)
+            report = _verify_one(sig, trust_roots, crls, other_certs, moment, allow_form_filling, seal_registry)
             if sig.sig_object_type != "/DocTimeStamp":
                 report.checks.append(_licence_check(reader, sig, meta))
             reports.append(report)
@@ -154,6 +165,16 @@ def _licence_check(reader: Any, sig: EmbeddedPdfSignature, now: LicenceMetadata 
                  f"(signed licence {signed.licence_number}, now {now.licence_number})")
 
 
+def _seal_check(sig: EmbeddedPdfSignature, status: Any, roots: Sequence[bytes], other: Sequence[bytes],
+                registry: StatusSource | None, moment: dt.datetime | None) -> SealBinding:
+    """The bound seal judged at the signing time: the time stamp's when it verifies, else the signer's claim."""
+    ts = status.timestamp_validity
+    when = ts.timestamp if ts is not None and ts.intact and ts.valid else status.signer_reported_dt
+    certs = [c.chosen.dump() for c in sig.signed_data["certificates"] if c.name == "certificate"]
+    return check_binding(sig.signer_info, status.signing_cert.dump(), when or moment or dt.datetime.now(dt.UTC),
+                         trust_roots=roots, other_certs=[*other, *certs], registry=registry, at=moment)
+
+
 def _unreadable(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
     """Report for a signature whose dictionary or CMS cannot be parsed."""
     def safe(get: Any) -> str:
@@ -168,7 +189,8 @@ def _unreadable(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
 
 
 def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequence[bytes],
-                other: Sequence[bytes], moment: dt.datetime | None, allow_form_filling: bool) -> SignatureReport:
+                other: Sequence[bytes], moment: dt.datetime | None, allow_form_filling: bool,
+                registry: StatusSource | None) -> SignatureReport:
     checks: list[Check] = []
     vc = validation_context(list(roots), other_certs=list(other), crls=list(crls), moment=moment)
     if sig.sig_object_type == "/DocTimeStamp":
@@ -227,10 +249,12 @@ def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequenc
                         f"{mod_level.name if mod_level else 'none'}; "
                         f"DocMDP {'respected' if docmdp_ok is not False else 'violated'}"))
     checks.append(_form_check(sig, getattr(diff, "changed_form_fields", None) or set(), allow_form_filling))
+    seal = _seal_check(sig, status, roots, other, registry, moment)
+    checks.append(Check("seal", seal.ok, seal.detail))
     level = _pades_level(sig, status)
     signing_time = status.signer_reported_dt.isoformat() if status.signer_reported_dt else None
     return SignatureReport(_field_name(sig), _signer_name(sig), _ALG_NAMES.get(sig_alg, sig_alg),
-                           status.md_algorithm or "?", subfilter, signing_time, level, checks)
+                           status.md_algorithm or "?", subfilter, signing_time, level, checks, seal)
 
 
 def _verify_doc_timestamp(sig: EmbeddedPdfSignature, vc: Any) -> SignatureReport:

@@ -381,19 +381,25 @@ _DIGESTS: dict[str, Callable[[bytes], bytes]] = {
     "sha256": lambda b: hashlib.sha256(b).digest()}
 
 
-def _cert_in_list(report: Report, sig: ParsedSignature) -> None:
-    seal = sig.seal
+def listed_in_seal(seal: ParsedSeal, cert: bytes) -> str | None:
+    """How the seal's certList names ``cert`` (the certificate itself, or its SM3/SHA-1/SHA-256 digest when
+    certListType is 2), or None when it does not: only a listed holder may stamp the seal."""
     if seal.cert_list_type == 2:
         for kind, value in seal.cert_digests:
             fn = _DIGESTS.get(kind.strip().lower())
-            if fn is not None and fn(sig.signer_cert) == value:
-                report.add("signature.cert_in_list", Status.PASS, "OK", f"signer cert {kind} digest listed")
-                return
-    elif sig.signer_cert in seal.cert_list:
-        report.add("signature.cert_in_list", Status.PASS, "OK", "signer certificate listed in the seal")
-        return
-    report.add("signature.cert_in_list", Status.FAIL, "SIGNER_NOT_IN_CERT_LIST",
-               "the signer certificate is not in the seal's certList")
+            if fn is not None and fn(cert) == value:
+                return f"signer cert {kind} digest listed"
+        return None
+    return "signer certificate listed in the seal" if cert in seal.cert_list else None
+
+
+def _cert_in_list(report: Report, sig: ParsedSignature) -> None:
+    listed = listed_in_seal(sig.seal, sig.signer_cert)
+    if listed is not None:
+        report.add("signature.cert_in_list", Status.PASS, "OK", listed)
+    else:
+        report.add("signature.cert_in_list", Status.FAIL, "SIGNER_NOT_IN_CERT_LIST",
+                   "the signer certificate is not in the seal's certList")
 
 
 def _timestamp(report: Report, sig: ParsedSignature, verifier: TimestampVerifier | None) -> None:

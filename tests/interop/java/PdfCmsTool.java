@@ -23,14 +23,16 @@ import org.bouncycastle.jce.provider.BouncyCastleProvider;
 import org.bouncycastle.util.Store;
 
 /**
- * verify CMS_FILE DATA_FILE: verifies a detached PDF CMS (SM2/ECDSA/RSA) over the ByteRange bytes.
+ * verify CMS_FILE DATA_FILE [SEAL_OUT]: verifies a detached PDF CMS (SM2/ECDSA/RSA) over the ByteRange bytes;
+ * with SEAL_OUT, writes the registered seal a signer binds (trustsvc's signed attribute, an OCTET STRING) there
+ * and prints "SEAL n" (n bytes), or "NO SEAL".
  * sign KEY_PKCS8_DER CERT_DER DATA_FILE OUT_FILE [SM2_ID|-]: detached SM3withSM2 CMS (DER) over DATA_FILE made by
  * CMSSignedDataGenerator; SM2_ID is the user ID as text ("-" for the empty ID; default 1234567812345678).
  */
 public class PdfCmsTool {
     public static void main(String[] args) throws Exception {
         Security.addProvider(new BouncyCastleProvider());
-        if (args.length == 3 && args[0].equals("verify")) {
+        if ((args.length == 3 || args.length == 4) && args[0].equals("verify")) {
             byte[] cms = Files.readAllBytes(Paths.get(args[1]));
             byte[] data = Files.readAllBytes(Paths.get(args[2]));
             CMSSignedData sd = new CMSSignedData(new CMSProcessableByteArray(data), cms);
@@ -40,6 +42,7 @@ public class PdfCmsTool {
                 boolean ok = si.verify(new JcaSimpleSignerInfoVerifierBuilder().setProvider("BC").build(cert));
                 System.out.println((ok ? "VALID " : "INVALID ") + si.getEncryptionAlgOID() + " " + si.getDigestAlgOID());
                 if (!ok) System.exit(1);
+                if (args.length == 4) writeBoundSeal(si, args[3]);
             }
             return;
         }
@@ -59,7 +62,7 @@ public class PdfCmsTool {
             System.out.println("SIGNED " + sd.getSignerInfos().getSigners().iterator().next().getEncryptionAlgOID());
             return;
         }
-        System.err.println("usage: PdfCmsTool verify CMS_FILE DATA_FILE | sign KEY CERT DATA OUT [SM2_ID|-]");
+        System.err.println("usage: PdfCmsTool verify CMS_FILE DATA_FILE [SEAL_OUT] | sign KEY CERT DATA OUT [SM2_ID|-]");
         System.exit(2);
     }
 
@@ -82,5 +85,17 @@ public class PdfCmsTool {
                 }
             }
         };
+    }
+
+    static final String REGISTERED_SEAL = "2.25.69328385081571213798592542347431357981.1";
+
+    static void writeBoundSeal(SignerInformation si, String out) throws Exception {
+        org.bouncycastle.asn1.cms.AttributeTable attrs = si.getSignedAttributes();
+        org.bouncycastle.asn1.cms.Attribute a = attrs == null ? null
+                : attrs.get(new org.bouncycastle.asn1.ASN1ObjectIdentifier(REGISTERED_SEAL));
+        if (a == null) { System.out.println("NO SEAL"); return; }
+        byte[] seal = org.bouncycastle.asn1.ASN1OctetString.getInstance(a.getAttrValues().getObjectAt(0)).getOctets();
+        Files.write(Paths.get(out), seal);
+        System.out.println("SEAL " + seal.length);
     }
 }

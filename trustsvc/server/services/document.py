@@ -69,18 +69,18 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         seal_id = options.seal_id
         self.rt.policy().check_seal(ctx.current().identity, seal_id)
         stamp = registered_seal_picture(self.seals, seal_id, signer.certificate or b"", parse=self._parse)
-        picture, size, page = stamp.picture, stamp.size, int(options.page)
+        picture, size, page, seal = stamp.picture, stamp.size, int(options.page), stamp.der
         if options.rect:
             if len(options.rect) != 4:
                 raise InvalidInput("rect must be 4 numbers: x1, y1, x2, y2", reason="BAD_SEAL_PLACEMENT")
             x1, y1, x2, y2 = options.rect
             if options.anchor_text:
                 raise InvalidInput("give rect or anchor_text, not both", reason="BAD_SEAL_PLACEMENT")
-            return SealAppearance(picture, page=page, box=(x1, y1, x2 - x1, y2 - y1))
+            return SealAppearance(picture, page=page, box=(x1, y1, x2 - x1, y2 - y1), seal=seal)
         if options.anchor_text:
-            return SealAppearance(picture, page=page, anchor=options.anchor_text, size=size)
+            return SealAppearance(picture, page=page, anchor=options.anchor_text, size=size, seal=seal)
         if options.field_name:
-            return SealAppearance(picture, page=page, field=options.field_name)
+            return SealAppearance(picture, page=page, field=options.field_name, seal=seal)
         raise InvalidInput("a visible seal needs rect (with page), anchor_text (with page) or an existing empty "
                            "signature field in field_name", reason="BAD_SEAL_PLACEMENT")
 
@@ -227,7 +227,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         require(request.pdf, "pdf")
         try:
             report = verify_pdf(request.pdf, trust_roots=[c.der for c in self.rt.trust_anchors],
-                                allow_form_filling=request.allow_form_filling)
+                                allow_form_filling=request.allow_form_filling, seal_registry=self.seals)
         except TrustsvcError:
             raise
         except Exception as exc:  # noqa: BLE001 - pyHanko's parse errors: the input was not a PDF
@@ -235,7 +235,8 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         sigs = []
         for s in report.signatures:
             failed = [c for c in s.checks if c.ok is False]
-            sigs.append(pb.VerifyPdfResponse.Signature(field_name=s.field_name, signer=s.signer, result=result(
+            sigs.append(pb.VerifyPdfResponse.Signature(field_name=s.field_name, signer=s.signer,
+                                                       seal_id=s.seal_id or "", result=result(
                 s.valid, failed[0].name.upper() if failed else "", failed[0].detail if failed else "",
                 [(c.name, c.ok is not False, "" if c.ok is not False else "FAILED", str(c.detail)) for c in s.checks])))
         reason = report.error or ("" if report.signatures else "NO_SIGNATURES")
