@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 
 import pytest
-from asn1crypto import algos, cms
+from asn1crypto import algos, cms, core
 
 from tests.unit.test_cms_pki import make_pki
 from trustsvc.algorithms import sm2
@@ -74,6 +74,20 @@ def test_digest_input_and_template_agree(pki) -> None:  # type: ignore[no-untype
         result = verify_cms(der, DATA, trust_anchors=[pki.root])
         assert result.ok, result.to_dict()
         assert verify_cms(der, digest=digest).ok
+
+
+def test_template_with_an_extra_attribute_holding_the_placeholder_bytes() -> None:
+    """An extra attribute that sorts first and holds the template's own placeholder bytes (0xA5 x 32, the fixed
+    signing time) is left alone: digest and time go into their attributes."""
+    pki = make_pki("sm2")
+    digest = hashlib.new("sm3", DATA).digest()
+    marks = cms.CMSAttribute({"type": "1.2.3", "values": [core.OctetString(b"\xa5" * 32)]})
+    time_mark = cms.CMSAttribute({"type": "1.2.4", "values": [core.OctetString(b"000101000000Z")]})
+    der = CmsTemplate(pki.signer, extra_signed_attrs=[marks, time_mark]).sign(digest=digest)
+    attrs = cms.ContentInfo.load(der)["content"]["signer_infos"][0]["signed_attrs"]
+    assert attrs[0]["type"].dotted in ("1.2.3", "1.2.4")  # an extra attribute does sort first
+    assert verify_cms(der, DATA, trust_anchors=[pki.root]).ok
+    assert [bytes(a["values"][0].native) for a in attrs if a["type"].dotted == "1.2.3"] == [b"\xa5" * 32]
 
 
 def test_template_rejects_bad_digest() -> None:
