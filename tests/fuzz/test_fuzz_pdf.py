@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import zlib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,11 +27,8 @@ def _material() -> tuple:
     return ident, plain, sign_pdf(plain, ident.signer)
 
 
-def _mutations(which: int) -> st.SearchStrategy[bytes]:
-    """Truncations, byte flips (few, anywhere) and random bytes around the base document."""
-
-    def base() -> bytes:
-        return _material()[which]
+def _mutations(base: Callable[[], bytes]) -> st.SearchStrategy[bytes]:
+    """Truncations, byte flips (few, anywhere) and random bytes around the document ``base`` returns."""
 
     def truncate(cut: float) -> bytes:
         data = base()
@@ -65,20 +63,27 @@ def _only_trustsvc_errors(func, data: bytes) -> None:
 
 
 @SETTINGS
-@given(_mutations(2))
+@given(_mutations(lambda: _material()[2]))
 def test_verify_mutated_signed_pdf(data):
     ident = _material()[0]
     _only_trustsvc_errors(lambda d: verify_pdf(d, trust_roots=[ident.root.der]).to_dict(), data)
 
 
 @SETTINGS
-@given(_mutations(1))
+@given(_mutations(lambda: _sealed()[3]))
+def test_verify_mutated_pdf_with_a_bound_seal(data):
+    ident, maker_cert = _sealed()[:2]
+    _only_trustsvc_errors(lambda d: verify_pdf(d, trust_roots=[ident.root.der, maker_cert.der]).to_dict(), data)
+
+
+@SETTINGS
+@given(_mutations(lambda: _material()[1]))
 def test_sign_mutated_pdf(data):
     _only_trustsvc_errors(lambda d: sign_pdf(d, _material()[0].signer), data)
 
 
 @SETTINGS
-@given(_mutations(2))
+@given(_mutations(lambda: _material()[2]))
 def test_sign_mutated_signed_pdf_fast(data):
     _only_trustsvc_errors(lambda d: FastPdfSigner(_material()[0].signer).sign(d), data)
 
@@ -232,3 +237,35 @@ def test_any_licence_field_changed_after_signing_never_verifies(field: str, valu
     check = next(c for c in report.signatures[0].checks if c.name == "licence_metadata")
     assert not report.valid and check.ok is False, report.to_text()
     assert field in check.detail or "removed" in check.detail or "added" in check.detail, check.detail
+
+
+@functools.lru_cache(maxsize=1)
+def _sealed() -> tuple:
+    """A licence signed with a registered seal bound (seal_binding), the seal, and its maker's certificate."""
+    from tests.unit.test_seal_support import make_maker, seal_listing
+    from trustsvc.pdf.appearance import SealAppearance
+    from trustsvc.seal.picture import render_png
+
+    ident = _material()[0]
+    maker, maker_cert = make_maker()
+    seal = seal_listing([ident.signer.certificate_chain[0]], maker, maker_cert)
+    appearance = SealAppearance(render_png("甲公司"), box=(300, 400, 150, 150), seal=seal)
+    return ident, maker_cert, seal, FastPdfSigner(ident.signer, appearance=appearance).sign(licence_pdf())
+
+
+@SETTINGS
+@given(st.floats(0, 1, allow_nan=False, exclude_max=True), st.integers(1, 255))
+def test_a_byte_changed_in_the_bound_seal_never_verifies(where: float, xor: int) -> None:
+    """Soundness of the binding: the seal rides in a signed attribute, so changing any of its bytes in /Contents
+    (hex) breaks the signature, whatever the seal steps then say."""
+    ident, maker_cert, seal, signed = _sealed()
+    at = signed.find(seal.hex().upper().encode())  # /Contents is upper-case hex
+    assert at > 0
+    i = int(where * len(seal))
+    data = signed[:at + 2 * i] + b"%02X" % (seal[i] ^ xor) + signed[at + 2 * i + 2:]
+    try:
+        report = verify_pdf(data, trust_roots=[ident.root.der, maker_cert.der])
+    except TrustsvcError:
+        return
+    assert not report.valid, report.to_text()
+    assert any(c.name == "signature" and c.ok is False for c in report.signatures[0].checks), report.to_text()
