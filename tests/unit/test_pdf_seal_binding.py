@@ -13,7 +13,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from tests.unit.test_seal_support import make_maker, seal_listing
 from trustsvc.algorithms import oids
-from trustsvc.errors import InvalidInput
+from trustsvc.errors import Conflict, TrustsvcError
 from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.devkit import DevIdentity, dev_identity, licence_pdf
 from trustsvc.pdf.fast import FastPdfSigner
@@ -100,7 +100,7 @@ def test_dual_signing_binds_the_seal_to_the_first_signature_only(sealed: Sealed)
 @pytest.mark.parametrize("path", ["sign_pdf", "fast"])
 def test_signing_refuses_a_seal_that_does_not_list_the_signer(sealed: Sealed, path: str) -> None:
     other = dev_identity("sm2")
-    with pytest.raises(InvalidInput) as err:
+    with pytest.raises(Conflict) as err:
         if path == "sign_pdf":
             sign_pdf(licence_pdf(), other.signer, appearance=sealed.appearance())
         else:
@@ -111,15 +111,15 @@ def test_signing_refuses_a_seal_that_does_not_list_the_signer(sealed: Sealed, pa
 def test_signing_refuses_a_seal_outside_its_validity() -> None:
     now = dt.datetime.now(UTC)
     s = _sealed(valid_start=now - dt.timedelta(days=30), valid_end=now - dt.timedelta(days=1))
-    with pytest.raises(InvalidInput) as err:
+    with pytest.raises(Conflict) as err:
         FastPdfSigner(s.ident.signer, appearance=s.appearance())
     assert err.value.reason == "SEAL_NOT_VALID_NOW"
 
 
 def test_signing_refuses_bytes_that_are_not_a_seal(sealed: Sealed) -> None:
-    with pytest.raises(InvalidInput) as err:
+    with pytest.raises(TrustsvcError) as err:
         sign_pdf(licence_pdf(), sealed.ident.signer, appearance=sealed.appearance(seal=b"\x30\x03\x02\x01\x01"))
-    assert err.value.reason
+    assert err.value.reason == "NOT_SES"
 
 
 def test_the_seal_is_judged_at_the_signing_time(sealed: Sealed) -> None:

@@ -14,10 +14,10 @@ import datetime as dt
 from collections.abc import Callable
 
 from trustsvc.errors import Conflict
+from trustsvc.pdf.seal_binding import checked_seal
 from trustsvc.seal.model import ParsedSeal
 from trustsvc.seal.parse import parse_seal
 from trustsvc.seal.registry import SealRegistry
-from trustsvc.seal.verify import listed_in_seal
 
 MM_TO_PT = 72 / 25.4
 RASTER_PICTURES = ("PNG", "GIF", "JPG", "JPEG", "BMP")
@@ -44,13 +44,7 @@ def registered_seal_picture(registry: SealRegistry, es_id: str, signer_cert: byt
     state = "expired" if record.status in ("active", "suspended") and record.valid_end < now else record.status
     if state != "active":
         raise Conflict(f"seal {es_id} is {state}: only an active seal may stamp documents", reason="SEAL_NOT_ACTIVE")
-    seal = parse(record.der)
-    if (seal.valid_start and now < seal.valid_start) or (seal.valid_end and now > seal.valid_end):
-        raise Conflict(f"seal {es_id} is not valid now ({seal.valid_start} .. {seal.valid_end})",
-                       reason="SEAL_NOT_VALID_NOW")
-    if not signer_cert or listed_in_seal(seal, signer_cert) is None:
-        raise Conflict(f"the signing certificate is not in seal {es_id}'s certList: the seal may only be "
-                       "stamped by its holders", reason="SIGNER_NOT_IN_CERT_LIST")
+    seal = checked_seal(record.der, signer_cert, now, parse=parse)  # SEAL_NOT_VALID_NOW, SIGNER_NOT_IN_CERT_LIST
     if seal.picture_type.strip().upper() not in RASTER_PICTURES:
         raise Conflict(f"seal {es_id} has a {seal.picture_type!r} picture; a visible stamp needs a raster "
                        "picture (PNG, GIF, JPEG, BMP)", reason="SEAL_PICTURE_UNSUPPORTED")

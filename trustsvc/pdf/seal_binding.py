@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from asn1crypto import cms, core
 from pyhanko.sign.attributes import CMSAttributeProvider
 
 from trustsvc.algorithms import asn1_registry, oids
-from trustsvc.errors import DecodeError, InvalidInput, TrustsvcError
+from trustsvc.errors import Conflict, DecodeError, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.seal.model import ParsedSeal
 from trustsvc.seal.parse import parse_seal
@@ -37,17 +37,19 @@ def seal_attribute(seal_der: bytes) -> cms.CMSAttribute:
     return cms.CMSAttribute({"type": ATTRIBUTE, "values": [core.OctetString(seal_der)]})
 
 
-def checked_seal(seal_der: bytes, signer_cert: bytes, at: dt.datetime | None = None) -> ParsedSeal:
-    """The parsed seal, refusing to bind one the signature would fail on: unparseable (the parser's reason), not
-    valid at ``at`` (default now; SEAL_NOT_VALID_NOW) or not listing ``signer_cert`` (SIGNER_NOT_IN_CERT_LIST)."""
-    seal = parse_seal(seal_der)
+def checked_seal(seal_der: bytes, signer_cert: bytes, at: dt.datetime | None = None,
+                 parse: Callable[[bytes], ParsedSeal] = parse_seal) -> ParsedSeal:
+    """The parsed seal, refusing (Conflict) to bind one the signature would fail on: not valid at ``at`` (default
+    now; SEAL_NOT_VALID_NOW) or not listing ``signer_cert`` in its certList (SIGNER_NOT_IN_CERT_LIST: a seal is
+    stamped only by its holders). Bytes that are no seal raise the parser's error."""
+    seal = parse(seal_der)
     now = at or dt.datetime.now(dt.UTC)
     if (seal.valid_start and now < seal.valid_start) or (seal.valid_end and now > seal.valid_end):
-        raise InvalidInput(f"seal {seal.es_id} is not valid now ({seal.valid_start} .. {seal.valid_end})",
-                           reason="SEAL_NOT_VALID_NOW")
+        raise Conflict(f"seal {seal.es_id} is not valid now ({seal.valid_start} .. {seal.valid_end})",
+                       reason="SEAL_NOT_VALID_NOW")
     if not signer_cert or listed_in_seal(seal, signer_cert) is None:
-        raise InvalidInput(f"the signing certificate is not in seal {seal.es_id}'s certList: the seal may only be "
-                           "stamped by its holders", reason="SIGNER_NOT_IN_CERT_LIST")
+        raise Conflict(f"the signing certificate is not in seal {seal.es_id}'s certList: the seal may only be "
+                       "stamped by its holders", reason="SIGNER_NOT_IN_CERT_LIST")
     return seal
 
 
