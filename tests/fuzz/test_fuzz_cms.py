@@ -5,6 +5,7 @@ Whatever the input, only trustsvc errors may escape; verifiers return failed che
 
 from __future__ import annotations
 
+from asn1crypto import cms
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -106,3 +107,28 @@ def test_certificate_with_unparsable_extensions_is_bad_cms() -> None:
     for tag in (0x07, 0x09):
         res = verify_cms(extensions_tag_as(_CMS, tag))
         assert not res.ok and res.reason == "BAD_CMS", res.to_dict()
+
+
+def _signed_regions() -> dict[str, tuple[int, int]]:
+    """(start, end) in _CMS of what the signature protects: the encapsulated content, the signed attributes'
+    contents (after their [0] header, which verification replaces by a SET tag) and the signature value."""
+    si = cms.ContentInfo.load(_CMS)["content"]["signer_infos"][0]
+    attrs, contents = si["signed_attrs"].dump(), si["signed_attrs"].contents
+    at, sig = _CMS.find(attrs), si["signature"].contents
+    return {"content": (_CMS.find(_DATA), _CMS.find(_DATA) + len(_DATA)),
+            "signed_attrs": (at + len(attrs) - len(contents), at + len(attrs)),
+            "signature": (_CMS.find(sig), _CMS.find(sig) + len(sig))}
+
+
+@_SETTINGS
+@given(st.sampled_from(["content", "signed_attrs", "signature"]), st.floats(0, 1, allow_nan=False, exclude_max=True),
+       st.integers(1, 255))
+def test_a_byte_changed_where_the_signature_covers_never_verifies(region: str, where: float, xor: int) -> None:
+    """Soundness where CMS has it (SignedData.version, the digest algorithm set and unsigned attributes are not
+    signed): any change to the content, a signed attribute's bytes or the signature value fails verification.
+    Verifying over re-encoded attributes instead of the bytes received would let some changes through."""
+    start, end = _signed_regions()[region]
+    data = bytearray(_CMS)
+    data[start + int(where * (end - start))] ^= xor
+    result = verify_cms(bytes(data), trust_anchors=[_PKI.root])
+    assert not result.ok, result.to_dict()
