@@ -55,7 +55,7 @@ def existing_database(url: str, *, tables: Collection[str], not_database: str, m
     written. A missing path is INPUT_NOT_FOUND, a file that is not SQLite ``not_database`` and one without
     ``tables`` ``missing`` (exit 2); on PostgreSQL the component's own check reports SCHEMA_MISSING."""
     from trustsvc.errors import InvalidInput
-    from trustsvc.store.database import Database, sqlite_path
+    from trustsvc.store.database import Database, connect_sqlite_read_only, sqlite_path
 
     path = sqlite_path(url)
     if path is not None and path != ":memory:":
@@ -71,7 +71,7 @@ def existing_database(url: str, *, tables: Collection[str], not_database: str, m
             raise InvalidInput(f"{path} is not an SQLite database" + ("" if head else " (an empty file)"),
                                reason=not_database)
         try:
-            conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+            conn = connect_sqlite_read_only(path)
             try:
                 found = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             finally:

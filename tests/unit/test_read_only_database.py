@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +81,43 @@ def test_a_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
         SealRegistry(Database(f"sqlite:///{file}", read_only=True))
     assert absent.value.reason == "STORE_UNAVAILABLE"
     assert not file.parent.exists()
+
+
+def _on_read_only_mount(source: Path, mount: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` (sh) where ``mount`` is a read-only bind mount of ``source`` (a private mount namespace)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed")
+    mount.mkdir()
+    script = f"mount --bind {source} {mount} && mount -o remount,ro,bind {mount} && {command}"
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    if "mount:" in proc.stderr or "unshare:" in proc.stderr:
+        pytest.skip(f"no private read-only mount here: {proc.stderr.strip()}")
+    return proc
+
+
+def test_a_wal_database_on_a_read_only_mount(tmp_path: Path) -> None:
+    """An auditor's read-only mount holds a closed database, without -wal and -shm files: it opens (immutable: no
+    writer has it open) and reads. With a -wal but no -shm file (copied while a writer had it open) the error says
+    what to copy."""
+    data = tmp_path / "data"
+    data.mkdir()
+    db = Database(f"sqlite:///{data / 't.db'}")
+    es_id = SealRegistry(db).register(make_setup().seal, actor="test").es_id
+    db.close()
+    assert sorted(p.name for p in data.iterdir()) == ["t.db"]
+    ro = tmp_path / "ro"
+    read = (f"{sys.executable} -c \"from trustsvc.seal.registry import SealRegistry; "
+            f"from trustsvc.store.database import Database; "
+            f"print(SealRegistry(Database('sqlite:///{ro / 't.db'}', read_only=True)).get('{es_id}').status)\"")
+    proc = _on_read_only_mount(data, ro, read)
+    assert proc.returncode == 0 and proc.stdout.strip() == "active", proc.stderr
+    writer = sqlite3.connect(data / "t.db")  # a writer holds it open: -wal and -shm exist beside it
+    try:
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("UPDATE seal_records SET status = status")
+        (data / "t.db-shm").unlink()  # copied without it
+        ro.rmdir()
+        proc = _on_read_only_mount(data, ro, read)
+        assert proc.returncode != 0 and "needs its -shm file" in proc.stderr, proc.stderr
+    finally:
+        writer.close()

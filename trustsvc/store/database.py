@@ -8,6 +8,7 @@ applied in order and recorded in ``schema_migrations``; a migration never change
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 import threading
@@ -60,6 +61,29 @@ def sqlite_path(url: str) -> str | None:
     return url.removeprefix("sqlite:///").removeprefix("sqlite://")
 
 
+def connect_sqlite_read_only(path: str, *, timeout: float = 30) -> sqlite3.Connection:
+    """A connection that never creates or changes a file (``mode=ro``), checked by one read.
+
+    SQLite cannot open a WAL database read-only on a read-only location (a read-only mount, archive media)
+    unless its -shm file is there. When there is no -wal file either, no writer has the database open and every
+    commit is in the main file, so it is opened ``immutable``; with a -wal file the error says what to copy."""
+    uri = Path(path).resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if Path(path).is_file() and not os.access(Path(path).parent, os.W_OK):
+            if Path(f"{path}-wal").exists():
+                raise sqlite3.OperationalError(
+                    f"{exc}: on a read-only location a database in WAL mode needs its -shm file beside it; copy the "
+                    "database with its -wal and -shm files, or close its writer first") from None
+            return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout, isolation_level=None,
+                                   check_same_thread=False)
+        raise
+
+
 class Database:
     """A database by URL: ``sqlite:///path/file.db``, a bare path, or ``postgresql://...``.
 
@@ -97,8 +121,8 @@ class Database:
                 return psycopg.connect(self.url, autocommit=False, options="-c default_transaction_read_only=on")
             return psycopg.connect(self.url, autocommit=False)
         if self.read_only:
-            target = self.path if self.path == ":memory:" else f"{Path(self.path).resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(target, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = (sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                    if self.path == ":memory:" else connect_sqlite_read_only(self.path))
             conn.execute("PRAGMA query_only=ON")
             conn.execute("PRAGMA busy_timeout=30000")
             return conn
