@@ -6,7 +6,7 @@ that seal. The signer therefore puts the SESeal, byte for byte as registered, in
 A verifier reads it back and checks the seal as GB/T 38540 checks the seal inside a seal signature: format,
 maker signature and certificate, the seal's validity at the signing time, the PDF signer's certificate in the
 seal's certList, and the registry status when a registry is given. Verifiers that do not know the attribute
-(pyHanko, BouncyCastle, Adobe) ignore it, as CMS lets them.
+ignore it, as CMS lets them (pyHanko, poppler and BouncyCastle are tested).
 """
 
 from __future__ import annotations
