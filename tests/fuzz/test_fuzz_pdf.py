@@ -248,8 +248,9 @@ def _sealed() -> tuple:
 
     ident = _material()[0]
     maker, maker_cert = make_maker()
-    seal = seal_listing([ident.signer.certificate_chain[0]], maker, maker_cert)
-    appearance = SealAppearance(render_png("甲公司"), box=(300, 400, 150, 150), seal=seal)
+    picture = render_png("甲公司")
+    seal = seal_listing([ident.signer.certificate_chain[0]], maker, maker_cert, picture=picture)
+    appearance = SealAppearance(picture, box=(300, 400, 150, 150), seal=seal)
     return ident, maker_cert, seal, FastPdfSigner(ident.signer, appearance=appearance).sign(licence_pdf())
 
 

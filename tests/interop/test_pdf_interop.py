@@ -34,7 +34,7 @@ def _seal_png() -> bytes:
 def _registered_seal(ident: DevIdentity) -> bytes:
     """A GB/T 38540 seal listing ``ident``'s certificate (any key type may be a holder)."""
     maker, maker_cert = make_maker()
-    return seal_listing([ident.signer.certificate_chain[0]], maker, maker_cert)
+    return seal_listing([ident.signer.certificate_chain[0]], maker, maker_cert, picture=_seal_png())
 
 
 def _outputs(kind: str) -> tuple[dict[str, bytes], DevIdentity]:

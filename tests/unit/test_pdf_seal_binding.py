@@ -13,7 +13,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from tests.unit.test_seal_support import make_maker, seal_listing
 from trustsvc.algorithms import oids
-from trustsvc.errors import Conflict, TrustsvcError
+from trustsvc.errors import Conflict, InvalidInput, TrustsvcError
 from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.devkit import DevIdentity, dev_identity, licence_pdf
 from trustsvc.pdf.fast import FastPdfSigner
@@ -25,6 +25,7 @@ from trustsvc.seal.picture import render_png
 
 UTC = dt.UTC
 BOX = (300.0, 400.0, 150.0, 150.0)
+PICTURE = render_png("某某市人民政府办公室")  # the test seals' picture
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,13 +35,14 @@ class Sealed:
     roots: list[bytes]  # the signer's root and the seal maker
 
     def appearance(self, seal: bytes | None = None) -> SealAppearance:
-        return SealAppearance(render_png("某某市人民政府办公室"), box=BOX, seal=self.seal if seal is None else seal)
+        return SealAppearance(PICTURE, box=BOX, seal=self.seal if seal is None else seal)
 
 
 def _sealed(kind: str = "sm2", **seal_kw: object) -> Sealed:
     ident = dev_identity(kind)
     maker, maker_cert = make_maker()
-    seal = seal_listing([ident.signer.certificate_chain[0]], maker, maker_cert, **seal_kw)  # type: ignore[arg-type]
+    seal = seal_listing([ident.signer.certificate_chain[0]], maker, maker_cert, picture=PICTURE,
+                        **seal_kw)  # type: ignore[arg-type]
     return Sealed(ident, seal, [ident.root.der, maker_cert.der])
 
 
@@ -114,6 +116,18 @@ def test_signing_refuses_a_seal_outside_its_validity() -> None:
     with pytest.raises(Conflict) as err:
         FastPdfSigner(s.ident.signer, appearance=s.appearance())
     assert err.value.reason == "SEAL_NOT_VALID_NOW"
+
+
+@pytest.mark.parametrize("path", ["sign_pdf", "fast"])
+def test_signing_refuses_a_picture_that_is_not_the_seals(sealed: Sealed, path: str) -> None:
+    """The document would show one seal while its signature names another."""
+    other = SealAppearance(render_png("另一个单位"), box=BOX, seal=sealed.seal)
+    with pytest.raises(InvalidInput) as err:
+        if path == "sign_pdf":
+            sign_pdf(licence_pdf(), sealed.ident.signer, appearance=other)
+        else:
+            FastPdfSigner(sealed.ident.signer, appearance=other)
+    assert err.value.reason == "SEAL_PICTURE_MISMATCH"
 
 
 def test_signing_refuses_bytes_that_are_not_a_seal(sealed: Sealed) -> None:

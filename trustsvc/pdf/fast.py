@@ -63,7 +63,7 @@ class FastPdfSigner:
         self.md_algorithm = digest_algorithm(signer.algorithm)
         extra = None
         if appearance is not None and appearance.seal is not None:  # a registered seal: bound by a signed attribute
-            checked_seal(appearance.seal, signer.certificate or b"")
+            checked_seal(appearance.seal, signer.certificate or b"", picture=appearance.picture)
             extra = [seal_attribute(appearance.seal)]
         self.template = CmsTemplate(signer, signing_time_attr=self.subfilter is not fields.SigSeedSubFilter.PADES,
                                     extra_signed_attrs=extra)

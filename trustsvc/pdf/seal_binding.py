@@ -20,7 +20,7 @@ from asn1crypto import cms, core
 from pyhanko.sign.attributes import CMSAttributeProvider
 
 from trustsvc.algorithms import asn1_registry, oids
-from trustsvc.errors import Conflict, DecodeError, TrustsvcError
+from trustsvc.errors import Conflict, DecodeError, InvalidInput, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.seal.model import ParsedSeal
 from trustsvc.seal.parse import parse_seal
@@ -38,11 +38,16 @@ def seal_attribute(seal_der: bytes) -> cms.CMSAttribute:
 
 
 def checked_seal(seal_der: bytes, signer_cert: bytes, at: dt.datetime | None = None,
-                 parse: Callable[[bytes], ParsedSeal] = parse_seal) -> ParsedSeal:
+                 parse: Callable[[bytes], ParsedSeal] = parse_seal, picture: bytes | None = None) -> ParsedSeal:
     """The parsed seal, refusing (Conflict) to bind one the signature would fail on: not valid at ``at`` (default
     now; SEAL_NOT_VALID_NOW) or not listing ``signer_cert`` in its certList (SIGNER_NOT_IN_CERT_LIST: a seal is
-    stamped only by its holders). Bytes that are no seal raise the parser's error."""
+    stamped only by its holders). Bytes that are no seal raise the parser's error. A stamp ``picture`` other than
+    the seal's own is refused (InvalidInput SEAL_PICTURE_MISMATCH): the document would show another seal than
+    the one its signature names."""
     seal = parse(seal_der)
+    if picture is not None and picture != seal.picture_data:
+        raise InvalidInput(f"the stamp's picture is not seal {seal.es_id}'s own picture",
+                           reason="SEAL_PICTURE_MISMATCH")
     now = at or dt.datetime.now(dt.UTC)
     if (seal.valid_start and now < seal.valid_start) or (seal.valid_end and now > seal.valid_end):
         raise Conflict(f"seal {seal.es_id} is not valid now ({seal.valid_start} .. {seal.valid_end})",

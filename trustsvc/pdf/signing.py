@@ -166,7 +166,7 @@ def _sign_into(pdf: PdfInput, output: BinaryIO, signer: Signer, opts: SignOption
         stamp_style, field_spec = opts.appearance.pyhanko_style(writer, signer, str(meta.field_name))
         text_params = opts.appearance.text_params(signer)
         if opts.appearance.seal is not None:
-            checked_seal(opts.appearance.seal, signer.certificate or b"")
+            checked_seal(opts.appearance.seal, signer.certificate or b"", picture=opts.appearance.picture)
             extra.append(RegisteredSealProvider(opts.appearance.seal))
     pdf_signer = signers.PdfSigner(meta, signer=TrustsvcPdfSigner(signer, extra_signed_attrs=extra),
                                    timestamper=opts.timestamper if level is not PadesLevel.B_B else None,
