@@ -148,6 +148,20 @@ def test_the_seal_is_judged_at_the_signing_time(sealed: Sealed) -> None:
     assert ok is False and "seal.validity SEAL_NOT_YET_VALID" in detail, detail
 
 
+def test_with_a_signature_time_stamp_the_seal_is_judged_at_the_stamped_time(sealed: Sealed) -> None:
+    from tests.unit.test_pdf_signing import local_tsa
+
+    stamper, tsa_root = local_tsa("sm2")
+    signed = sign_pdf(licence_pdf(), sealed.ident.signer, level="B-T", timestamper=stamper,
+                      appearance=sealed.appearance())
+    report = verify_pdf(signed, trust_roots=[*sealed.roots, tsa_root])
+    assert report.valid and report.signatures[0].pades_level == "B-T", report.to_text()
+    ok, detail = _seal_check(report)
+    ts_detail = next(c.detail for c in report.signatures[0].checks if c.name == "timestamp")
+    stamped = dt.datetime.fromisoformat(ts_detail.removeprefix("time stamp at ").split(" intact=")[0])
+    assert ok is True and f"valid at {stamped.isoformat()}" in detail, detail
+
+
 class _Registry:
     def __init__(self, status: str | None) -> None:
         self._status = status
