@@ -25,6 +25,7 @@ from trustsvc.keys.factory import open_keystore
 from trustsvc.pdf.devkit import DevIdentity, dev_identity, licence_pdf
 from trustsvc.pdf.metadata import read_metadata
 from trustsvc.pdf.pyhanko_sm2 import validation_context
+from trustsvc.pdf.verify import verify_pdf
 from trustsvc.pki.certificate import CertificateBuilder
 
 PASSPHRASE = "correct horse battery staple"
@@ -301,6 +302,13 @@ def test_registered_seal_picture(env: Env, pdf_in: Path, tmp_path: Path, capsys:
     assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(other), "--key", "licence-sm2", *env.key_args,
                  "--seal-id", "9999", "--box", "300,400,150,150"]) == 3  # refused: not found
     assert _error(capsys)["error"] == "SEAL_NOT_FOUND"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.pdf").write_bytes(licence_pdf())
+    assert main([*env.args, "pdf", "batch-sign", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--key",
+                 "licence-sm2", *env.key_args, "--workers", "0", "--seal-id", "1101080000000001", "--box",
+                 "300,400,150,150"]) == 0  # the fast path binds it too
+    batch = verify_pdf((tmp_path / "out" / "a.pdf").read_bytes(), trust_roots=[env.roots["sm2"], maker])
+    assert batch.valid and batch.signatures[0].seal_id == "1101080000000001", batch.to_text()
     _verify_bound_seal(env, out, maker, tmp_path, capsys)
 
 
