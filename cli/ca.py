@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from cli.common import (
     emit,
     home,
     key_source,
+    parse_time,
     read_certificates,
     read_file,
     read_input,
@@ -37,15 +37,6 @@ def passphrase() -> bytes | None:
     """The CA key passphrase from $TRUSTSVC_CA_PASSPHRASE (never from the command line)."""
     value = os.environ.get(PASSPHRASE_ENV)
     return value.encode() if value else None
-
-
-def parse_time(text: str) -> dt.datetime:
-    """ISO 8601 ('2030-01-01', '2030-01-01T12:00:00+08:00'); naive times are UTC."""
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"bad time {text!r}: use ISO 8601, e.g. 2030-01-01T00:00:00Z", reason="BAD_TIME") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def parse_serial(text: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -148,3 +149,14 @@ def key_source(args: argparse.Namespace, store: str | None = None) -> Any:
 
     return KeySource(store or args.store, str(home(args)), args.passphrase_file, args.passphrase_env,
                      args.hsm_module, args.hsm_token, args.pin_file, args.pin_env)
+
+
+def parse_time(text: str) -> dt.datetime:
+    """ISO 8601 ('2030-01-01', '2030-01-01T12:00:00+08:00', 'Z' allowed); naive times are UTC. BAD_TIME otherwise."""
+    from trustsvc.errors import InvalidInput
+
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"bad time {text!r}: use ISO 8601, e.g. 2030-01-01T00:00:00Z", reason="BAD_TIME") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -11,12 +11,12 @@ from cli.common import (
     emit,
     existing_database,
     home,
+    parse_time,
     read_certificates,
     read_file,
     read_input,
     write_output,
 )
-from trustsvc.errors import InvalidInput
 
 if TYPE_CHECKING:
     from trustsvc.store.database import Database
@@ -40,13 +40,7 @@ def existing_seal_registry(url: str) -> Database:
 
 
 def _time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"bad time {text!r}: use ISO 8601", reason="BAD_TIME") from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return parse_time(text) if text else None
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
