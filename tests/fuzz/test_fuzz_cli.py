@@ -160,6 +160,7 @@ def commands(inp: Inputs) -> dict[str, tuple[list[str], str, set[int]]]:
                        {1, 2}),
         "tsa verify --ca": (["tsa", "verify", f["tst"], "--ca", "{}"], "tsa_root", {1, 2}),
         "audit verify": ([*h, "audit", "verify", "--db", "sqlite:///{}", "--json"], "audit_db", {1, 2}),
+        "audit find": ([*h, "audit", "find", "--db", "sqlite:///{}", "-n", "3", "--json"], "audit_db", {0, 1, 2}),
         "ca verify": ([*h, "ca", "verify", "{}", "--trust", f["ca_root"]], "ca_cert", {1, 2}),
         "ca verify --trust": ([*h, "ca", "verify", f["ca_cert"], "--trust", "{}"], "ca_root", {1, 2}),
         "tsa stamp --key": (["tsa", "stamp", f["tsa_data"], "--key", "{}", "--cert", f["tsa_cert"], "--out",
@@ -168,7 +169,7 @@ def commands(inp: Inputs) -> dict[str, tuple[list[str], str, set[int]]]:
 
 
 COMMANDS = ["seal verify", "seal verify --trust", "pdf verify", "pdf verify --trust", "pdf inspect", "tsa verify",
-            "tsa verify --ca", "audit verify", "ca verify", "ca verify --trust", "tsa stamp --key"]
+            "tsa verify --ca", "audit verify", "audit find", "ca verify", "ca verify --trust", "tsa stamp --key"]
 
 
 def argv_for(inp: Inputs, name: str, path: Path | str) -> list[str]:

@@ -156,7 +156,8 @@ def _expected_ref(running: Running, op: str, s: State, reply: Any) -> str:
     }.get(op, default)
 
 
-def test_mixed_run_is_fully_audited_and_verifies(running: Running) -> None:
+def test_mixed_run_is_fully_audited_and_verifies(running: Running, tmp_path: Any,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     state = make_state(running, "mix")
     done: list[tuple[str, str, str, Any]] = []  # request id, operation, identity, reply
     with running.client() as c, running.client("admin") as admin:
@@ -192,6 +193,27 @@ def test_mixed_run_is_fully_audited_and_verifies(running: Running) -> None:
     signer_key = log.signer.public_key  # type: ignore[union-attr]
     report = verify_log(running.db, trusted_keys=[signer_key])
     assert report.ok and report.checkpoints >= 5, report.problems
+    _auditor_finds_the_signed_pdf(running, next(r for _, op, _, r in done if op == "DocumentService/SignPdf"),
+                                  tmp_path, capsys)
+
+
+def _auditor_finds_the_signed_pdf(running: Running, reply: Any, tmp_path: Any,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`trustsvc audit find --document` with the PDF SignPdf returned: that record as its signed output, and the
+    other two that signed the same input (its earlier revision) as document and batch item."""
+    from cli.main import main
+
+    (tmp_path / "signed.pdf").write_bytes(reply.pdf)
+    capsys.readouterr()
+    assert main(["audit", "find", "--db", f"sqlite:///{running.db.path}", "--document", str(tmp_path / "signed.pdf"),
+                 "--json"]) == 0
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(f["operation"], f["matched"], f["hash_is"]) for f in found] == [
+        ("DocumentService/SignPdf", "signed output", "SHA-256 of the file"),
+        ("DocumentService/SignPdfStream", "document", f"SHA-256 of the revision in bytes 0..{len(PDF)}"),
+        ("DocumentService/BatchSignPdf", "batch item a", f"SHA-256 of the revision in bytes 0..{len(PDF)}")]
+    assert found[0]["seq"] == reply.audit.seq
+    assert main(["audit", "find", "--db", f"sqlite:///{running.db.path}", "--hash", "00" * 32]) == 1  # none
 
 
 def test_refusals_are_audited_with_their_reason(running: Running) -> None:

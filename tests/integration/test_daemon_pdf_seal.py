@@ -201,3 +201,9 @@ def test_a_seal_revoked_after_stamping_fails_verification(client: Client, runnin
     assert not report.result.valid and report.result.reason == "SEAL", report.report_json
     assert report.signatures[0].seal_id == seal_id
     assert "SEAL_REVOKED" in report.signatures[0].result.message
+    # the auditor's view: the seal's life and the document stamped with it, in order
+    from trustsvc.audit.search import AuditQuery, find_records
+
+    found = find_records(running.db, AuditQuery(seal=seal_id))
+    assert [m.record.operation for m in found] == ["SealService/MakeSeal", "DocumentService/SignPdf",
+                                                   "SealService/RevokeSeal"], found

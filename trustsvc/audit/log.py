@@ -47,16 +47,16 @@ MIGRATIONS = [
     """,
 ]
 
-_FIELDS = ("seq", "time", "request_id", "client", "operation", "ref", "document_hash", "result", "detail",
-           "prev_hash", "hash")
-_ROWS_PER_INSERT = 999 // len(_FIELDS)  # within SQLite's oldest default limit on bound parameters
+COLUMNS = ("seq", "time", "request_id", "client", "operation", "ref", "document_hash", "result", "detail",
+           "prev_hash", "hash")  # the audit_log columns, in AuditRecord's field order
+_ROWS_PER_INSERT = 999 // len(COLUMNS)  # within SQLite's oldest default limit on bound parameters
 
 
 @functools.lru_cache(maxsize=_ROWS_PER_INSERT)
 def _insert_sql(n: int) -> str:
     """One INSERT of ``n`` rows: one statement step per batch instead of one per record."""
-    row = "(" + ", ".join("?" * len(_FIELDS)) + ")"
-    return f"INSERT INTO audit_log ({', '.join(_FIELDS)}) VALUES " + ", ".join([row] * n)
+    row = "(" + ", ".join("?" * len(COLUMNS)) + ")"
+    return f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES " + ", ".join([row] * n)
 
 
 _MOVE_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
@@ -99,7 +99,7 @@ class AuditRecord:
 
     def body(self) -> dict[str, Any]:
         """The hashed fields (everything but ``hash``)."""
-        return {k: getattr(self, k) for k in _FIELDS if k != "hash"}
+        return {k: getattr(self, k) for k in COLUMNS if k != "hash"}
 
     def compute_hash(self) -> str:
         return record_hash(self.prev_hash, self.body())
@@ -244,8 +244,8 @@ class AuditLog:
         unwritable store refuses the call before anything changes."""
         try:
             with self.db.transaction() as tx:
-                tx.execute("INSERT INTO audit_log (" + ", ".join(_FIELDS) + ") VALUES ("
-                           + ", ".join("?" * len(_FIELDS)) + ")", (-1, *([""] * (len(_FIELDS) - 1))))
+                tx.execute("INSERT INTO audit_log (" + ", ".join(COLUMNS) + ") VALUES ("
+                           + ", ".join("?" * len(COLUMNS)) + ")", (-1, *([""] * (len(COLUMNS) - 1))))
                 tx.execute("UPDATE audit_head SET seq = seq WHERE id = 1")
                 raise _Probed()
         except _Probed:
@@ -367,7 +367,7 @@ class AuditLog:
             seq, head_hash = self._head(tx)
             if seq == 0 or tx.execute("SELECT 1 FROM audit_checkpoints WHERE seq = ?", (seq,)).fetchone():
                 return None
-            row = tx.execute("SELECT " + ", ".join(_FIELDS) + " FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+            row = tx.execute("SELECT " + ", ".join(COLUMNS) + " FROM audit_log WHERE seq = ?", (seq,)).fetchone()
             assert row is not None
             return self._checkpoint(tx, AuditRecord(*row))
 
@@ -393,7 +393,7 @@ class AuditLog:
 
     def tail(self, n: int = 20) -> list[AuditRecord]:
         with self.db.read() as tx:
-            rows = tx.execute("SELECT " + ", ".join(_FIELDS) + " FROM audit_log ORDER BY seq DESC LIMIT ?",
+            rows = tx.execute("SELECT " + ", ".join(COLUMNS) + " FROM audit_log ORDER BY seq DESC LIMIT ?",
                               (n,)).fetchall()
         return [AuditRecord(*r) for r in reversed(rows)]
 
@@ -409,7 +409,7 @@ class AuditLog:
 
     def find(self, request_id: str) -> list[AuditRecord]:
         with self.db.read() as tx:
-            rows = tx.execute("SELECT " + ", ".join(_FIELDS) + " FROM audit_log WHERE request_id = ? ORDER BY seq",
+            rows = tx.execute("SELECT " + ", ".join(COLUMNS) + " FROM audit_log WHERE request_id = ? ORDER BY seq",
                               (request_id,)).fetchall()
         return [AuditRecord(*r) for r in rows]
 
@@ -488,7 +488,7 @@ def read_records(db: Database, after: int = 0, limit: int | None = None) -> list
 
 
 def select_records(tx: Transaction, after: int = 0, limit: int | None = None) -> list[AuditRecord]:
-    sql = "SELECT " + ", ".join(_FIELDS) + " FROM audit_log WHERE seq > ? ORDER BY seq"
+    sql = "SELECT " + ", ".join(COLUMNS) + " FROM audit_log WHERE seq > ? ORDER BY seq"
     params: list[Any] = [after]
     if limit is not None:
         sql += " LIMIT ?"
