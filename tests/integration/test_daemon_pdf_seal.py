@@ -190,20 +190,29 @@ def test_batch_with_seal_stamps_every_document(client: Client, seals: dict[str, 
 
 
 def test_a_seal_revoked_after_stamping_fails_verification(client: Client, running: Running) -> None:
-    """The signature names its seal: once the registry revokes that seal, VerifyPdf says so (reason SEAL)."""
+    """The signature names its seal: once the registry revokes that seal, VerifyPdf fails a signature whose time
+    is only the signer's claim (reason SEAL), and passes with a warning one time-stamped before the revocation."""
     with running.client("admin") as admin:
         made = admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name="测试吊销章", valid_days=30))
         seal_id = made.seal.seal_id
         signed = _sign(client, licence_pdf(), _opts(seal_id=seal_id, rect=[300, 400, 450, 550]))
         _valid(client, signed, seal_id)
+        time.sleep(1.1)  # a time stamp's genTime is whole seconds: stamped clearly after the seal was made ...
+        stamped = _sign(client, licence_pdf(), _opts(seal_id=seal_id, rect=[300, 400, 450, 550], with_timestamp=True))
+        time.sleep(2.1)  # ... and clearly before it is revoked (the registry keeps whole seconds too)
         admin.call(admin.seals.RevokeSeal, seal_pb2.RevokeSealRequest(seal_id=seal_id, reason="lost"))
     report = client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=signed))
     assert not report.result.valid and report.result.reason == "SEAL", report.report_json
     assert report.signatures[0].seal_id == seal_id
     assert "SEAL_REVOKED" in report.signatures[0].result.message
+    # time-stamped while the seal was active: still valid, the revocation reported as a warning
+    report = client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=stamped))
+    assert report.result.valid, report.report_json
+    seal_check = next(ch for ch in report.signatures[0].result.checks if ch.name == "seal")
+    assert "SEAL_REVOKED_SINCE" in seal_check.detail, seal_check
     # the auditor's view: the seal's life and the document stamped with it, in order
     from trustsvc.audit.search import AuditQuery, find_records
 
     found = find_records(running.db, AuditQuery(seal=seal_id))
     assert [m.record.operation for m in found] == ["SealService/MakeSeal", "DocumentService/SignPdf",
-                                                   "SealService/RevokeSeal"], found
+                                                   "DocumentService/SignPdf", "SealService/RevokeSeal"], found

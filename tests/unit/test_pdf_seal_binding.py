@@ -22,6 +22,7 @@ from trustsvc.pdf.signing import dual_sign_pdf, sign_pdf
 from trustsvc.pdf.verify import PdfReport, verify_pdf
 from trustsvc.pki.cms import CmsTemplate
 from trustsvc.seal.picture import render_png
+from trustsvc.seal.registry import HistoryEntry
 
 UTC = dt.UTC
 BOX = (300.0, 400.0, 150.0, 150.0)
@@ -168,6 +169,41 @@ class _Registry:
 
     def status(self, es_id: str) -> str | None:
         return self._status
+
+
+class _RegistryWithHistory(_Registry):
+    """Made active a year ago; withdrawn (``status``) at ``changed``."""
+
+    def __init__(self, status: str, changed: dt.datetime) -> None:
+        super().__init__(status)
+        self._changed = changed
+
+    def history(self, es_id: str) -> list[HistoryEntry]:
+        made = dt.datetime.now(UTC) - dt.timedelta(days=365)
+        return [HistoryEntry(es_id, made, "admin", "make", None, "active", "made"),
+                HistoryEntry(es_id, self._changed, "admin", "revoke", "active", self._status, "lost")]
+
+
+@pytest.mark.parametrize("status", ["revoked", "suspended"])
+def test_a_seal_withdrawn_after_a_time_stamped_signature_only_warns(sealed: Sealed, status: str) -> None:
+    """Time-stamped while the seal was active: valid, with a warning saying since when. Without a time stamp,
+    or withdrawn before the stamped time, it fails."""
+    from tests.unit.test_pdf_signing import local_tsa
+
+    stamper, tsa_root = local_tsa("sm2")
+    roots = [*sealed.roots, tsa_root]
+    stamped = sign_pdf(licence_pdf(), sealed.ident.signer, level="B-T", timestamper=stamper,
+                       appearance=sealed.appearance())
+    later = _RegistryWithHistory(status, dt.datetime.now(UTC) + dt.timedelta(minutes=5))
+    report = verify_pdf(stamped, trust_roots=roots, seal_registry=later)
+    ok, detail = _seal_check(report)
+    assert report.valid and ok is True and f"seal.status SEAL_{status.upper()}_SINCE" in detail, detail
+    plain = FastPdfSigner(sealed.ident.signer, appearance=sealed.appearance()).sign(licence_pdf())
+    assert _seal_check(verify_pdf(plain, trust_roots=roots, seal_registry=later))[0] is False  # no trusted time
+    before = _RegistryWithHistory(status, dt.datetime.now(UTC) - dt.timedelta(minutes=5))
+    assert _seal_check(verify_pdf(stamped, trust_roots=roots, seal_registry=before))[0] is False
+    untrusted_tsa = verify_pdf(stamped, trust_roots=sealed.roots, seal_registry=later)  # TSA root not given
+    assert _seal_check(untrusted_tsa)[0] is False
 
 
 @pytest.mark.parametrize(("status", "ok", "reason"), [

@@ -167,12 +167,14 @@ def _licence_check(reader: Any, sig: EmbeddedPdfSignature, now: LicenceMetadata 
 
 def _seal_check(sig: EmbeddedPdfSignature, status: Any, roots: Sequence[bytes], other: Sequence[bytes],
                 registry: StatusSource | None, moment: dt.datetime | None) -> SealBinding:
-    """The bound seal judged at the signing time: the time stamp's when it verifies, else the signer's claim."""
+    """The bound seal judged at the signing time: a trusted time stamp's when it verifies, else the signer's claim."""
     ts = status.timestamp_validity
-    when = ts.timestamp if ts is not None and ts.intact and ts.valid else status.signer_reported_dt
+    stamped = ts is not None and ts.intact and ts.valid and ts.trusted
+    when = ts.timestamp if stamped else status.signer_reported_dt
     certs = [c.chosen.dump() for c in sig.signed_data["certificates"] if c.name == "certificate"]
     return check_binding(sig.signer_info, status.signing_cert.dump(), when or moment or dt.datetime.now(dt.UTC),
-                         trust_roots=roots, other_certs=[*other, *certs], registry=registry, at=moment)
+                         trust_roots=roots, other_certs=[*other, *certs], registry=registry, at=moment,
+                         time_stamped=stamped)
 
 
 def _unreadable(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
