@@ -45,12 +45,13 @@ def _time(text: str | None) -> dt.datetime | None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from trustsvc.seal.report import Verdict
-    from trustsvc.seal.verify import verify
+    from trustsvc.seal.verify import time_stamp_verifier, verify
 
     trust = [c for path in args.trust or [] for c in read_certificates(path)]
     registry = _registry(args, read_only=True) if args.db else None
     report = verify(read_input(args.file), document=read_file(args.doc) if args.doc else None,
-                    at=_time(args.at), trust=trust, registry=registry)
+                    at=_time(args.at), trust=trust, registry=registry,
+                    timestamp_verifier=time_stamp_verifier(trust) if trust else None)
     emit(report.to_dict(), args.json, report.to_text())
     if report.verdict is Verdict.NOT_SES:
         return EXIT_BAD_INPUT

@@ -333,6 +333,15 @@ def test_seal_lifecycle_and_signing(client: Client, admin: Client) -> None:
         ses_signature=signed.ses_signature, data=b"contract text"))
     assert ok.result.valid, ok.result
     assert ok.seal_id == seal_id
+    stamped = client.call(client.seals.SignWithSeal, seal_pb2.SignWithSealRequest(
+        seal_id=seal_id, data=b"contract text", with_timestamp=True))
+    from trustsvc.seal.parse import parse_signature
+
+    assert parse_signature(stamped.ses_signature).time_stamp is not None  # was ignored: no timeStamp at all
+    ok = client.call(client.seals.VerifySealSignature, seal_pb2.VerifySealSignatureRequest(
+        ses_signature=stamped.ses_signature, data=b"contract text"))
+    ts_check = next(c for c in ok.result.checks if c.name == "signature.timestamp")
+    assert ok.result.valid and (ts_check.passed, ts_check.reason) == (True, "OK"), ts_check  # checked, trusted
     bad = client.call(client.seals.VerifySealSignature, seal_pb2.VerifySealSignatureRequest(
         ses_signature=signed.ses_signature, data=b"contract text!"))
     assert not bad.result.valid and bad.result.reason

@@ -10,10 +10,11 @@ from asn1crypto import cms, tsp
 from trustsvc.algorithms.signer import SoftwareSigner
 from trustsvc.algorithms.sm3 import sm3
 from trustsvc.errors import Conflict, InvalidInput, KeyMismatch
-from trustsvc.pki.certificate import CertificateBuilder
+from trustsvc.pki.certificate import Certificate, CertificateBuilder
 from trustsvc.seal import asn1
 from trustsvc.seal.make import Picture, SealSpec, SealType, make_seal
 from trustsvc.seal.parse import parse_seal, parse_signature
+from trustsvc.seal.registry import HistoryEntry
 from trustsvc.seal.report import Status, Verdict
 from trustsvc.seal.sign import SealSigner
 from trustsvc.seal.verify import verify
@@ -114,6 +115,62 @@ def test_timestamp_bound_to_signature_value() -> None:
     wrong = SealSigner(s.seal, s.holder, s.holder_cert,
                        timestamper=lambda v: _fake_token(b"other")).sign_document(DOC, "p")
     assert verify(wrong, document=DOC).check("signature.timestamp").reason == "TIMESTAMP_NOT_BOUND"
+
+
+def test_a_real_time_stamp_is_verified_with_the_trust_anchors() -> None:
+    """time_stamp_verifier: trustsvc's TSA token over the signature value passes with the TSA's root trusted,
+    is a warning (TIMESTAMP_UNTRUSTED) without it, and fails when its signature is broken."""
+    from tests.unit.test_cms_pki import make_pki
+    from trustsvc.seal.verify import time_stamp_verifier
+    from trustsvc.tsa import LocalTsa
+
+    s = make_setup()
+    pki = make_pki("sm2", tsa=True)
+    sig = SealSigner(s.seal, s.holder, s.holder_cert, timestamper=LocalTsa(pki.signer).timestamp).sign_document(
+        DOC, "p")
+
+    def check(trust: list[Certificate], data: bytes = sig) -> tuple[Status, str]:
+        c = verify(data, document=DOC, trust=trust, timestamp_verifier=time_stamp_verifier(trust)).check(
+            "signature.timestamp")
+        return c.status, c.reason
+
+    assert check([s.maker_cert, pki.root]) == (Status.PASS, "OK")
+    assert check([s.maker_cert]) == (Status.WARNING, "TIMESTAMP_UNTRUSTED")
+    token = parse_signature(sig).time_stamp
+    assert token is not None
+    broken = sig.replace(token[-40:], bytes(b ^ 1 for b in token[-40:]))  # inside the TSA's signature value
+    status, reason = check([s.maker_cert, pki.root], broken)
+    assert status is Status.FAIL and reason not in ("OK", "TIMESTAMP_UNTRUSTED"), reason
+
+
+class _History:
+    """A registry whose seal was made a year ago and revoked at ``revoked``."""
+
+    def __init__(self, revoked: dt.datetime) -> None:
+        self.revoked = revoked
+
+    def status(self, es_id: str) -> str | None:
+        return "revoked"
+
+    def history(self, es_id: str) -> list[HistoryEntry]:
+        made = dt.datetime.now(dt.UTC) - dt.timedelta(days=365)
+        return [HistoryEntry(es_id, made, "a", "make", None, "active", "made"),
+                HistoryEntry(es_id, self.revoked, "a", "revoke", "active", "revoked", "lost")]
+
+
+def test_a_seal_revoked_after_a_verified_time_stamp_only_warns() -> None:
+    s = make_setup()
+    sig = SealSigner(s.seal, s.holder, s.holder_cert, timestamper=_fake_token).sign_document(DOC, "p")
+    later = _History(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    report = verify(sig, document=DOC, trust=[s.maker_cert], registry=later, timestamp_verifier=lambda t, v: None)
+    assert report.verdict is Verdict.VALID_WITH_WARNINGS, report.to_text()
+    assert report.check("seal.status").reason == "SEAL_REVOKED_SINCE"
+    # the time stamp's signature not checked, or revoked before the stamped time: the revocation fails it
+    assert verify(sig, document=DOC, trust=[s.maker_cert], registry=later).check("seal.status").reason \
+        == "SEAL_REVOKED"
+    earlier = _History(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    assert verify(sig, document=DOC, trust=[s.maker_cert], registry=earlier,
+                  timestamp_verifier=lambda t, v: None).verdict is Verdict.INVALID
 
 
 def test_untrusted_maker_fails_chain() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from asn1crypto import cms, core
 from pyhanko.sign.attributes import CMSAttributeProvider
@@ -24,15 +24,12 @@ from trustsvc.errors import Conflict, DecodeError, InvalidInput, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.seal.model import ParsedSeal
 from trustsvc.seal.parse import parse_seal
-from trustsvc.seal.registry import HistoryEntry
-from trustsvc.seal.report import Check, Report, Status
-from trustsvc.seal.verify import StatusSource, listed_in_seal, verify_seal
+from trustsvc.seal.report import Report, Status
+from trustsvc.seal.verify import StatusSource, listed_in_seal, verify_seal, withdrawn_after
 
 asn1_registry.register()
 
 ATTRIBUTE = "trustsvc_registered_seal"  # asn1crypto's name for oids.REGISTERED_SEAL_ATTR
-# a time stamp's genTime may be cut to the second: a withdrawal within this much after it does not count as later
-TIME_STAMP_PRECISION = dt.timedelta(seconds=1)
 
 
 def seal_attribute(seal_der: bytes) -> cms.CMSAttribute:
@@ -105,15 +102,6 @@ class SealBinding:
                 "checks": [c.to_dict() for c in self.report.checks]}
 
 
-@runtime_checkable
-class HistorySource(Protocol):
-    """A registry that also tells when a seal's status changed (``SealRegistry``)."""
-
-    def status(self, es_id: str) -> str | None: ...
-
-    def history(self, es_id: str) -> list[HistoryEntry]: ...
-
-
 def check_binding(signer_info: cms.SignerInfo, signer_cert: bytes, signed_at: dt.datetime, *,
                   trust_roots: Sequence[bytes] = (), other_certs: Sequence[bytes] = (),
                   registry: StatusSource | None = None, at: dt.datetime | None = None,
@@ -137,8 +125,8 @@ def check_binding(signer_info: cms.SignerInfo, signer_cert: bytes, signed_at: dt
         return SealBinding(False, f"the bound seal does not parse: {exc.reason}: {exc.message}")
     report = verify_seal(seal, at=at, trust=_certificates(trust_roots), registry=registry, judged_at=signed_at,
                          intermediates=_certificates(other_certs))
-    if time_stamped and isinstance(registry, HistorySource):
-        _withdrawn_after(report, registry, seal.es_id, signed_at)
+    if time_stamped:
+        withdrawn_after(report, registry, seal.es_id, signed_at)
     listed = listed_in_seal(seal, signer_cert)
     if listed is None:
         report.add("seal.cert_in_list", Status.FAIL, "SIGNER_NOT_IN_CERT_LIST",
@@ -152,28 +140,6 @@ def check_binding(signer_info: cms.SignerInfo, signer_cert: bytes, signed_at: dt
     warnings = [f"{c.name} {c.reason}" for c in report.checks if c.status is Status.WARNING]
     return SealBinding(True, f"{name}, signer listed, valid at {signed_at.isoformat()}"
                        + (f" (warnings: {', '.join(warnings)})" if warnings else ""), seal.es_id, report)
-
-
-def _withdrawn_after(report: Report, registry: HistorySource, es_id: str, signed_at: dt.datetime) -> None:
-    """Turn a failed ``seal.status`` into a warning when the history shows the seal active at ``signed_at``."""
-    at = next((i for i, c in enumerate(report.checks) if c.name == "seal.status" and c.status is Status.FAIL), None)
-    if at is None:
-        return
-    try:
-        history = registry.history(es_id)
-    except TrustsvcError:
-        return  # the failure stands
-    then = None
-    for entry in history:  # oldest first
-        if entry.at > signed_at:
-            break
-        then = entry.to_status
-    change = next((e for e in history if e.at > signed_at and e.to_status != "active"), None)
-    if then != "active" or change is None or change.at <= signed_at + TIME_STAMP_PRECISION:
-        return
-    report.checks[at] = Check("seal.status", Status.WARNING, f"{report.checks[at].reason}_SINCE",
-                              f"{change.to_status} at {change.at.isoformat()} ({change.reason}), after the "
-                              f"time-stamped signing time {signed_at.isoformat()}: the seal was active when stamped")
 
 
 def _certificates(ders: Sequence[bytes]) -> list[Certificate]:

@@ -11,7 +11,7 @@ import datetime as dt
 import functools
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from asn1crypto import cms, tsp, x509
 
@@ -24,7 +24,10 @@ from trustsvc.pki.certificate import Certificate
 from trustsvc.pki.validation import validate
 from trustsvc.seal.model import ParsedSeal, ParsedSignature
 from trustsvc.seal.parse import NotASeal, parse
-from trustsvc.seal.report import Report, Status
+from trustsvc.seal.report import Check, Report, Status
+
+if TYPE_CHECKING:
+    from trustsvc.seal.registry import HistoryEntry
 
 UTC = dt.UTC
 PICTURE_MAGIC = {"PNG": (b"\x89PNG\r\n\x1a\n",), "GIF": (b"GIF87a", b"GIF89a"), "JPG": (b"\xff\xd8\xff",),
@@ -34,6 +37,46 @@ TimestampVerifier = Callable[[bytes, bytes], None]
 
 class StatusSource(Protocol):
     def status(self, es_id: str) -> str | None: ...
+
+
+@runtime_checkable
+class HistorySource(Protocol):
+    """A registry that also tells when a seal's status changed (``SealRegistry``)."""
+
+    def status(self, es_id: str) -> str | None: ...
+
+    def history(self, es_id: str) -> list[HistoryEntry]: ...
+
+
+class UntrustedTimestamp(TrustsvcError):
+    """The time stamp token verifies, but its TSA certificate does not chain to a trust anchor."""
+
+    reason = "TIMESTAMP_UNTRUSTED"
+
+
+def time_stamp_verifier(trust: Sequence[Certificate], intermediates: Sequence[Certificate] = ()) -> TimestampVerifier:
+    """A ``TimestampVerifier`` checking an RFC 3161 token with ``trustsvc.tsa``: its signature, TSA certificate (key
+    purpose, validity at genTime) and chain to ``trust``, and that it stamps the signature value. A token that only
+    fails the chain raises UntrustedTimestamp (a warning); any other failure InvalidSignature with its reason."""
+    def check(token: bytes, signature_value: bytes) -> None:
+        from trustsvc.tsa.verify import verify_timestamp_token
+
+        result = verify_timestamp_token(token, signature_value, trust_anchors=list(trust),
+                                        extra_certificates=list(intermediates))
+        failed = [c for c in result.all_checks if c.ok is False]
+        if failed and all(c.name == "chain" for c in failed):
+            raise UntrustedTimestamp(f"the TSA certificate does not chain to a trust anchor: {failed[0].detail}")
+        if failed:
+            raise InvalidSignature(f"time stamp token does not verify: {failed[0].name}: {failed[0].detail}",
+                                   reason=failed[0].reason)
+        if not result.ok:
+            raise InvalidSignature("time stamp token does not verify", reason=result.reason)
+    return check
+
+
+# a time stamp's genTime (and the registry's times) may be whole seconds: a withdrawal within this much after the
+# stamped time does not count as later
+TIME_STAMP_PRECISION = dt.timedelta(seconds=1)
 
 
 def verify(data: bytes, *, document: bytes | None = None, document_hash: bytes | None = None,
@@ -113,6 +156,9 @@ def verify_signature(sig: ParsedSignature, *, document: bytes | None = None, doc
     _safe(_data_hash, report, "signature.data_hash", sig, document, document_hash)
     _safe(_cert_in_list, report, "signature.cert_in_list", sig)
     _safe(_timestamp, report, "signature.timestamp", sig, timestamp_verifier)
+    stamped = report.facts.get("timestamp_time")
+    if stamped and report.status("signature.timestamp") is Status.PASS:
+        withdrawn_after(report, registry, sig.seal.es_id, _aware(dt.datetime.fromisoformat(stamped)))
     _safe(_validity_now, report, "signature.validity_now", sig, signer, at)
     return report
 
@@ -353,6 +399,30 @@ def _registry(report: Report, es_id: str, registry: StatusSource | None) -> None
         report.add("seal.status", Status.FAIL, f"SEAL_{status.upper()}", f"registry marks the seal {status}")
 
 
+def withdrawn_after(report: Report, registry: StatusSource | None, es_id: str, stamped_at: dt.datetime) -> None:
+    """A failed ``seal.status`` becomes a warning (``SEAL_REVOKED_SINCE`` ...) when ``stamped_at`` is a trusted time
+    stamp's time and the registry's history shows the seal active then and withdrawn later: a document stamped while
+    its seal was in force outlives the seal, as a time-stamped signature outlives its certificate's revocation."""
+    at = next((i for i, c in enumerate(report.checks) if c.name == "seal.status" and c.status is Status.FAIL), None)
+    if at is None or not isinstance(registry, HistorySource):
+        return
+    try:
+        history = registry.history(es_id)
+    except TrustsvcError:
+        return  # the failure stands
+    then = None
+    for entry in history:  # oldest first
+        if entry.at > stamped_at:
+            break
+        then = entry.to_status
+    change = next((e for e in history if e.at > stamped_at and e.to_status != "active"), None)
+    if then != "active" or change is None or change.at <= stamped_at + TIME_STAMP_PRECISION:
+        return
+    report.checks[at] = Check("seal.status", Status.WARNING, f"{report.checks[at].reason}_SINCE",
+                              f"{change.to_status} at {change.at.isoformat()} ({change.reason}), after the "
+                              f"time-stamped signing time {stamped_at.isoformat()}: the seal was active when stamped")
+
+
 def _time_in_seal(report: Report, sig: ParsedSignature) -> None:
     t, seal = sig.time_info, sig.seal
     if t is None or seal.valid_start is None or seal.valid_end is None:
@@ -431,6 +501,9 @@ def _timestamp(report: Report, sig: ParsedSignature, verifier: TimestampVerifier
         return
     try:
         verifier(token, sig.signature)
+    except UntrustedTimestamp as exc:
+        report.add("signature.timestamp", Status.WARNING, exc.reason, f"time {gen_time}: {exc.message}")
+        return
     except TrustsvcError as exc:
         report.add("signature.timestamp", Status.FAIL, exc.reason, exc.message)
         return

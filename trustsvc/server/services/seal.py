@@ -14,7 +14,7 @@ from trustsvc.seal.make import Picture, SealSpec, SealType, make_seal
 from trustsvc.seal.picture import check_upload, render_png
 from trustsvc.seal.registry import SealRecord, SealRegistry
 from trustsvc.seal.sign import SealSigner
-from trustsvc.seal.verify import verify
+from trustsvc.seal.verify import time_stamp_verifier, verify
 from trustsvc.server import context as ctx
 from trustsvc.server.embedded import demo_seal_wanted, require_sm2_seal_maker
 from trustsvc.server.runtime import Runtime
@@ -36,7 +36,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.registry = SealRegistry(rt.db)
-        self._signers: dict[tuple[str, int], SealSigner] = {}
+        self._signers: dict[tuple[str, int, int], SealSigner] = {}
         self._lock = threading.Lock()
         if rt.ca is not None and not self.registry.query() and demo_seal_wanted(rt):
             self.make(DEMO_SEAL_NAME, 1, b"", "", 0, 0, 3650, "seal-maker", "default", b"", actor="bootstrap")
@@ -77,12 +77,18 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
                         now - dt.timedelta(minutes=5), valid_end, Picture(kind, picture, width or 42, height or 42))
         return make_seal(spec, maker, maker.certificate)
 
-    def _seal_signer(self, rec: SealRecord) -> SealSigner:
+    def _seal_signer(self, rec: SealRecord, with_timestamp: bool = False) -> SealSigner:
+        """The seal's signer, kept per seal, holder key and time-stamping key (a rotated key makes a new one)."""
         signer = self.rt.signer(rec.holder, check_policy=False)  # the seal policy grants the holder key
-        key = (rec.es_id, id(signer))
+        tsa_signer = self.rt.signer(self.rt.config.tsa_key, check_policy=False) if with_timestamp else None
+        key = (rec.es_id, id(signer), id(tsa_signer) if tsa_signer is not None else 0)
         cached = self._signers.get(key)
         if cached is None:
             timestamper = None
+            if tsa_signer is not None:  # RFC 3161 token over the signature value (GB/T 38540 timeStamp)
+                from trustsvc.tsa import LocalTsa
+
+                timestamper = LocalTsa(tsa_signer).timestamp
             cached = SealSigner(rec.der, signer, status=self.registry.status, timestamper=timestamper)
             with self._lock:
                 self._signers = {k: v for k, v in self._signers.items() if k[0] != rec.es_id}
@@ -171,7 +177,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
             rec = self.registry.get(request.seal_id)
         except NotFound:
             raise
-        signer = self._seal_signer(rec)
+        signer = self._seal_signer(rec, request.with_timestamp)
         prop = bounded(request.property_info, "property_info") or "trustsvc"
         if request.WhichOneof("content") == "data":
             from trustsvc.algorithms.sm3 import sm3
@@ -190,7 +196,8 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         which = request.WhichOneof("content")
         report = verify(request.ses_signature, document=request.data if which == "data" else None,
                         document_hash=request.sm3_digest if which == "sm3_digest" else None,
-                        trust=self.rt.trust_anchors, registry=self.registry)
+                        trust=self.rt.trust_anchors, registry=self.registry,
+                        timestamp_verifier=time_stamp_verifier(self.rt.trust_anchors))
         if report.kind == "not-ses":
             raise InvalidInput("not a GB/T 38540 seal signature", reason="NOT_SES")
         failed = report.failed
