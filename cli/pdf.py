@@ -74,6 +74,8 @@ def _signing_args(c: argparse.ArgumentParser) -> None:
     g.add_argument("--tsa-url", help="RFC 3161 time-stamping service for B-T and up")
     g.add_argument("--tsa-key", help="time-stamp locally with this key from the same store (timeStamping cert)")
     g.add_argument("--certify", type=int, choices=(1, 2, 3), help="certify with DocMDP 1, 2 or 3")
+    g.add_argument("--reason", help="the signature's /Reason, e.g. '电子证照签发'")
+    g.add_argument("--location", help="the signature's /Location")
     g.add_argument("--trust", action="append", default=[],
                    help="extra trust anchor (PEM/DER) for B-LT/B-LTA validation data, e.g. a remote TSA's root")
     a = c.add_argument_group("visible seal")
@@ -129,7 +131,8 @@ def _sign(args: argparse.Namespace) -> int:
         timestamper = factories["timestamper"]() if factories["timestamper"] else None
         with _open_input(args.input) as f:
             signed = sign_pdf(f, signer, level=args.level, timestamper=timestamper, certify=args.certify,
-                              metadata=metadata, appearance=appearance, trust_roots=_roots(args, signer, factories))
+                              metadata=metadata, appearance=appearance, trust_roots=_roots(args, signer, factories),
+                              reason=args.reason, location=args.location)
     write_output(args.output, signed)
     return 0
 
@@ -143,7 +146,8 @@ def _batch(args: argparse.Namespace) -> int:
     with _keys(args) as (signer, factories):
         appearance = _appearance(args, signer)
     options = BatchOptions(appearance=appearance, level=args.level, certify=args.certify,
-                           timestamper_factory=factories["timestamper"], trust_roots=_roots(args, signer, factories))
+                           timestamper_factory=factories["timestamper"], trust_roots=_roots(args, signer, factories),
+                           reason=args.reason, location=args.location)
     try:
         Path(args.output).mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -179,6 +179,8 @@ def test_batch_with_seal_stamps_every_document(client: Client, seals: dict[str, 
     assert by_id["bad"].WhichOneof("outcome") == "error"
     for name in ("a", "b"):
         signed = bytes(by_id[name].pdf)
+        sig = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
+        assert sig.sig_object["/Reason"] == "licence issued"  # PdfSignOptions.reason (batches dropped it)
         (tmp_path / name).mkdir()
         _assert_in_box(_red_pixels(signed, tmp_path / name), (300, 400, 150, 150))
         _valid(client, signed, seals["demo"])

@@ -291,9 +291,10 @@ def test_registered_seal_picture(env: Env, pdf_in: Path, tmp_path: Path, capsys:
     maker = _register_seal(env.home, "1101080000000001", store.info("licence-sm2").certificate_chain[0])
     out = tmp_path / "signed.pdf"
     assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), "--key", "licence-sm2", *env.key_args,
-                 "--seal-id", "1101080000000001", "--box", "300,400,150,150"]) == 0
+                 "--seal-id", "1101080000000001", "--box", "300,400,150,150", "--reason", "licence issued"]) == 0
     _assert_in_box(_red_pixels(out.read_bytes(), tmp_path), BOX)
     sig = PdfFileReader(io.BytesIO(out.read_bytes())).embedded_signatures[0]
+    assert sig.sig_object["/Reason"] == "licence issued"
     assert validate_pdf_signature(sig, validation_context([env.roots["sm2"]])).valid
     other = tmp_path / "other.pdf"
     assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(other), "--key", "licence-ec", *env.key_args,
@@ -306,9 +307,11 @@ def test_registered_seal_picture(env: Env, pdf_in: Path, tmp_path: Path, capsys:
     (tmp_path / "in" / "a.pdf").write_bytes(licence_pdf())
     assert main([*env.args, "pdf", "batch-sign", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--key",
                  "licence-sm2", *env.key_args, "--workers", "0", "--seal-id", "1101080000000001", "--box",
-                 "300,400,150,150"]) == 0  # the fast path binds it too
+                 "300,400,150,150", "--reason", "电子证照签发", "--location", "北京"]) == 0  # fast path: binds it too
     batch = verify_pdf((tmp_path / "out" / "a.pdf").read_bytes(), trust_roots=[env.roots["sm2"], maker])
     assert batch.valid and batch.signatures[0].seal_id == "1101080000000001", batch.to_text()
+    sig = PdfFileReader(io.BytesIO((tmp_path / "out" / "a.pdf").read_bytes())).embedded_signatures[0]
+    assert (sig.sig_object["/Reason"], sig.sig_object["/Location"]) == ("电子证照签发", "北京")
     _verify_bound_seal(env, out, maker, tmp_path, capsys)
 
 

@@ -52,6 +52,8 @@ class BatchOptions:
     certify: int | None = None
     timestamper_factory: TimeStamperFactory | None = None
     trust_roots: tuple[bytes, ...] = ()  # B-LT/B-LTA validation data: signer and TSA roots (default signer's root)
+    reason: str | None = None  # the signature dictionary's /Reason and /Location
+    location: str | None = None
 
     @property
     def fast(self) -> bool:
@@ -63,14 +65,16 @@ def make_worker(signer: Signer, options: BatchOptions) -> Worker:
     """The per-document signing function ``(pdf, licence metadata or None)``: the fast path when it can, else
     ``sign_pdf``."""
     if options.fast:
-        fast = FastPdfSigner(signer, subfilter=options.subfilter, appearance=options.appearance)
+        fast = FastPdfSigner(signer, subfilter=options.subfilter, appearance=options.appearance,
+                             reason=options.reason, location=options.location)
         return lambda data, metadata: fast.sign(data, metadata=metadata)
     level = PadesLevel.parse(options.level)
     timestamper = options.timestamper_factory() if options.timestamper_factory is not None else None
     if level is not PadesLevel.B_B and timestamper is None:
         raise InvalidInput(f"PAdES {level.value} needs a time stamper", reason="NO_TIMESTAMPER")
     opts = SignOptions(level=level, timestamper=timestamper, certify=options.certify,
-                       appearance=options.appearance, subfilter=options.subfilter, trust_roots=options.trust_roots)
+                       appearance=options.appearance, subfilter=options.subfilter, trust_roots=options.trust_roots,
+                       reason=options.reason, location=options.location)
     return lambda data, metadata: sign_pdf(data, signer, dataclasses.replace(opts, metadata=metadata))
 
 

@@ -48,16 +48,19 @@ class PlaceholderTooSmall(InvalidInput):
 class FastPdfSigner:
     """Signs many PDFs with one key: template, reserved size and seal picture are prepared once.
 
-    ``appearance`` (box, existing field or anchor; picture only) makes the signature visible.
+    ``appearance`` (box, existing field or anchor; picture only) makes the signature visible; ``reason``,
+    ``location`` and ``contact`` go into every signature dictionary.
     """
 
     def __init__(self, signer: Signer, *, subfilter: str = "ETSI.CAdES.detached", field_prefix: str = "Signature",
-                 reserve: int | None = None, appearance: SealAppearance | None = None) -> None:
+                 reserve: int | None = None, appearance: SealAppearance | None = None, reason: str | None = None,
+                 location: str | None = None, contact: str | None = None) -> None:
         if not signer.certificate_chain:
             raise InvalidInput("a PDF signer needs a certificate: give the signer its chain", reason="NO_CERTIFICATE")
         if subfilter not in _SUBFILTERS:
             raise InvalidInput(f"unsupported /SubFilter {subfilter!r}", reason="BAD_SUBFILTER")
         self.signer = signer
+        self.reason, self.location, self.contact = reason, location, contact  # /Reason, /Location, /ContactInfo
         self.subfilter = _SUBFILTERS[subfilter]
         self.field_prefix = field_prefix
         self.md_algorithm = digest_algorithm(signer.algorithm)
@@ -117,7 +120,8 @@ class FastPdfSigner:
         if self.seal is not None:
             self.seal.apply(writer, field_ref.get_object())
         embedder.send(SigObjSetup(sig_placeholder=SignatureObject(
-            timestamp=when, subfilter=self.subfilter, bytes_reserved=2 * reserve)))
+            timestamp=when, subfilter=self.subfilter, bytes_reserved=2 * reserve, reason=self.reason,
+            location=self.location, contact_info=self.contact)))
         out = io.BytesIO()
         prepared, out = embedder.send(SigIOSetup(md_algorithm=self.md_algorithm, in_place=False, output=out))
         attrs = self.template.signed_attrs(prepared.document_digest, when)

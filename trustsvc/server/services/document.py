@@ -194,10 +194,11 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
     def _batch(self, request: Any) -> Any:
         call = ctx.current()
         o = request.options
-        if o.seal_id:  # the seal picture is prepared once for the whole batch
+        if o.seal_id or o.reason or o.location:  # prepared once for the whole batch (seal picture, /Reason ...)
             signer = self.rt.signer(o.key or "default")
-            fast = FastPdfSigner(signer, appearance=self._appearance(o, signer))
-            field_name = None if o.rect or o.anchor_text else o.field_name or None
+            fast = FastPdfSigner(signer, appearance=self._appearance(o, signer) if o.seal_id else None,
+                                 reason=o.reason or None, location=o.location or None)
+            field_name = None if o.seal_id and (o.rect or o.anchor_text) else o.field_name or None
         else:
             fast, field_name = self._fast_signer(o.key or "default"), o.field_name or None
         shared_licence = _licence(o)
