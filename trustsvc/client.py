@@ -158,9 +158,13 @@ class Client:
         return self.call(self.signature.SignData, req, idempotent=bool(idempotency_key), **kw)
 
     def verify_signed_data(self, data: bytes, signature: bytes, *, certificate: bytes | None = None,
-                           public_key: bytes | None = None, key: str | None = None, **kw: Any) -> Any:
+                           public_key: bytes | None = None, key: str | None = None, verify_level: int = 0,
+                           intermediates: Sequence[bytes] = (), crls: Sequence[bytes] = (), **kw: Any) -> Any:
+        """The signature checked with a certificate, public key or daemon key; with a certificate also the
+        certificate at GM/T 0029 ``verify_level`` (0 validity, 1 + path, 2 + revocation)."""
         req = signature_pb2.VerifySignedDataRequest(data=data, signature=signature, certificate=certificate,
-                                                    public_key=public_key, key=key)
+                                                    public_key=public_key, key=key, verify_level=verify_level,
+                                                    intermediates=intermediates, crls=crls)
         return self.call(self.signature.VerifySignedData, req, idempotent=True, **kw).result
 
     def sign_message(self, key: str, data: bytes, *, detached: bool = False, idempotency_key: str = "",
@@ -209,11 +213,11 @@ class Client:
 
     def verify_signed_data_stream(self, chunks: Chunks, signature: bytes, *, certificate: bytes | None = None,
                                   public_key: bytes | None = None, key: str | None = None, algorithm: str = "",
-                                  sm2_id: bytes = b"", timeout: float | None = None) -> Any:
+                                  sm2_id: bytes = b"", verify_level: int = 0, timeout: float | None = None) -> Any:
         """``verify_signed_data`` over data sent in chunks (only a running digest is kept on the daemon)."""
         init = signature_pb2.VerifySignedDataRequest(signature=signature, certificate=certificate,
                                                      public_key=public_key, key=key, algorithm=algorithm,
-                                                     sm2_id=sm2_id)
+                                                     sm2_id=sm2_id, verify_level=verify_level)
         return self._client_stream(self.signature.VerifySignedDataStream,
                                    signature_pb2.VerifySignedDataStreamRequest, {"init": init}, chunks, True,
                                    timeout).result

@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.test_daemon_fixtures import Running, start_daemon
 from trustsvc.algorithms.encoding import private_key_to_pem
-from trustsvc.algorithms.signer import Verifier
+from trustsvc.algorithms.signer import SoftwareSigner, Verifier
 from trustsvc.client import Client, error_reason, signature_pb2
 from trustsvc.pki.certificate import Certificate
 from trustsvc.server.tls import issue_client_cert
@@ -108,6 +108,40 @@ def test_validate_cert_says_which_check_failed(client: Client, running: Running,
     assert not by_crl.valid and by_crl.reason == "REVOKED"
     assert client.validate_cert(foreign, trust_anchors=[other.certificate.der], crls=[crl.der],
                                 require_revocation=True).valid
+
+
+def test_verify_signed_data_checks_the_certificate_at_each_verify_level(client: Client, running: Running,
+                                                                        tmp_path: Path) -> None:
+    """GM/T 0029 verifyLevel: 0 validity, 1 + path to the daemon's anchors, 2 + revocation; each check named."""
+    from trustsvc.pki.ca import DevelopmentCA
+
+    signed = client.sign_data("default", b"levels")
+    good = signed.certificate
+    for level in (0, 1, 2):
+        res = client.verify_signed_data(b"levels", signed.signature, certificate=good, verify_level=level)
+        assert res.valid, (level, res)
+    assert {c.name for c in client.verify_signed_data(b"levels", signed.signature, certificate=good,
+                                                      verify_level=2).checks} >= {"signature", "revocation[0]"}
+    # a certificate the daemon's CA revoked: the signature verifies, level 2 fails it, level 1 does not look
+    ca = DevelopmentCA.open(running.home / "ca")
+    holder = SoftwareSigner.generate("sm2")
+    revoked = ca.issue("client", "levels-revoked", public_key=holder.public_key)
+    sig = holder.sign(b"levels")
+    ca.revoke(revoked.serial)
+    cert = revoked.certificate.der
+    assert client.verify_signed_data(b"levels", sig, certificate=cert, verify_level=1).valid
+    at2 = client.verify_signed_data(b"levels", sig, certificate=cert, verify_level=2)
+    assert not at2.valid and at2.reason == "REVOKED", at2
+    # untrusted at level 1; outside its validity already at level 0
+    other = DevelopmentCA.init(tmp_path / "other-ca", name="another CA")
+    foreign = other.issue("client", "levels-foreign", public_key=holder.public_key)
+    fsig = sig
+    assert client.verify_signed_data(b"levels", fsig, certificate=foreign.certificate.der, verify_level=0).valid
+    at1 = client.verify_signed_data(b"levels", fsig, certificate=foreign.certificate.der, verify_level=1)
+    assert not at1.valid and at1.reason == "UNTRUSTED_ROOT", at1
+    with pytest.raises(grpc.RpcError) as exc_info:
+        client.verify_signed_data(b"levels", fsig, certificate=foreign.certificate.der, verify_level=3)
+    assert _code_reason(exc_info) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_VERIFY_LEVEL")
 
 
 @pytest.mark.parametrize(("field", "value", "reason"), [

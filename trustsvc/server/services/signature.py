@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from typing import Any
@@ -95,19 +96,48 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         kwargs = {"sm2_id": request.sm2_id} if request.sm2_id else {}
         return Verifier(public_key, algorithm, **kwargs)
 
+    def _certificate_checks(self, request: Any) -> list[tuple[str, bool, str, str]]:
+        """GM/T 0029 verifyLevel for a signer given by certificate: 0 validity now, 1 + path, 2 + revocation."""
+        if request.verify_level > 2:
+            raise InvalidInput(f"verify_level {request.verify_level}: use 0 (validity), 1 (+ path) or 2 "
+                               "(+ revocation)", reason="BAD_VERIFY_LEVEL")
+        if request.WhichOneof("signer") != "certificate":
+            return []
+        cert = _load_cert(request.certificate)
+        if request.verify_level == 0:
+            now = dt.datetime.now(dt.UTC)
+            reason = "OK" if cert.valid_at(now) else "NOT_YET_VALID" if now < cert.not_before else "EXPIRED"
+            return [("validity", reason == "OK", reason, f"{cert.not_before} .. {cert.not_after}")]
+        from trustsvc.pki.validation import validate
+
+        if not self.rt.trust_anchors:
+            raise InvalidInput("verify_level 1 and 2 need trust anchors; none are configured", reason="NO_TRUST_ANCHOR")
+        crls = [CertificateRevocationList.load(c) for c in request.crls] if request.verify_level == 2 else []
+        if request.verify_level == 2 and self.rt.ca is not None:
+            crls.append(self.rt.ca.fresh_crl())
+        res = validate(cert, trust_anchors=self.rt.trust_anchors,
+                       intermediates=[_load_cert(c) for c in request.intermediates], crls=crls,
+                       require_revocation=request.verify_level == 2)
+        return [(f"{c.name}[{c.depth}]", c.status.value != "fail", c.reason, c.message) for c in res.checks]
+
     @staticmethod
-    def _verified(check: Any) -> Any:
-        """A VerifySignedDataResponse from running ``check()``: an invalid signature is a result, not an error."""
+    def _verified(check: Any, certificate_checks: list[tuple[str, bool, str, str]]) -> Any:
+        """A VerifySignedDataResponse from running ``check()`` and the certificate checks: an invalid signature
+        or certificate is a result, not an error; the first failure gives the reason."""
         try:
             check()
+            checks = [("signature", True, "OK", ""), *certificate_checks]
         except InvalidSignature as exc:
-            return pb.VerifySignedDataResponse(result=result(False, exc.reason, exc.message,
-                                                             [("signature", False, exc.reason, exc.message)]))
-        return pb.VerifySignedDataResponse(result=result(True, checks=[("signature", True, "OK", "")]))
+            checks = [("signature", False, exc.reason, exc.message), *certificate_checks]
+        failed = next((c for c in checks if not c[1]), None)
+        if failed is None:
+            return pb.VerifySignedDataResponse(result=result(True, checks=checks))
+        return pb.VerifySignedDataResponse(result=result(False, failed[2], f"{failed[0]}: {failed[3]}", checks))
 
     def VerifySignedData(self, request: Any, context: grpc.ServicerContext) -> Any:
         verifier = self._verifier(request)
-        return self._verified(lambda: verifier.verify(request.data, request.signature))
+        cert_checks = self._certificate_checks(request)
+        return self._verified(lambda: verifier.verify(request.data, request.signature), cert_checks)
 
     def VerifySignedDataStream(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
         # A running digest (e = SM3(Z || M) for SM2); Ed25519, which has none, gathers up to max_stream_bytes.
@@ -115,13 +145,14 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         if init.data:
             raise InvalidInput("init.data must be empty: send the data as chunks", reason="STREAM_DATA_IN_INIT")
         verifier = self._verifier(init)
+        cert_checks = self._certificate_checks(init)
         message = _StreamedMessage(verifier, self.rt.config.max_stream_bytes, "verifies")
         for chunk in _chunks(request_iterator):
             message.update(chunk)
         signature, hasher = init.signature, message.hasher
         if hasher is not None:
-            return self._verified(lambda: verifier.verify_digest(hasher.digest(), signature))
-        return self._verified(lambda: verifier.verify(message.whole(), signature))
+            return self._verified(lambda: verifier.verify_digest(hasher.digest(), signature), cert_checks)
+        return self._verified(lambda: verifier.verify(message.whole(), signature), cert_checks)
 
     def _sign_message(self, key: str, data: bytes | None, digest: bytes | None, detached: bool) -> Any:
         from trustsvc.pki.cms import sign_cms
