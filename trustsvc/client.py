@@ -168,8 +168,12 @@ class Client:
         return self.call(self.signature.VerifySignedData, req, idempotent=True, **kw).result
 
     def sign_message(self, key: str, data: bytes, *, detached: bool = False, idempotency_key: str = "",
-                     **kw: Any) -> Any:
-        req = signature_pb2.SignMessageRequest(key=key, data=data, detached=detached, idempotency_key=idempotency_key)
+                     hash_given: bool = False, signer_certificate_only: bool = False, include_crl: bool = False,
+                     no_signed_attributes: bool = False, **kw: Any) -> Any:
+        """A CMS SignedData; the flags are GM/T 0029's (``hash_given``: ``data`` is the content's digest)."""
+        req = signature_pb2.SignMessageRequest(key=key, data=data, detached=detached, idempotency_key=idempotency_key,
+                                               hash_given=hash_given, signer_certificate_only=signer_certificate_only,
+                                               include_crl=include_crl, no_signed_attributes=no_signed_attributes)
         return self.call(self.signature.SignMessage, req, idempotent=bool(idempotency_key), **kw)
 
     def verify_signed_message(self, cms: bytes, data: bytes = b"", **kw: Any) -> Any:

@@ -53,6 +53,40 @@ def test_sign_message_attached_and_detached(client: Client) -> None:
     assert not client.verify_signed_message(detached.cms, b"licence 44").result.valid
 
 
+def test_sign_message_gmt0029_flags(client: Client) -> None:
+    """hash_given, signer_certificate_only, include_crl, no_signed_attributes: each shapes the CMS as asked, and
+    every result verifies (VerifySignedMessage, content or digest)."""
+    from asn1crypto import cms
+
+    from trustsvc.algorithms.sm3 import sm3
+
+    def shape(resp: Any) -> tuple[int, int, bool]:
+        sd = cms.ContentInfo.load(resp.cms)["content"]
+        si = sd["signer_infos"][0]
+        return len(sd["certificates"]), len(sd["crls"]) if sd["crls"].native else 0, bool(si["signed_attrs"].native)
+
+    plain = client.sign_message("default", b"flags", detached=True)
+    chain, crls, attrs = shape(plain)
+    assert chain >= 2 and crls == 0 and attrs
+    by_hash = client.sign_message("default", sm3(b"flags"), hash_given=True)
+    assert shape(by_hash) == (chain, 0, True)
+    one = client.sign_message("default", b"flags", detached=True, signer_certificate_only=True)
+    assert shape(one)[0] == 1
+    with_crl = client.sign_message("default", b"flags", detached=True, include_crl=True)
+    assert shape(with_crl)[1] == 1
+    bare = client.sign_message("default", b"flags", no_signed_attributes=True)
+    assert shape(bare)[2] is False
+    for resp in (plain, by_hash, one, with_crl):
+        assert client.verify_signed_message(resp.cms, b"flags").result.valid
+    assert client.verify_signed_message(bare.cms).result.valid  # attached
+    with pytest.raises(grpc.RpcError) as exc_info:
+        client.sign_message("default", b"short", hash_given=True)
+    assert _code_reason(exc_info) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_DIGEST_LENGTH")
+    with pytest.raises(grpc.RpcError) as exc_info:
+        client.sign_message("default", sm3(b"flags"), hash_given=True, no_signed_attributes=True)
+    assert _code_reason(exc_info) == (grpc.StatusCode.INVALID_ARGUMENT, "DIGEST_NEEDS_SIGNED_ATTRIBUTES")
+
+
 def test_streams(client: Client) -> None:
     chunks = [bytes([i]) * 100_000 for i in range(20)]
     resp = client.sign_data_stream("default", iter(chunks))

@@ -15,7 +15,7 @@ from trustsvc.algorithms.encoding import load_public_key
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.algorithms.signer import MessageHasher, Signer, Verifier
 from trustsvc.algorithms.sm3 import Sm3Hasher, sm3_hex
-from trustsvc.errors import InvalidInput, InvalidSignature, TrustsvcError
+from trustsvc.errors import Conflict, InvalidInput, InvalidSignature, TrustsvcError
 from trustsvc.pki.certificate import Certificate
 from trustsvc.pki.crl import CertificateRevocationList
 from trustsvc.server import context as ctx
@@ -48,6 +48,9 @@ PURPOSES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "server_auth": ((), ("server_auth",)),
     "client_auth": ((), ("client_auth",)),
 }
+
+
+_SIGN_MESSAGE_FLAGS = ("hash_given", "signer_certificate_only", "include_crl", "no_signed_attributes")
 
 
 class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-defined]  # generated at run time
@@ -154,22 +157,36 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
             return self._verified(lambda: verifier.verify_digest(hasher.digest(), signature), cert_checks)
         return self._verified(lambda: verifier.verify(message.whole(), signature), cert_checks)
 
-    def _sign_message(self, key: str, data: bytes | None, digest: bytes | None, detached: bool) -> Any:
+    def _sign_message(self, key: str, data: bytes | None, digest: bytes | None, detached: bool,
+                      request: Any = None) -> Any:
+        """A CMS over ``data`` or its ``digest``; ``request`` (a SignMessageRequest) brings the GM/T 0029 flags."""
         from trustsvc.pki.cms import sign_cms
 
         signer = self.rt.signer(key)
         if signer.certificate is None:
             raise InvalidInput(f"key {key!r} has no certificate; CMS needs one", reason="KEY_HAS_NO_CERTIFICATE")
-        cms_der = sign_cms(signer, data, digest=digest, detached=detached)
+        flags = {name: bool(getattr(request, name, False)) for name in _SIGN_MESSAGE_FLAGS}
+        crls: list[bytes] = []
+        if flags["include_crl"]:
+            if self.rt.ca is None:
+                raise Conflict("include_crl: the daemon has no CA whose CRL it could carry", reason="NO_CA")
+            crls = [self.rt.ca.fresh_crl().der]
+        cms_der = sign_cms(signer, data, digest=digest, detached=detached,
+                           include_chain=not flags["signer_certificate_only"], include_crls=crls,
+                           signed_attributes=not flags["no_signed_attributes"])
         rec = self.rt.record(ref=signer.key_ref, data=data, document_hash=digest.hex() if digest else "",
-                             detail={"detached": detached})
+                             detail={"detached": detached, **{k: True for k, v in flags.items() if v}})
         self.rt.metrics.signatures.labels(signer.key_ref).inc()
         return pb.SignMessageResponse(cms=cms_der, key_ref=signer.key_ref, audit=receipt(rec))
 
     def SignMessage(self, request: Any, context: grpc.ServicerContext) -> Any:
         require(request.key, "key")
+        if request.hash_given:
+            require(request.data, "data")
+            return self._idem(request, pb.SignMessageResponse,
+                              lambda: self._sign_message(request.key, None, request.data, True, request))
         return self._idem(request, pb.SignMessageResponse,
-                          lambda: self._sign_message(request.key, request.data, None, request.detached))
+                          lambda: self._sign_message(request.key, request.data, None, request.detached, request))
 
     def _cms_result(self, cms_der: bytes, data: bytes | None, digests: dict[str, bytes] | None = None) -> Any:
         from trustsvc.pki.cms_verify import verify_cms
