@@ -44,14 +44,16 @@ def _time(text: str | None) -> dt.datetime | None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from trustsvc.pki.crl import CertificateRevocationList
     from trustsvc.seal.report import Verdict
     from trustsvc.seal.verify import time_stamp_verifier, verify
 
     trust = [c for path in args.trust or [] for c in read_certificates(path)]
     registry = _registry(args, read_only=True) if args.db else None
+    crls = [CertificateRevocationList.load(read_file(path)) for path in args.crl]
     report = verify(read_input(args.file), document=read_file(args.doc) if args.doc else None,
                     at=_time(args.at), trust=trust, registry=registry,
-                    timestamp_verifier=time_stamp_verifier(trust) if trust else None)
+                    timestamp_verifier=time_stamp_verifier(trust) if trust else None, crls=crls)
     emit(report.to_dict(), args.json, report.to_text())
     if report.verdict is Verdict.NOT_SES:
         return EXIT_BAD_INPUT
@@ -159,6 +161,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     v.add_argument("--doc", help="the protected original (dataHash = SM3 of its bytes)")
     v.add_argument("--at", help="verification time, ISO 8601 (default now)")
     v.add_argument("--trust", action="append", help="trust anchor certificates (PEM/DER)")
+    v.add_argument("--crl", action="append", default=[],
+                   help="CRL (DER/PEM) for the maker's and signer's certificates, judged at the signing time "
+                        "(repeatable)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
 

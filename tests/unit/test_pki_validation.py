@@ -179,6 +179,17 @@ def test_revoked(root) -> None:
     assert err.value.reason == "REVOKED"
 
 
+def test_a_current_crl_judges_a_past_time(root) -> None:
+    """Validating at a past time (a signing time) with today's CRL: revocations dated after that time do not
+    count, ones dated before it do; the CRL being newer than the time judged is no problem."""
+    leaf = make_leaf(root, serial=779)
+    crl = build_crl(root[0], root[1], [RevokedEntry(779, NOW - DAY / 4, RevocationReason.KEY_COMPROMISE)],
+                    crl_number=6)
+    assert validate(leaf, trust_anchors=[root[1]], crls=[crl], at=NOW - DAY / 2).valid
+    assert validate(leaf, trust_anchors=[root[1]], crls=[crl], at=NOW - DAY / 8).reason == "REVOKED"
+    assert validate(leaf, trust_anchors=[root[1]], crls=[crl]).reason == "REVOKED"
+
+
 def test_crl_checks(root) -> None:
     leaf = make_leaf(root, serial=778)
     impostor_signer = SoftwareSigner.generate("sm2")

@@ -114,3 +114,30 @@ def test_reading_commands_never_write_the_registry(tmp_path: Path, capsys) -> No
     (tmp_path / "junk.db").write_bytes(b"not a database at all")
     assert main([*home, "seal", "show", es_id, "--db", str(tmp_path / "junk.db")]) == 2
     assert json.loads(capsys.readouterr().err)["error"] == "NOT_A_SEAL_DATABASE"
+
+
+def test_verify_with_a_crl(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`seal verify --crl`: a signer certificate revoked before the signature's time fails it (exit 1,
+    REVOKED); a file that is not a CRL is bad input (exit 2, BAD_CRL)."""
+    import datetime as dt
+    import json
+
+    from tests.unit.test_seal_support import make_setup
+    from trustsvc.pki.crl import RevokedEntry, build_crl
+    from trustsvc.seal.sign import SealSigner
+
+    s = make_setup()
+    sig = tmp_path / "sig.der"
+    sig.write_bytes(SealSigner(s.seal, s.holder, s.holder_cert).sign_document(b"doc", "p"))
+    (tmp_path / "maker.crt").write_bytes(s.maker_cert.der)
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    crl = build_crl(s.maker, s.maker_cert, [RevokedEntry(s.holder_cert.serial_number, earlier)], crl_number=1)
+    (tmp_path / "maker.crl").write_bytes(crl.to_pem())
+    verify = ["seal", "verify", str(sig), "--trust", str(tmp_path / "maker.crt"), "--json"]
+    assert main(verify) == 0
+    capsys.readouterr()
+    assert main([*verify, "--crl", str(tmp_path / "maker.crl")]) == 1
+    checks = {c["name"]: c["reason"] for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["signature.signer_chain"] == "REVOKED"
+    assert main([*verify, "--crl", str(sig)]) == 2
+    assert "BAD_CRL" in capsys.readouterr().err

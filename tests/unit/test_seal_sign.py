@@ -173,6 +173,24 @@ def test_a_seal_revoked_after_a_verified_time_stamp_only_warns() -> None:
                   timestamp_verifier=lambda t, v: None).verdict is Verdict.INVALID
 
 
+def test_a_signer_certificate_revoked_before_the_signing_time_fails() -> None:
+    """With the maker's CRL: revoked before timeInfo fails signature.signer_chain (REVOKED); revoked after it
+    does not (the certificate was good when it signed); a CRL newer than the signature is what judges it."""
+    from trustsvc.pki.crl import RevokedEntry, build_crl
+
+    s = make_setup()
+    sig = SealSigner(s.seal, s.holder, s.holder_cert).sign_document(DOC, "p")
+    signed_at = parse_signature(sig).time_info
+    assert signed_at is not None
+    serial = s.holder_cert.serial_number
+    for revoked_at, number, expected in ((signed_at - dt.timedelta(hours=1), 1, "REVOKED"),
+                                         (signed_at + dt.timedelta(seconds=1), 2, "OK")):
+        crl = build_crl(s.maker, s.maker_cert, [RevokedEntry(serial, revoked_at)], crl_number=number)
+        report = verify(sig, document=DOC, trust=[s.maker_cert], crls=[crl])
+        assert report.check("signature.signer_chain").reason == expected, report.to_text()
+    assert verify(sig, document=DOC, trust=[s.maker_cert]).check("signature.signer_chain").reason == "OK"
+
+
 def test_untrusted_maker_fails_chain() -> None:
     s = make_setup()
     other = make_setup()

@@ -48,7 +48,7 @@ def make_maker(now: dt.datetime | None = None) -> tuple[SoftwareSigner, Certific
     now = now or dt.datetime.now(UTC).replace(microsecond=0)
     maker = SoftwareSigner.generate("sm2")
     maker_cert = (CertificateBuilder().subject({"common_name": "Seal Maker", "organization_name": "测试制章机构"})
-                  .public_key(maker.public_key).key_usage({"digital_signature", "key_cert_sign"})
+                  .public_key(maker.public_key).key_usage({"digital_signature", "key_cert_sign", "crl_sign"})
                   .basic_constraints(True)
                   .validity(now - dt.timedelta(days=30), now + dt.timedelta(days=3650)).sign(maker))
     return maker, maker_cert

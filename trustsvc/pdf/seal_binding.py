@@ -22,6 +22,7 @@ from pyhanko.sign.attributes import CMSAttributeProvider
 from trustsvc.algorithms import asn1_registry, oids
 from trustsvc.errors import Conflict, DecodeError, InvalidInput, TrustsvcError
 from trustsvc.pki.certificate import Certificate
+from trustsvc.pki.crl import CertificateRevocationList
 from trustsvc.seal.model import ParsedSeal
 from trustsvc.seal.parse import parse_seal
 from trustsvc.seal.report import Report, Status
@@ -105,7 +106,7 @@ class SealBinding:
 def check_binding(signer_info: cms.SignerInfo, signer_cert: bytes, signed_at: dt.datetime, *,
                   trust_roots: Sequence[bytes] = (), other_certs: Sequence[bytes] = (),
                   registry: StatusSource | None = None, at: dt.datetime | None = None,
-                  time_stamped: bool = False) -> SealBinding:
+                  time_stamped: bool = False, crls: Sequence[bytes] = ()) -> SealBinding:
     """Check the seal a PDF signature binds, judged at ``signed_at`` (GB/T 38540: the seal and its maker as at the
     signing time); never raises for bad content. Warnings (no trust anchors, no registry) do not fail it.
 
@@ -124,7 +125,7 @@ def check_binding(signer_info: cms.SignerInfo, signer_cert: bytes, signed_at: dt
     except TrustsvcError as exc:
         return SealBinding(False, f"the bound seal does not parse: {exc.reason}: {exc.message}")
     report = verify_seal(seal, at=at, trust=_certificates(trust_roots), registry=registry, judged_at=signed_at,
-                         intermediates=_certificates(other_certs))
+                         intermediates=_certificates(other_certs), crls=_crls(crls))
     if time_stamped:
         withdrawn_after(report, registry, seal.es_id, signed_at)
     listed = listed_in_seal(seal, signer_cert)
@@ -140,6 +141,17 @@ def check_binding(signer_info: cms.SignerInfo, signer_cert: bytes, signed_at: dt
     warnings = [f"{c.name} {c.reason}" for c in report.checks if c.status is Status.WARNING]
     return SealBinding(True, f"{name}, signer listed, valid at {signed_at.isoformat()}"
                        + (f" (warnings: {', '.join(warnings)})" if warnings else ""), seal.es_id, report)
+
+
+def _crls(ders: Sequence[bytes]) -> list[CertificateRevocationList]:
+    """CRLs that parse; the PDF check reports on the others through pyHanko."""
+    out = []
+    for der in ders:
+        try:
+            out.append(CertificateRevocationList.load(der))
+        except TrustsvcError:
+            continue
+    return out
 
 
 def _certificates(ders: Sequence[bytes]) -> list[Certificate]:

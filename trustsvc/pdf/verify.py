@@ -166,7 +166,7 @@ def _licence_check(reader: Any, sig: EmbeddedPdfSignature, now: LicenceMetadata 
 
 
 def _seal_check(sig: EmbeddedPdfSignature, status: Any, roots: Sequence[bytes], other: Sequence[bytes],
-                registry: StatusSource | None, moment: dt.datetime | None) -> SealBinding:
+                registry: StatusSource | None, moment: dt.datetime | None, crls: Sequence[bytes]) -> SealBinding:
     """The bound seal judged at the signing time: a trusted time stamp's when it verifies, else the signer's claim."""
     ts = status.timestamp_validity
     stamped = ts is not None and ts.intact and ts.valid and ts.trusted
@@ -174,7 +174,7 @@ def _seal_check(sig: EmbeddedPdfSignature, status: Any, roots: Sequence[bytes], 
     certs = [c.chosen.dump() for c in sig.signed_data["certificates"] if c.name == "certificate"]
     return check_binding(sig.signer_info, status.signing_cert.dump(), when or moment or dt.datetime.now(dt.UTC),
                          trust_roots=roots, other_certs=[*other, *certs], registry=registry, at=moment,
-                         time_stamped=stamped)
+                         time_stamped=stamped, crls=crls)
 
 
 def _unreadable(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
@@ -251,7 +251,7 @@ def _verify_one(sig: EmbeddedPdfSignature, roots: Sequence[bytes], crls: Sequenc
                         f"{mod_level.name if mod_level else 'none'}; "
                         f"DocMDP {'respected' if docmdp_ok is not False else 'violated'}"))
     checks.append(_form_check(sig, getattr(diff, "changed_form_fields", None) or set(), allow_form_filling))
-    seal = _seal_check(sig, status, roots, other, registry, moment)
+    seal = _seal_check(sig, status, roots, other, registry, moment, crls)
     checks.append(Check("seal", seal.ok, seal.detail))
     level = _pades_level(sig, status)
     signing_time = status.signer_reported_dt.isoformat() if status.signer_reported_dt else None

@@ -26,6 +26,7 @@ from trustsvc.pki.crl import CertificateRevocationList
 
 UTC = dt.UTC
 MAX_PATH = 10
+CLOCK_SKEW = dt.timedelta(minutes=5)  # a CRL's thisUpdate this far ahead of our clock is still accepted
 
 #: Extensions this validator understands (may be critical).
 UNDERSTOOD_EXTENSIONS = frozenset({
@@ -311,8 +312,11 @@ def _check_revocation(add: Any, depth: int, cert: Certificate, issuer: Certifica
         if issuer.asn1.key_usage_value is not None and "crl_sign" not in issuer.key_usage:
             problem = ("CRL_ISSUER_KEY_USAGE", "CRL issuer keyUsage lacks cRLSign")
             continue
-        if at < crl.this_update:
-            problem = ("CRL_NOT_YET_VALID", f"CRL thisUpdate {crl.this_update.isoformat()} is after {at.isoformat()}")
+        # A CRL issued after ``at`` is the evidence for a time judged in the past (a signing time): it lists the
+        # revocations up to its thisUpdate, and one dated after ``at`` does not count. Only one issued in the
+        # future is not yet valid.
+        if crl.this_update > dt.datetime.now(UTC) + CLOCK_SKEW:
+            problem = ("CRL_NOT_YET_VALID", f"CRL thisUpdate {crl.this_update.isoformat()} is in the future")
             continue
         if crl.next_update is not None and at > crl.next_update:
             problem = ("CRL_EXPIRED", f"CRL nextUpdate {crl.next_update.isoformat()} is before {at.isoformat()}")

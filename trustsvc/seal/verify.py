@@ -21,6 +21,7 @@ from trustsvc.algorithms.sm2_engine import get_engine
 from trustsvc.algorithms.sm3 import sm3
 from trustsvc.errors import DecodeError, InvalidSignature, TrustsvcError
 from trustsvc.pki.certificate import Certificate
+from trustsvc.pki.crl import CertificateRevocationList
 from trustsvc.pki.validation import validate
 from trustsvc.seal.model import ParsedSeal, ParsedSignature
 from trustsvc.seal.parse import NotASeal, parse
@@ -82,10 +83,11 @@ TIME_STAMP_PRECISION = dt.timedelta(seconds=1)
 def verify(data: bytes, *, document: bytes | None = None, document_hash: bytes | None = None,
            at: dt.datetime | None = None, trust: Sequence[Certificate] = (),
            registry: StatusSource | None = None, timestamp_verifier: TimestampVerifier | None = None,
-           intermediates: Sequence[Certificate] = ()) -> Report:
+           intermediates: Sequence[Certificate] = (), crls: Sequence[CertificateRevocationList] = ()) -> Report:
     """Verify a seal or a seal signature given as DER; never raises for bad content, reports it.
 
-    ``trust``: anchors for the certificate paths; ``intermediates``: CA certificates that may sit between."""
+    ``trust``: anchors for the certificate paths; ``intermediates``: CA certificates that may sit between;
+    ``crls``: revocation of the maker's and signer's certificates, judged at the signing time."""
     at = _aware(at or dt.datetime.now(UTC))
     try:
         parsed = parse(data)
@@ -99,14 +101,16 @@ def verify(data: bytes, *, document: bytes | None = None, document_hash: bytes |
         report.add("format", Status.FAIL, exc.reason, exc.message)
         return report
     if isinstance(parsed, ParsedSeal):
-        return verify_seal(parsed, at=at, trust=trust, registry=registry, intermediates=intermediates)
+        return verify_seal(parsed, at=at, trust=trust, registry=registry, intermediates=intermediates, crls=crls)
     return verify_signature(parsed, document=document, document_hash=document_hash, at=at, trust=trust,
-                            registry=registry, timestamp_verifier=timestamp_verifier, intermediates=intermediates)
+                            registry=registry, timestamp_verifier=timestamp_verifier, intermediates=intermediates,
+                            crls=crls)
 
 
 def verify_seal(seal: ParsedSeal, *, at: dt.datetime | None = None, trust: Sequence[Certificate] = (),
                 registry: StatusSource | None = None, report: Report | None = None,
-                judged_at: dt.datetime | None = None, intermediates: Sequence[Certificate] = ()) -> Report:
+                judged_at: dt.datetime | None = None, intermediates: Sequence[Certificate] = (),
+                crls: Sequence[CertificateRevocationList] = ()) -> Report:
     """Seal steps: format, maker signature, maker certificate (chain, validity, usage), validity, status."""
     at = _aware(at or dt.datetime.now(UTC))
     when = judged_at or at
@@ -118,7 +122,7 @@ def verify_seal(seal: ParsedSeal, *, at: dt.datetime | None = None, trust: Seque
         report.add("seal.maker_signature", Status.FAIL, "NO_MAKER_CERT", "cannot verify without the maker certificate")
     else:
         _safe(_sm2_check, report, "seal.maker_signature", maker, seal.signed_bytes, seal.signature, seal.sign_alg)
-        _safe(_chain, report, "seal.maker_chain", maker, trust, when, intermediates)
+        _safe(_chain, report, "seal.maker_chain", maker, trust, when, intermediates, crls)
         _safe(_validity, report, "seal.maker_cert_validity", maker, when)
         _safe(_usage, report, "seal.maker_key_usage", maker)
     _safe(_window, report, "seal.validity", seal, when)
@@ -131,7 +135,8 @@ def verify_signature(sig: ParsedSignature, *, document: bytes | None = None, doc
                      at: dt.datetime | None = None, trust: Sequence[Certificate] = (),
                      registry: StatusSource | None = None,
                      timestamp_verifier: TimestampVerifier | None = None,
-                     intermediates: Sequence[Certificate] = ()) -> Report:
+                     intermediates: Sequence[Certificate] = (),
+                     crls: Sequence[CertificateRevocationList] = ()) -> Report:
     """Signature steps, the embedded seal's steps (judged at the signing time), and expiry since."""
     at = _aware(at or dt.datetime.now(UTC))
     report = Report("signature", at, sig.structure, sig.version, sig.seal.es_id)
@@ -142,14 +147,14 @@ def verify_signature(sig: ParsedSignature, *, document: bytes | None = None, doc
     _signature_format(report, sig)
     when = signing_time or at
     verify_seal(sig.seal, at=at, trust=trust, registry=registry, report=report, judged_at=when,
-                intermediates=intermediates)
+                intermediates=intermediates, crls=crls)
     signer = _cert(report, "signature.signer_cert", sig.signer_cert)
     if signer is None:
         report.add("signature.signer_signature", Status.FAIL, "NO_SIGNER_CERT", "no usable signer certificate")
     else:
         _safe(_sm2_check, report, "signature.signer_signature", signer, sig.tbs_bytes, sig.signature, sig.signature_alg,
                    data_hash=sig.data_hash)
-        _safe(_chain, report, "signature.signer_chain", signer, trust, when, intermediates)
+        _safe(_chain, report, "signature.signer_chain", signer, trust, when, intermediates, crls)
         _safe(_validity, report, "signature.signer_cert_validity", signer, when)
         _safe(_usage, report, "signature.signer_key_usage", signer)
     _safe(_time_in_seal, report, "signature.time_in_seal", sig)
@@ -304,15 +309,16 @@ def _sm2_check(report: Report, name: str, cert: Certificate, message: bytes, sig
 
 
 def _chain(report: Report, name: str, cert: Certificate, trust: Sequence[Certificate], when: dt.datetime,
-           intermediates: Sequence[Certificate] = ()) -> None:
+           intermediates: Sequence[Certificate] = (), crls: Sequence[CertificateRevocationList] = ()) -> None:
     """RFC 5280 path from ``cert`` through ``intermediates`` to one of ``trust`` (trustsvc.pki.validation), every
     certificate on it judged at ``when`` (the signing time for signatures): signatures, validity windows, CA
-    basic constraints and path length, issuers' keyCertSign, critical extensions. The leaf's own key usage is
-    the separate *_key_usage step (digitalSignature or nonRepudiation)."""
+    basic constraints and path length, issuers' keyCertSign, critical extensions, and revocation at ``when`` by
+    the ``crls`` given (none given: not checked). The leaf's own key usage is the separate *_key_usage step
+    (digitalSignature or nonRepudiation)."""
     if not trust:
         report.add(name, Status.WARNING, "NO_TRUST_ANCHORS", "no trust anchors given: chain not checked")
         return
-    result = validate(cert, trust_anchors=list(trust), intermediates=list(intermediates), at=when)
+    result = validate(cert, trust_anchors=list(trust), intermediates=list(intermediates), at=when, crls=list(crls))
     path = " <- ".join(c.subject for c in result.path)
     if not result.valid:
         first = result.failures[0]

@@ -228,6 +228,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         require(request.pdf, "pdf")
         try:
             report = verify_pdf(request.pdf, trust_roots=[c.der for c in self.rt.trust_anchors],
+                                crls=[self.rt.ca.fresh_crl().der] if self.rt.ca is not None else [],
                                 allow_form_filling=request.allow_form_filling, seal_registry=self.seals)
         except TrustsvcError:
             raise
