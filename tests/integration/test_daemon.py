@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -429,6 +430,38 @@ def test_seal_lifecycle_and_signing(client: Client, admin: Client) -> None:
 
 
 # ------------------------------------------------------------------ DocumentService
+def test_pdf_pades_levels(client: Client) -> None:
+    """PdfSignOptions.level: B-LT and B-LTA carry the daemon CA's CRL and certificates in the DSS (B-LTA a
+    document time stamp too) and verify at their level; a bad level and a batch above B-B are refused."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from trustsvc.client import document_pb2
+    from trustsvc.pdf.devkit import licence_pdf
+
+    def sign(level: str) -> bytes:
+        opts = document_pb2.PdfSignOptions(key="default", level=level)
+        return bytes(client.call(client.documents.SignPdf, document_pb2.SignPdfRequest(options=opts,
+                                                                                        pdf=licence_pdf())).pdf)
+
+    for level in ("B-B", "B-T", "B-LT", "B-LTA"):
+        signed = sign(level)
+        report = client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=signed))
+        assert report.result.valid, (level, report.report_json)
+        assert json.loads(report.report_json)["signatures"][0]["pades_level"] == level
+        root = PdfFileReader(io.BytesIO(signed)).root
+        assert ("/DSS" in root) is (level in ("B-LT", "B-LTA")), level
+        if "/DSS" in root:
+            assert len(root["/DSS"]["/CRLs"]) >= 1 and len(root["/DSS"]["/Certs"]) >= 2, level
+    with pytest.raises(grpc.RpcError) as exc_info:
+        sign("B-Z")
+    assert _code_reason(exc_info) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_PADES_LEVEL")
+    with pytest.raises(grpc.RpcError) as exc_info:
+        client.call(client.documents.BatchSignPdf, document_pb2.BatchSignPdfRequest(
+            options=document_pb2.PdfSignOptions(key="default", level="B-LT"),
+            items=[document_pb2.BatchSignPdfRequest.Item(id="a", pdf=licence_pdf())]))
+    assert _code_reason(exc_info) == (grpc.StatusCode.INVALID_ARGUMENT, "BATCH_OPTION_UNSUPPORTED")
+
+
 def test_pdf_sign_verify_stream_batch(client: Client, running: Running) -> None:
     from trustsvc.client import document_pb2
     from trustsvc.pdf.devkit import licence_pdf

@@ -9,6 +9,7 @@ with the seal picture, if any, prepared once per batch.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import tempfile
@@ -25,7 +26,7 @@ from trustsvc.pdf.appearance import SealAppearance
 from trustsvc.pdf.fast import FastPdfSigner
 from trustsvc.pdf.metadata import LicenceMetadata
 from trustsvc.pdf.registered_seal import registered_seal_picture
-from trustsvc.pdf.signing import SignOptions, sign_pdf_to
+from trustsvc.pdf.signing import PadesLevel, SignOptions, sign_pdf_to
 from trustsvc.pdf.verify import verify_pdf
 from trustsvc.seal.model import ParsedSeal
 from trustsvc.seal.parse import parse_seal
@@ -56,12 +57,16 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         appearance = self._appearance(options, signer) if options.seal_id else None
         opts = SignOptions(field_name=options.field_name or None, reason=options.reason or None,
                            location=options.location or None, appearance=appearance, metadata=_licence(options))
-        if options.with_timestamp:
+        level = _level(options)
+        if level is not PadesLevel.B_B:  # time stamps from the daemon's TSA; B-LT/B-LTA validation data from its CA
             from trustsvc.tsa import LocalTsa
             from trustsvc.tsa.pyhanko_adapter import LocalTsaTimeStamper
 
             tsa = LocalTsa(self.rt.signer(self.rt.config.tsa_key, check_policy=False))
-            opts = SignOptions(**{**opts.__dict__, "level": "B-T", "timestamper": LocalTsaTimeStamper(tsa)})
+            opts = dataclasses.replace(
+                opts, level=level, timestamper=LocalTsaTimeStamper(tsa),
+                trust_roots=tuple(c.der for c in self.rt.trust_anchors),
+                crls=(self.rt.ca.fresh_crl().der,) if self.rt.ca is not None else ())
         return signer, opts
 
     def _appearance(self, options: Any, signer: Signer) -> SealAppearance:
@@ -184,9 +189,9 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         if not request.items:
             raise InvalidInput("items is empty", reason="MISSING_FIELD")
         o = request.options
-        if o.with_timestamp:
-            raise InvalidInput("batch signing (prepared template) makes B-B signatures: use SignPdf with "
-                               "with_timestamp", reason="BATCH_OPTION_UNSUPPORTED")
+        if _level(o) is not PadesLevel.B_B:
+            raise InvalidInput("batch signing (prepared template) makes B-B signatures: use SignPdf for "
+                               f"{_level(o).value}", reason="BATCH_OPTION_UNSUPPORTED")
         _placement_needs_seal(o)
         return once(self.rt, request.options.idempotency_key, request, pb.BatchSignPdfResponse,
                     lambda: self._batch(request))
@@ -247,6 +252,13 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         return pb.VerifyPdfResponse(result=result(report.valid, reason), signatures=sigs,
                                     report_json=json.dumps(report.to_dict(), ensure_ascii=False, default=str),
                                     licence=pb.LicenceMetadata(**report.metadata) if report.metadata else None)
+
+
+def _level(options: Any) -> PadesLevel:
+    """PdfSignOptions.level, or B-T with with_timestamp, else B-B; BAD_PADES_LEVEL for anything else."""
+    if options.level:
+        return PadesLevel.parse(options.level)
+    return PadesLevel.B_T if options.with_timestamp else PadesLevel.B_B
 
 
 def _placement_needs_seal(options: Any) -> None:
