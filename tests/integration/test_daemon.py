@@ -462,6 +462,27 @@ def test_pdf_pades_levels(client: Client) -> None:
     assert _code_reason(exc_info) == (grpc.StatusCode.INVALID_ARGUMENT, "BATCH_OPTION_UNSUPPORTED")
 
 
+def test_verify_pdf_sees_the_daemon_cas_revocations(client: Client, admin: Client, running: Running) -> None:
+    """VerifyPdf checks the signer against the daemon CA's current CRL: a B-B signature whose certificate was
+    revoked since fails its revocation check."""
+    from trustsvc.client import document_pb2
+    from trustsvc.pdf.devkit import licence_pdf
+    from trustsvc.pki.ca import DevelopmentCA
+
+    admin.create_key("demo-pdf-revoked", "sm2")
+    opts = document_pb2.PdfSignOptions(key="demo-pdf-revoked")
+    signed = client.call(client.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=licence_pdf())).pdf
+
+    def verify() -> Any:
+        return client.call(client.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=signed))
+
+    assert verify().result.valid
+    cert = Certificate.load(client.export_cert("demo-pdf-revoked").certificate)
+    DevelopmentCA.open(running.home / "ca").revoke(cert.serial_number)
+    after = verify()
+    assert not after.result.valid and after.result.reason == "REVOCATION", after.report_json
+
+
 def test_pdf_sign_verify_stream_batch(client: Client, running: Running) -> None:
     from trustsvc.client import document_pb2
     from trustsvc.pdf.devkit import licence_pdf
