@@ -54,6 +54,33 @@ def test_sign_message_attached_and_detached(client: Client) -> None:
     assert not client.verify_signed_message(detached.cms, b"licence 44").result.valid
 
 
+def test_a_key_whose_certificate_the_ca_revoked_signs_nothing(client: Client, admin: Client,
+                                                              running: Running) -> None:
+    """The daemon refuses to sign with a key its own CA revoked (FAILED_PRECONDITION KEY_CERTIFICATE_REVOKED);
+    a CMS such a key made elsewhere after the revocation fails VerifySignedMessage (REVOKED)."""
+    import time
+
+    from trustsvc.pki.ca import DevelopmentCA
+    from trustsvc.pki.cms import sign_cms
+
+    admin.create_key("demo-cms-revoked", "sm2")
+    assert client.sign_data("demo-cms-revoked", b"before")
+    cert = Certificate.load(client.export_cert("demo-cms-revoked").certificate)
+    ca = DevelopmentCA.open(running.home / "ca")
+    ca.revoke(cert.serial_number)
+    running.daemon.rt.forget_signers()  # else within SIGNER_TTL_S
+    with pytest.raises(grpc.RpcError) as exc_info:
+        client.sign_data("demo-cms-revoked", b"after")
+    assert _code_reason(exc_info) == (grpc.StatusCode.FAILED_PRECONDITION, "KEY_CERTIFICATE_REVOKED")
+    holder = SoftwareSigner.generate("sm2")
+    issued = ca.issue("client", "cms-revoked-elsewhere", public_key=holder.public_key)
+    ca.revoke(issued.serial)
+    time.sleep(1.1)  # signingTime is whole seconds: signed clearly after the revocation
+    cms = sign_cms(holder.with_certificates([issued.certificate.der, ca.certificate.der]), b"cms", detached=True)
+    res = client.verify_signed_message(cms, b"cms").result
+    assert not res.valid and res.reason == "REVOKED", res
+
+
 def test_sign_message_gmt0029_flags(client: Client) -> None:
     """hash_given, signer_certificate_only, include_crl, no_signed_attributes: each shapes the CMS as asked, and
     every result verifies (VerifySignedMessage, content or digest)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 import time
@@ -14,7 +15,7 @@ from trustsvc.algorithms.signer import Signer
 from trustsvc.algorithms.sm3 import sm3_hex
 from trustsvc.audit import AuditEvent, AuditLog, AuditRecord, AuditTransaction
 from trustsvc.audit.canonical import canonical_json
-from trustsvc.errors import InvalidInput, StoreError, TrustsvcError
+from trustsvc.errors import Conflict, InvalidInput, StoreError, TrustsvcError
 from trustsvc.keys.base import KeyStore, parse_key_ref
 from trustsvc.pki.certificate import Certificate
 from trustsvc.server import context as ctx
@@ -89,9 +90,32 @@ class Runtime:
         if cached and now - cached[0] < SIGNER_TTL_S:
             return cached[1]
         signer = self.keystore.signer(name, version)
+        self._check_certificate(key, signer)
         with self._lock:
             self._signers[(name, version)] = (now, signer)
         return signer
+
+    def _check_certificate(self, key: str, signer: Signer) -> None:
+        """Refuse (FAILED_PRECONDITION) a key whose certificate is outside its validity or revoked by the daemon's
+        own CA: what it signed would not verify. Checked when the signer is (re)loaded, so within SIGNER_TTL_S."""
+        if signer.certificate is None:
+            return
+        cert = Certificate(signer.certificate)
+        now = dt.datetime.now(dt.UTC)
+        if not cert.valid_at(now):
+            reason = "KEY_CERTIFICATE_EXPIRED" if now > cert.not_after else "KEY_CERTIFICATE_NOT_YET_VALID"
+            raise Conflict(f"key {key!r}: its certificate is valid {cert.not_before} .. {cert.not_after}, not now",
+                           reason=reason)
+        if self.ca is None or cert.issuer_name != self.ca.certificate.subject_name:
+            return
+        try:
+            revoked = self.ca.current_crl().is_revoked(cert.serial_number, now)
+        except (OSError, TrustsvcError) as exc:  # no readable CRL: nothing is known to be revoked
+            log(logging.WARNING, "the CA's CRL could not be read", error=type(exc).__name__)
+            return
+        if revoked:
+            raise Conflict(f"key {key!r}: the daemon's CA revoked its certificate (serial {cert.serial_number:x})",
+                           reason="KEY_CERTIFICATE_REVOKED")
 
     def forget_signers(self) -> None:
         with self._lock:

@@ -191,7 +191,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
     def _cms_result(self, cms_der: bytes, data: bytes | None, digests: dict[str, bytes] | None = None) -> Any:
         from trustsvc.pki.cms_verify import verify_cms
 
-        res = verify_cms(cms_der, data, digest=digests, trust_anchors=self.rt.trust_anchors or None)
+        res = verify_cms(cms_der, data, digest=digests, trust_anchors=self.rt.trust_anchors or None,
+                         crls=[self.rt.ca.fresh_crl()] if self.rt.ca is not None else ())
         checks = [(c.name, c.ok is not False, c.reason, c.detail)
                   for c in res.checks + [c for s in res.signers for c in s.checks]]
         if res.checks and res.checks[0].name == "format" and res.checks[0].ok is False:
