@@ -53,7 +53,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     crls = [CertificateRevocationList.load(read_file(path)) for path in args.crl]
     report = verify(read_input(args.file), document=read_file(args.doc) if args.doc else None,
                     at=_time(args.at), trust=trust, registry=registry,
-                    timestamp_verifier=time_stamp_verifier(trust) if trust else None, crls=crls)
+                    timestamp_verifier=time_stamp_verifier(trust, crls=crls) if trust else None, crls=crls)
     emit(report.to_dict(), args.json, report.to_text())
     if report.verdict is Verdict.NOT_SES:
         return EXIT_BAD_INPUT

@@ -392,6 +392,27 @@ def test_timestamps(client: Client) -> None:
     assert from_req.timestamp_response and from_req.timestamp_token
 
 
+def test_verify_timestamp_sees_the_daemon_cas_revocations(client: Client, running: Running) -> None:
+    """A token from a TSA whose certificate the daemon's CA revoked fails VerifyTimeStamp (REVOKED)."""
+    from trustsvc.client import timestamp_pb2
+    from trustsvc.pki.ca import DevelopmentCA
+    from trustsvc.tsa import LocalTsa
+
+    ca = DevelopmentCA.open(running.home / "ca")
+    key = SoftwareSigner.generate("sm2")
+    issued = ca.issue("tsa", "revoked tsa", public_key=key.public_key)
+    token = LocalTsa(key.with_certificates([issued.certificate.der, ca.certificate.der])).timestamp(b"doc")
+
+    def verify() -> Any:
+        return client.call(client.timestamps.VerifyTimeStamp, timestamp_pb2.VerifyTimeStampRequest(
+            timestamp_token=token, data=b"doc")).result
+
+    assert verify().valid
+    ca.revoke(issued.serial)
+    after = verify()
+    assert not after.valid and after.reason == "REVOKED", after
+
+
 # ------------------------------------------------------------------ SealService
 def test_list_seals_pages(client: Client, admin: Client) -> None:
     from trustsvc.client import seal_pb2

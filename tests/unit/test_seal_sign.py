@@ -141,6 +141,16 @@ def test_a_real_time_stamp_is_verified_with_the_trust_anchors() -> None:
     broken = sig.replace(token[-40:], bytes(b ^ 1 for b in token[-40:]))  # inside the TSA's signature value
     status, reason = check([s.maker_cert, pki.root], broken)
     assert status is Status.FAIL and reason not in ("OK", "TIMESTAMP_UNTRUSTED"), reason
+    # the TSA's certificate revoked: a failure, not the untrusted-TSA warning
+    from trustsvc.pki.crl import RevokedEntry, build_crl
+
+    crl = build_crl(pki.root_signer, pki.root, [RevokedEntry(pki.leaf.serial_number,
+                                                             dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))],
+                    crl_number=1)
+    trust = [s.maker_cert, pki.root]
+    c = verify(sig, document=DOC, trust=trust, timestamp_verifier=time_stamp_verifier(trust, crls=[crl])).check(
+        "signature.timestamp")
+    assert (c.status, c.reason) == (Status.FAIL, "REVOKED"), c
 
 
 class _History:

@@ -55,17 +55,19 @@ class UntrustedTimestamp(TrustsvcError):
     reason = "TIMESTAMP_UNTRUSTED"
 
 
-def time_stamp_verifier(trust: Sequence[Certificate], intermediates: Sequence[Certificate] = ()) -> TimestampVerifier:
+def time_stamp_verifier(trust: Sequence[Certificate], intermediates: Sequence[Certificate] = (),
+                        crls: Sequence[CertificateRevocationList] = ()) -> TimestampVerifier:
     """A ``TimestampVerifier`` checking an RFC 3161 token with ``trustsvc.tsa``: its signature, TSA certificate (key
-    purpose, validity at genTime) and chain to ``trust``, and that it stamps the signature value. A token that only
-    fails the chain raises UntrustedTimestamp (a warning); any other failure InvalidSignature with its reason."""
+    purpose, validity at genTime, revocation by ``crls``) and chain to ``trust``, and that it stamps the signature
+    value. A token that only fails to chain to ``trust`` raises UntrustedTimestamp (a warning); any other failure
+    InvalidSignature with its reason."""
     def check(token: bytes, signature_value: bytes) -> None:
         from trustsvc.tsa.verify import verify_timestamp_token
 
         result = verify_timestamp_token(token, signature_value, trust_anchors=list(trust),
-                                        extra_certificates=list(intermediates))
+                                        extra_certificates=list(intermediates), crls=list(crls))
         failed = [c for c in result.all_checks if c.ok is False]
-        if failed and all(c.name == "chain" for c in failed):
+        if failed and all(c.name == "chain" and c.reason != "REVOKED" for c in failed):
             raise UntrustedTimestamp(f"the TSA certificate does not chain to a trust anchor: {failed[0].detail}")
         if failed:
             raise InvalidSignature(f"time stamp token does not verify: {failed[0].name}: {failed[0].detail}",

@@ -79,10 +79,12 @@ class TimestampVerification:
 
 def verify_timestamp_token(token_der: bytes, data: bytes | None = None, *, digest: bytes | None = None,
                            trust_anchors: Sequence[Certificate | bytes] | None = None, at: dt.datetime | None = None,
-                           extra_certificates: Sequence[Certificate | bytes] = ()) -> TimestampVerification:
-    """Verify a TimeStampToken (DER ContentInfo); give ``data`` or ``digest`` to check the imprint."""
+                           extra_certificates: Sequence[Certificate | bytes] = (),
+                           crls: Sequence[Any] = ()) -> TimestampVerification:
+    """Verify a TimeStampToken (DER ContentInfo); give ``data`` or ``digest`` to check the imprint. ``crls`` (DER
+    or CertificateRevocationList) feed the TSA chain's revocation check."""
     try:
-        return _verify(token_der, data, digest, trust_anchors, at, extra_certificates)
+        return _verify(token_der, data, digest, trust_anchors, at, extra_certificates, crls)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError) as exc:
         out = TimestampVerification(CmsVerification())
         out._add("format", False, "BAD_TIMESTAMP_TOKEN", f"token unreadable: {exc}")
@@ -91,8 +93,9 @@ def verify_timestamp_token(token_der: bytes, data: bytes | None = None, *, diges
 
 def _verify(token_der: bytes, data: bytes | None, digest: bytes | None,
             trust_anchors: Sequence[Certificate | bytes] | None, at: dt.datetime | None,
-            extra_certificates: Sequence[Certificate | bytes]) -> TimestampVerification:
-    cms_result = verify_cms(token_der, trust_anchors=trust_anchors, at=at, extra_certificates=extra_certificates)
+            extra_certificates: Sequence[Certificate | bytes], crls: Sequence[Any]) -> TimestampVerification:
+    cms_result = verify_cms(token_der, trust_anchors=trust_anchors, at=at, extra_certificates=extra_certificates,
+                            crls=crls)
     out = TimestampVerification(cms_result)
     if not cms_result.check("format").ok:
         return out

@@ -194,11 +194,11 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
     def VerifySealSignature(self, request: Any, context: grpc.ServicerContext) -> Any:
         require(request.ses_signature, "ses_signature")
         which = request.WhichOneof("content")
+        crls = [self.rt.ca.fresh_crl()] if self.rt.ca is not None else []
         report = verify(request.ses_signature, document=request.data if which == "data" else None,
                         document_hash=request.sm3_digest if which == "sm3_digest" else None,
                         trust=self.rt.trust_anchors, registry=self.registry,
-                        timestamp_verifier=time_stamp_verifier(self.rt.trust_anchors),
-                        crls=[self.rt.ca.fresh_crl()] if self.rt.ca is not None else [])
+                        timestamp_verifier=time_stamp_verifier(self.rt.trust_anchors, crls=crls), crls=crls)
         if report.kind == "not-ses":
             raise InvalidInput("not a GB/T 38540 seal signature", reason="NOT_SES")
         failed = report.failed
