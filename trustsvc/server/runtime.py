@@ -18,6 +18,7 @@ from trustsvc.audit.canonical import canonical_json
 from trustsvc.errors import Conflict, InvalidInput, StoreError, TrustsvcError
 from trustsvc.keys.base import KeyStore, parse_key_ref
 from trustsvc.pki.certificate import Certificate
+from trustsvc.pki.crl import CertificateRevocationList
 from trustsvc.server import context as ctx
 from trustsvc.server.config import Config
 from trustsvc.server.idempotency import IdempotencyStore
@@ -94,6 +95,10 @@ class Runtime:
         with self._lock:
             self._signers[(name, version)] = (now, signer)
         return signer
+
+    def ca_crls(self) -> list[CertificateRevocationList]:
+        """The daemon CA's current CRL (published anew when near its nextUpdate), or none without a CA."""
+        return [self.ca.fresh_crl()] if self.ca is not None else []
 
     def _check_certificate(self, key: str, signer: Signer) -> None:
         """Refuse (FAILED_PRECONDITION) a key whose certificate is outside its validity or revoked by the daemon's

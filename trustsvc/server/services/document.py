@@ -66,7 +66,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
             opts = dataclasses.replace(
                 opts, level=level, timestamper=LocalTsaTimeStamper(tsa),
                 trust_roots=tuple(c.der for c in self.rt.trust_anchors),
-                crls=(self.rt.ca.fresh_crl().der,) if self.rt.ca is not None else ())
+                crls=tuple(c.der for c in self.rt.ca_crls()))
         return signer, opts
 
     def _appearance(self, options: Any, signer: Signer) -> SealAppearance:
@@ -233,7 +233,7 @@ class DocumentService(pb_grpc.DocumentServiceServicer):  # type: ignore[name-def
         require(request.pdf, "pdf")
         try:
             report = verify_pdf(request.pdf, trust_roots=[c.der for c in self.rt.trust_anchors],
-                                crls=[self.rt.ca.fresh_crl().der] if self.rt.ca is not None else [],
+                                crls=[c.der for c in self.rt.ca_crls()],
                                 allow_form_filling=request.allow_form_filling, seal_registry=self.seals)
         except TrustsvcError:
             raise

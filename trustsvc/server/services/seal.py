@@ -194,7 +194,7 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
     def VerifySealSignature(self, request: Any, context: grpc.ServicerContext) -> Any:
         require(request.ses_signature, "ses_signature")
         which = request.WhichOneof("content")
-        crls = [self.rt.ca.fresh_crl()] if self.rt.ca is not None else []
+        crls = self.rt.ca_crls()
         report = verify(request.ses_signature, document=request.data if which == "data" else None,
                         document_hash=request.sm3_digest if which == "sm3_digest" else None,
                         trust=self.rt.trust_anchors, registry=self.registry,

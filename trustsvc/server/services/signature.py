@@ -115,9 +115,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
 
         if not self.rt.trust_anchors:
             raise InvalidInput("verify_level 1 and 2 need trust anchors; none are configured", reason="NO_TRUST_ANCHOR")
-        crls = [CertificateRevocationList.load(c) for c in request.crls] if request.verify_level == 2 else []
-        if request.verify_level == 2 and self.rt.ca is not None:
-            crls.append(self.rt.ca.fresh_crl())
+        crls = [*(CertificateRevocationList.load(c) for c in request.crls), *self.rt.ca_crls()] \
+            if request.verify_level == 2 else []
         res = validate(cert, trust_anchors=self.rt.trust_anchors,
                        intermediates=[_load_cert(c) for c in request.intermediates], crls=crls,
                        require_revocation=request.verify_level == 2)
@@ -170,7 +169,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         if flags["include_crl"]:
             if self.rt.ca is None:
                 raise Conflict("include_crl: the daemon has no CA whose CRL it could carry", reason="NO_CA")
-            crls = [self.rt.ca.fresh_crl().der]
+            crls = [c.der for c in self.rt.ca_crls()]
         cms_der = sign_cms(signer, data, digest=digest, detached=detached,
                            include_chain=not flags["signer_certificate_only"], include_crls=crls,
                            signed_attributes=not flags["no_signed_attributes"])
@@ -192,7 +191,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
         from trustsvc.pki.cms_verify import verify_cms
 
         res = verify_cms(cms_der, data, digest=digests, trust_anchors=self.rt.trust_anchors or None,
-                         crls=[self.rt.ca.fresh_crl()] if self.rt.ca is not None else ())
+                         crls=self.rt.ca_crls())
         checks = [(c.name, c.ok is not False, c.reason, c.detail)
                   for c in res.checks + [c for s in res.signers for c in s.checks]]
         if res.checks and res.checks[0].name == "format" and res.checks[0].ok is False:
@@ -280,9 +279,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[name-d
             raise InvalidInput(f"unknown purpose {request.purpose!r}; known: {', '.join(sorted(PURPOSES)[1:])}",
                                reason="UNKNOWN_PURPOSE")
         key_usage, extended_key_usage = PURPOSES[request.purpose]
-        crls = [CertificateRevocationList.load(c) for c in request.crls]
-        if self.rt.ca is not None:
-            crls.append(self.rt.ca.fresh_crl())
+        crls = [*(CertificateRevocationList.load(c) for c in request.crls), *self.rt.ca_crls()]
         res = validate(leaf, trust_anchors=anchors, intermediates=[_load_cert(c) for c in request.intermediates],
                        at=at, key_usage=key_usage, extended_key_usage=extended_key_usage, crls=crls,
                        require_revocation=request.require_revocation)

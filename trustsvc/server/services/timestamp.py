@@ -69,7 +69,7 @@ class TimeStampService(pb_grpc.TimeStampServiceServicer):  # type: ignore[name-d
         res = verify_timestamp_token(request.timestamp_token, request.data if which == "data" else None,
                                      digest=request.digest if which == "digest" else None,
                                      trust_anchors=self.rt.trust_anchors or None,
-                                     crls=[self.rt.ca.fresh_crl()] if self.rt.ca is not None else ())
+                                     crls=self.rt.ca_crls())
         fmt = res.cms.check("format")
         if fmt is not None and fmt.ok is False:
             raise InvalidInput(f"not a time-stamp token: {fmt.detail}", reason=fmt.reason)
