@@ -235,6 +235,7 @@ class _keys:  # noqa: N801 (a context manager)
 
         from trustsvc.keys.source import load_signer
         from trustsvc.pdf import keysource
+        from trustsvc.pki.certificate import certificate_in_force
 
         args = self.args
         tsa: Any = functools.partial(keysource.http_timestamper, args.tsa_url) if args.tsa_url else None
@@ -248,11 +249,13 @@ class _keys:  # noqa: N801 (a context manager)
         source = key_source(args)
         self.store = source.open()
         signer = source.signer(self.store, args.key)
+        certificate_in_force(signer.certificate_chain[0], args.key)  # an expired key's signatures would not verify
         tsa_roots: tuple[bytes, ...] = ()
         if args.tsa_key:
             from trustsvc.tsa.authority import LocalTsa
 
             tsa_signer = source.signer(self.store, args.tsa_key)
+            certificate_in_force(tsa_signer.certificate_chain[0], args.tsa_key)
             LocalTsa(tsa_signer)  # refuses a key without a timeStamping certificate
             tsa = functools.partial(keysource.local_tsa_timestamper, source, args.tsa_key)
             tsa_roots = (tsa_signer.certificate_chain[-1],)

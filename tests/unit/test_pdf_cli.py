@@ -4,6 +4,7 @@ pyHanko's validator directly; user mistakes give exit code 2, a named reason and
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import json
 import subprocess
@@ -243,6 +244,22 @@ def test_user_errors_exit_2_and_write_nothing(env: Env, pdf_in: Path, tmp_path: 
                  *extra]) == 2
     assert _error(capsys)["error"] == reason
     assert not list((tmp_path / "dir").glob("*")) if (tmp_path / "dir").exists() else True
+
+
+def test_a_key_whose_certificate_expired_signs_nothing(env: Env, pdf_in: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    store = open_keystore("soft", env.home, passphrase=PASSPHRASE.encode())
+    info = store.create("expired-sm2", "sm2")
+    ca = dev_identity("sm2")
+    now = dt.datetime.now(dt.UTC)
+    cert = (CertificateBuilder().subject({"common_name": "expired"}).public_key(info.public_key)
+            .key_usage({"digital_signature"}).validity(now - dt.timedelta(days=30), now - dt.timedelta(days=1))
+            .sign(ca.root_signer, ca.root))
+    store.set_certificate_chain("expired-sm2", info.version, (cert.der, ca.root.der))
+    out = tmp_path / "never.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), "--key", "expired-sm2",
+                 *env.key_args]) == 3
+    assert _error(capsys)["error"] == "KEY_CERTIFICATE_EXPIRED" and not out.exists()
 
 
 def test_wrong_passphrase(env: Env, pdf_in: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

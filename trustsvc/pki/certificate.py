@@ -19,7 +19,7 @@ from trustsvc.algorithms import asn1_registry, pem
 from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.algorithms.signer import Signer
-from trustsvc.errors import CertificateError, DecodeError, InvalidSignature
+from trustsvc.errors import CertificateError, Conflict, DecodeError, InvalidSignature
 
 asn1_registry.register()
 
@@ -152,6 +152,18 @@ class Certificate:
 
     def __repr__(self) -> str:
         return f"Certificate({self.subject!r}, serial={self.serial_number:x})"
+
+
+def certificate_in_force(der: bytes, key: str, at: dt.datetime | None = None) -> Certificate:
+    """The certificate of signing key ``key``, refused (Conflict KEY_CERTIFICATE_EXPIRED or
+    KEY_CERTIFICATE_NOT_YET_VALID) outside its validity at ``at`` (default now): what it signed would not verify."""
+    cert = Certificate(der)
+    now = at or dt.datetime.now(dt.UTC)
+    if not cert.valid_at(now):
+        reason = "KEY_CERTIFICATE_EXPIRED" if now > cert.not_after else "KEY_CERTIFICATE_NOT_YET_VALID"
+        raise Conflict(f"key {key!r}: its certificate is valid {cert.not_before} .. {cert.not_after}, not now",
+                       reason=reason)
+    return cert
 
 
 def _name(value: x509.Name | dict[str, str] | str) -> x509.Name:

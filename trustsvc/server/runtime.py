@@ -17,7 +17,7 @@ from trustsvc.audit import AuditEvent, AuditLog, AuditRecord, AuditTransaction
 from trustsvc.audit.canonical import canonical_json
 from trustsvc.errors import Conflict, InvalidInput, StoreError, TrustsvcError
 from trustsvc.keys.base import KeyStore, parse_key_ref
-from trustsvc.pki.certificate import Certificate
+from trustsvc.pki.certificate import Certificate, certificate_in_force
 from trustsvc.pki.crl import CertificateRevocationList
 from trustsvc.server import context as ctx
 from trustsvc.server.config import Config
@@ -105,12 +105,8 @@ class Runtime:
         own CA: what it signed would not verify. Checked when the signer is (re)loaded, so within SIGNER_TTL_S."""
         if signer.certificate is None:
             return
-        cert = Certificate(signer.certificate)
         now = dt.datetime.now(dt.UTC)
-        if not cert.valid_at(now):
-            reason = "KEY_CERTIFICATE_EXPIRED" if now > cert.not_after else "KEY_CERTIFICATE_NOT_YET_VALID"
-            raise Conflict(f"key {key!r}: its certificate is valid {cert.not_before} .. {cert.not_after}, not now",
-                           reason=reason)
+        cert = certificate_in_force(signer.certificate, key, now)
         if self.ca is None or cert.issuer_name != self.ca.certificate.subject_name:
             return
         try:
