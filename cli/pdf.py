@@ -78,6 +78,8 @@ def _signing_args(c: argparse.ArgumentParser) -> None:
     g.add_argument("--location", help="the signature's /Location")
     g.add_argument("--trust", action="append", default=[],
                    help="extra trust anchor (PEM/DER) for B-LT/B-LTA validation data, e.g. a remote TSA's root")
+    g.add_argument("--crl", action="append", default=[], dest="sign_crl",
+                   help="CRL (PEM/DER) to embed as B-LT/B-LTA validation data, e.g. the signer's CA's (repeatable)")
     a = c.add_argument_group("visible seal")
     a.add_argument("--seal-png", help="seal picture (PNG with transparency)")
     a.add_argument("--seal-org", help="draw the round red seal for this organisation")
@@ -132,7 +134,7 @@ def _sign(args: argparse.Namespace) -> int:
         with _open_input(args.input) as f:
             signed = sign_pdf(f, signer, level=args.level, timestamper=timestamper, certify=args.certify,
                               metadata=metadata, appearance=appearance, trust_roots=_roots(args, signer, factories),
-                              reason=args.reason, location=args.location)
+                              reason=args.reason, location=args.location, crls=_sign_crls(args))
     write_output(args.output, signed)
     return 0
 
@@ -147,7 +149,7 @@ def _batch(args: argparse.Namespace) -> int:
         appearance = _appearance(args, signer)
     options = BatchOptions(appearance=appearance, level=args.level, certify=args.certify,
                            timestamper_factory=factories["timestamper"], trust_roots=_roots(args, signer, factories),
-                           reason=args.reason, location=args.location)
+                           reason=args.reason, location=args.location, crls=_sign_crls(args))
     try:
         Path(args.output).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -178,6 +180,13 @@ def _roots(args: argparse.Namespace, signer: Any, factories: dict[str, Any]) -> 
         except OSError as exc:
             raise InvalidInput(f"cannot read {path}: {exc.strerror}", reason="BAD_TRUST_ANCHOR") from None
     return (signer.certificate_chain[-1], *factories["tsa_roots"], *extra)
+
+
+def _sign_crls(args: argparse.Namespace) -> tuple[bytes, ...]:
+    """--crl files as DER, each checked to be a CRL (BAD_CRL) before anything is signed."""
+    from trustsvc.pki.crl import CertificateRevocationList
+
+    return tuple(CertificateRevocationList.load(read_file(path)).der for path in args.sign_crl)
 
 
 def _bar(done: int, total: int) -> None:

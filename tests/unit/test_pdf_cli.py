@@ -41,6 +41,7 @@ class Env:
     roots: dict[str, bytes]
     args: list[str]  # --home ... before "pdf"
     key_args: list[str]  # passphrase options after the action
+    cas: dict[str, DevIdentity] = dataclasses.field(default_factory=dict)  # the CAs that certified the keys
 
 
 def _certify_key(store: KeyStore, name: str, spec: str, ca: DevIdentity, *, tsa: bool = False) -> None:
@@ -66,7 +67,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     _certify_key(store, "tsa-ec", "ec-p256", cas["ecdsa"], tsa=True)
     store.create("no-cert", "ec-p256")
     return Env(home, {k: v.root.der for k, v in cas.items()}, ["--home", str(home)],
-               ["--passphrase-file", str(home / "passphrase")])
+               ["--passphrase-file", str(home / "passphrase")], cas)
 
 
 @pytest.fixture
@@ -105,6 +106,28 @@ def test_sign_sm2_key_b_lta_with_store_tsa_key(env: Env, pdf_in: Path, tmp_path:
     assert status.timestamp_validity is not None and status.timestamp_validity.trusted
     assert sig.signer_info["signature_algorithm"]["algorithm"].dotted == "1.2.156.10197.1.501"
     assert len(PdfFileReader(io.BytesIO(out.read_bytes())).embedded_timestamp_signatures) == 1
+
+
+def test_b_lt_embeds_the_crls_given_and_verify_uses_them(env: Env, pdf_in: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`pdf sign --level B-LT --crl` puts the CRL in the DSS; `pdf verify` then checks revocation from the document
+    alone; a file that is not a CRL is refused before signing (exit 2, BAD_CRL)."""
+    from trustsvc.pki.crl import build_crl
+
+    ca = env.cas["ecdsa"]
+    (tmp_path / "ca.crl").write_bytes(build_crl(ca.root_signer, ca.root, [], crl_number=1).to_pem())
+    out = tmp_path / "lt.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(out), "--key", "licence-ec", *env.key_args,
+                 "--level", "B-LT", "--tsa-key", "tsa-ec", "--crl", str(tmp_path / "ca.crl")]) == 0
+    (tmp_path / "root.der").write_bytes(env.roots["ecdsa"])
+    capsys.readouterr()
+    assert main(["pdf", "verify", str(out), "--trust", str(tmp_path / "root.der"), "--json"]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["signatures"][0]["checks"]}
+    assert checks["revocation"]["ok"] is True, checks["revocation"]
+    bad = tmp_path / "bad.pdf"
+    assert main([*env.args, "pdf", "sign", str(pdf_in), "-o", str(bad), "--key", "licence-ec", *env.key_args,
+                 "--level", "B-LT", "--tsa-key", "tsa-ec", "--crl", str(pdf_in)]) == 2
+    assert _error(capsys)["error"] == "BAD_CRL" and not bad.exists()
 
 
 def test_sign_ecdsa_b_lta_validates_in_pyhanko(env: Env, pdf_in: Path, tmp_path: Path) -> None:

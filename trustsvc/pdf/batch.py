@@ -54,6 +54,7 @@ class BatchOptions:
     trust_roots: tuple[bytes, ...] = ()  # B-LT/B-LTA validation data: signer and TSA roots (default signer's root)
     reason: str | None = None  # the signature dictionary's /Reason and /Location
     location: str | None = None
+    crls: tuple[bytes, ...] = ()  # DER CRLs embedded as B-LT/B-LTA validation data
 
     @property
     def fast(self) -> bool:
@@ -74,7 +75,7 @@ def make_worker(signer: Signer, options: BatchOptions) -> Worker:
         raise InvalidInput(f"PAdES {level.value} needs a time stamper", reason="NO_TIMESTAMPER")
     opts = SignOptions(level=level, timestamper=timestamper, certify=options.certify,
                        appearance=options.appearance, subfilter=options.subfilter, trust_roots=options.trust_roots,
-                       reason=options.reason, location=options.location)
+                       reason=options.reason, location=options.location, crls=options.crls)
     return lambda data, metadata: sign_pdf(data, signer, dataclasses.replace(opts, metadata=metadata))
 
 
