@@ -177,9 +177,9 @@ def _revocation_check(sig: EmbeddedPdfSignature, status: Any, roots: Sequence[by
     from trustsvc.pki.crl import CertificateRevocationList
     from trustsvc.pki.validation import validate
 
-    ts = status.timestamp_validity
-    stamped = ts is not None and ts.intact and ts.valid and ts.trusted
-    at = ts.timestamp if stamped else moment
+    stamped_at = _trusted_stamp_time(status)
+    stamped = stamped_at is not None
+    at = stamped_at if stamped else moment
     lists = []
     for der in [*crls, *_dss_crls(sig)]:
         try:
@@ -189,7 +189,7 @@ def _revocation_check(sig: EmbeddedPdfSignature, status: Any, roots: Sequence[by
     if not lists:
         return Check("revocation", None, "not checked: no CRL given or embedded")
     try:
-        certs = [Certificate(c.chosen.dump()) for c in sig.signed_data["certificates"] if c.name == "certificate"]
+        certs = [Certificate(der) for der in _cms_certificates(sig)]
         result = validate(Certificate(status.signing_cert.dump()), trust_anchors=[Certificate(r) for r in roots],
                           intermediates=[*certs, *(Certificate(o) for o in other)], at=at, crls=lists)
     except TrustsvcError as exc:
@@ -207,6 +207,17 @@ def _revocation_check(sig: EmbeddedPdfSignature, status: Any, roots: Sequence[by
     return Check("revocation", None, "not checked: no CRL from an issuer on the path")
 
 
+def _trusted_stamp_time(status: Any) -> dt.datetime | None:
+    """The signature time stamp's time when the token is intact, valid and trusted; else None."""
+    ts = status.timestamp_validity
+    return ts.timestamp if ts is not None and ts.intact and ts.valid and ts.trusted else None
+
+
+def _cms_certificates(sig: EmbeddedPdfSignature) -> list[bytes]:
+    """The X.509 certificates the signature's CMS carries (DER)."""
+    return [c.chosen.dump() for c in sig.signed_data["certificates"] if c.name == "certificate"]
+
+
 def _dss_crls(sig: EmbeddedPdfSignature) -> list[bytes]:
     """CRLs in the document security store (PAdES B-LT); none when it has none or they do not read."""
     try:
@@ -220,10 +231,10 @@ def _dss_crls(sig: EmbeddedPdfSignature) -> list[bytes]:
 def _seal_check(sig: EmbeddedPdfSignature, status: Any, roots: Sequence[bytes], other: Sequence[bytes],
                 registry: StatusSource | None, moment: dt.datetime | None, crls: Sequence[bytes]) -> SealBinding:
     """The bound seal judged at the signing time: a trusted time stamp's when it verifies, else the signer's claim."""
-    ts = status.timestamp_validity
-    stamped = ts is not None and ts.intact and ts.valid and ts.trusted
-    when = ts.timestamp if stamped else status.signer_reported_dt
-    certs = [c.chosen.dump() for c in sig.signed_data["certificates"] if c.name == "certificate"]
+    stamped_at = _trusted_stamp_time(status)
+    stamped = stamped_at is not None
+    when = stamped_at if stamped else status.signer_reported_dt
+    certs = _cms_certificates(sig)
     return check_binding(sig.signer_info, status.signing_cert.dump(), when or moment or dt.datetime.now(dt.UTC),
                          trust_roots=roots, other_certs=[*other, *certs], registry=registry, at=moment,
                          time_stamped=stamped, crls=crls)
