@@ -10,13 +10,14 @@ the certificate parse is cached by the certificate's bytes, so a call costs dict
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from cryptography import x509
@@ -198,7 +199,7 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
         return _decoded(request_or_iterator)
 
     def _fail(self, context: grpc.ServicerContext, exc: BaseException, call: ctx.Call | None, m: _Method,
-              request: Any) -> Any:
+              request: Any) -> NoReturn:
         request_id = call.request_id if call else "-"
         if isinstance(exc, TrustsvcError):
             self._metrics.count_error(exc)
@@ -222,47 +223,38 @@ class TrustsvcInterceptor(grpc.ServerInterceptor):
         m.metrics.done(name, elapsed)
         access_log(m.full, name, elapsed, str(call.identity) if call else None, call.request_id if call else None)
 
+    @contextlib.contextmanager
+    def _serving(self, context: grpc.ServicerContext, m: _Method, request_or_iterator: Any) -> Iterator[None]:
+        """Around one call: identity, policy, deadline and the current call set; errors mapped to a
+        status; metrics and the access log line at the end."""
+        start = time.perf_counter()
+        m.metrics.started()
+        call: ctx.Call | None = None
+        token = None
+        try:
+            call = self._begin(context, m)
+            self._policy().check_operation(call.identity, m.service, m.method)
+            call.check_deadline()  # a call that waited past its deadline is not started
+            token = ctx.set_current(call)
+            yield
+        except GeneratorExit:  # a response stream closed early: nothing to map
+            raise
+        except BaseException as exc:  # noqa: BLE001 - mapped to a status
+            self._fail(context, exc, call, m, request_or_iterator)
+        finally:
+            if token is not None:
+                with contextlib.suppress(ValueError):  # a stream may be closed from another context
+                    ctx.reset(token)
+            self._finish(context, m, call, start)
+
     def _unary(self, behavior: Callable[..., Any], m: _Method) -> Callable[..., Any]:
         def unary(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
-            start = time.perf_counter()
-            m.metrics.started()
-            call: ctx.Call | None = None
-            token = None
-            try:
-                call = self._begin(context, m)
-                self._policy().check_operation(call.identity, m.service, m.method)
-                call.check_deadline()  # a call that waited past its deadline is not started
-                token = ctx.set_current(call)
+            with self._serving(context, m, request_or_iterator):
                 return behavior(self._checked(request_or_iterator), context)
-            except BaseException as exc:  # noqa: BLE001 - mapped to a status
-                return self._fail(context, exc, call, m, request_or_iterator)
-            finally:
-                if token is not None:
-                    ctx.reset(token)
-                self._finish(context, m, call, start)
         return unary
 
     def _stream(self, behavior: Callable[..., Any], m: _Method) -> Callable[..., Iterator[Any]]:
         def stream(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            start = time.perf_counter()
-            m.metrics.started()
-            call: ctx.Call | None = None
-            token = None
-            try:
-                call = self._begin(context, m)
-                self._policy().check_operation(call.identity, m.service, m.method)
-                call.check_deadline()
-                token = ctx.set_current(call)
+            with self._serving(context, m, request_or_iterator):
                 yield from behavior(self._checked(request_or_iterator), context)
-            except GeneratorExit:
-                raise
-            except BaseException as exc:  # noqa: BLE001
-                self._fail(context, exc, call, m, request_or_iterator)
-            finally:
-                if token is not None:
-                    try:
-                        ctx.reset(token)
-                    except ValueError:
-                        pass
-                self._finish(context, m, call, start)
         return stream
