@@ -294,6 +294,19 @@ def test_key_service_creates_rotates_and_disables_keys_in_the_token(
     assert states == {1: "passive", 2: "disabled"}
 
 
+def test_key_service_refuses_a_bad_key_name_for_the_token(hsm_daemon: tuple[Running, io.StringIO, Path]) -> None:
+    """A name the token would have taken as a label ("a b") or refused as an HSM fault ("x@y": INTERNAL)
+    is the caller's error, as with the software keystore."""
+    running, _, _ = hsm_daemon
+    with running.client("admin") as admin:
+        for name in ("x@y", "a b", "k" * 65):
+            with pytest.raises(grpc.RpcError) as err:
+                admin.create_key(name, "sm2")
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+            assert error_reason(err.value) == "BAD_KEY_NAME"
+        assert not {k.name for k in admin.list_keys()} & {"x@y", "a b", "k" * 65}
+
+
 def test_token_pulled_out_at_run_time(hsm_daemon: tuple[Running, io.StringIO, Path]) -> None:
     running, _, present = hsm_daemon
     with running.client() as c:

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import require_tool
 from tests.integration.hsm_helpers import PIN, SOFTHSM_MODULE, make_softhsm, use_conf
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
-from trustsvc.errors import Conflict, HsmError, KeyDisabled
+from trustsvc.errors import Conflict, HsmError, InvalidInput, KeyDisabled
 from trustsvc.keys.base import KeyState
 from trustsvc.keys.pkcs11 import Pkcs11KeyStore, pin_source
 
@@ -94,6 +94,19 @@ def test_versions_rotate_disable_certificates(store: Pkcs11KeyStore) -> None:
     assert {("k-rot", 1), ("k-rot", 2)} <= names
 
 
+@pytest.mark.parametrize("name", ["x@y", "a#0", "", "a b", "../up", "-lead", "é", "k" * 65])
+def test_bad_key_name_is_the_callers_error(store: Pkcs11KeyStore, name: str) -> None:
+    """The token keeps to the software keystore's naming rule, and refuses before opening a session:
+    a caller's bad name is InvalidInput BAD_KEY_NAME, never an HSM error (INTERNAL over gRPC)."""
+    for attempt in (lambda: store.create(name, "ec-p256"), lambda: store.rotate(name), lambda: store.info(name),
+                    lambda: store.disable(name), lambda: store.signer(name)):
+        with pytest.raises(InvalidInput) as caught:
+            attempt()
+        assert caught.value.reason == "BAD_KEY_NAME"
+        assert not isinstance(caught.value, HsmError)
+    assert name not in {i.name for i in store.list()}
+
+
 def test_wrong_pin_and_missing_token(tmp_path: Path) -> None:
     require_tool("softhsm2-util")
     use_conf(make_softhsm(tmp_path / "t", "pin-test"))
@@ -112,3 +125,4 @@ def test_wrong_pin_and_missing_token(tmp_path: Path) -> None:
     good = Pkcs11KeyStore(SOFTHSM_MODULE, token_label="pin-test", pin=pin_source(pin=PIN))
     assert good.list() == []
     good.close()
+

@@ -10,6 +10,7 @@ import abc
 import dataclasses
 import datetime as dt
 import enum
+import re
 
 from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.algorithms.signer import Signer
@@ -38,6 +39,19 @@ class KeyInfo:
     @property
     def ref(self) -> str:
         return f"{self.store}:{self.name}@{self.version}"
+
+
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_key_name(name: str) -> str:
+    """``name`` if it is a key name (letters, digits, '.', '_', '-'; at most 64; not starting with
+    a punctuation mark), else InvalidInput BAD_KEY_NAME. Every key store keeps to this rule."""
+    if not isinstance(name, str) or not KEY_NAME.fullmatch(name):
+        shown = repr(name[:64]) + ("..." if isinstance(name, str) and len(name) > 64 else "")
+        raise InvalidInput(f"bad key name {shown}: use letters, digits, '.', '_' and '-' (max 64)",
+                           reason="BAD_KEY_NAME")
+    return name
 
 
 def parse_key_ref(ref: str) -> tuple[str, int | None]:

@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,13 +42,12 @@ from trustsvc.errors import (
     WrongPassphrase,
 )
 from trustsvc.fileio import write_atomic
-from trustsvc.keys.base import KeyInfo, KeyState, KeyStore
+from trustsvc.keys.base import KeyInfo, KeyState, KeyStore, check_key_name
 
 FORMAT = 1
 META_FILE = "store.json"
 LOCK_FILE = ".lock"
 KEY_SUFFIX = ".key.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CHECK_PLAINTEXT = b"trustsvc software keystore"
 _CHECK_AAD = b"trustsvc-keystore-check-v1"
 DEFAULT_SCRYPT = {"n": 2**15, "r": 8, "p": 1}
@@ -159,10 +157,7 @@ class SoftwareKeyStore(KeyStore):
         return obj
 
     def _path(self, name: str) -> Path:
-        if not _NAME.match(name):
-            raise InvalidInput(f"bad key name {name!r}: use letters, digits, '.', '_' and '-' (max 64)",
-                               reason="BAD_KEY_NAME")
-        return self.directory / (name + KEY_SUFFIX)
+        return self.directory / (check_key_name(name) + KEY_SUFFIX)
 
     def _load(self, name: str) -> dict[str, Any]:
         record = self._read_json(self._path(name))

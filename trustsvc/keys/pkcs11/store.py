@@ -32,7 +32,7 @@ from trustsvc.algorithms import sm2
 from trustsvc.algorithms.keypair import KEY_SPECS, PublicKey
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.errors import Conflict, HsmError, KeyDisabled, KeyNotFound, UnsupportedAlgorithm
-from trustsvc.keys.base import KeyInfo, KeyState, KeyStore
+from trustsvc.keys.base import KeyInfo, KeyState, KeyStore, check_key_name
 from trustsvc.keys.pkcs11 import module
 from trustsvc.keys.pkcs11.errors import translate
 from trustsvc.keys.pkcs11.pool import PooledSession, SessionPool
@@ -344,8 +344,6 @@ class Pkcs11KeyStore(KeyStore):
         raise KeyNotFound(f"key {name}@{version} not in the token", reason="KEY_NOT_FOUND")
 
     def _new_version(self, ps: PooledSession, name: str, version: int, spec: str) -> KeyInfo:
-        if "@" in name or "#" in name or not name:
-            raise HsmError(f"bad key name {name!r}", reason="INVALID_INPUT")
         label = f"{name}@{version}"
         kid = key_id(label)
         profile = self._require_sm2() if spec == "sm2" else None
@@ -373,6 +371,7 @@ class Pkcs11KeyStore(KeyStore):
 
     # KeyStore -------------------------------------------------------------------------------------
     def create(self, name: str, spec: str) -> KeyInfo:
+        check_key_name(name)  # before any session: a caller's bad name is not an HSM error
         self.require_spec(spec)  # an unknown spec, or one the token cannot make
         with self._lock:
             def run(ps: PooledSession) -> KeyInfo:
@@ -382,6 +381,7 @@ class Pkcs11KeyStore(KeyStore):
             return self.pool.run(f"creating key {name}", run)
 
     def rotate(self, name: str) -> KeyInfo:
+        check_key_name(name)
         with self._lock:
             def run(ps: PooledSession) -> KeyInfo:
                 versions = self._versions(ps, name)
@@ -396,6 +396,7 @@ class Pkcs11KeyStore(KeyStore):
             return self.pool.run(f"rotating key {name}", run)
 
     def disable(self, name: str, version: int | None = None) -> KeyInfo:
+        check_key_name(name)
         with self._lock:
             def run(ps: PooledSession) -> KeyInfo:
                 obj, meta = self._pick(ps, name, version)
@@ -410,6 +411,7 @@ class Pkcs11KeyStore(KeyStore):
         return self.pool.run("listing keys", run)
 
     def info(self, name: str, version: int | None = None) -> KeyInfo:
+        check_key_name(name)
         return self.pool.run(f"reading key {name}", lambda ps: self._info(ps, self._pick(ps, name, version)[1]))
 
     def signer(self, name: str, version: int | None = None) -> Pkcs11Signer:
@@ -443,7 +445,7 @@ class Pkcs11KeyStore(KeyStore):
                             key_ref=base.key_ref)
 
     def set_certificate_chain(self, name: str, version: int, chain: tuple[bytes, ...]) -> None:
-        label = f"{name}@{version}"
+        label = f"{check_key_name(name)}@{version}"
         kid = key_id(label)
 
         def run(ps: PooledSession) -> None:
@@ -464,6 +466,8 @@ class Pkcs11KeyStore(KeyStore):
 
     def private_key_value(self, name: str, version: int | None = None) -> bytes:
         """Attempt to read the private key value: always fails on a safe token (for tests/audits)."""
+        check_key_name(name)
+
         def run(ps: PooledSession) -> bytes:
             info = self._pick(ps, name, version)[1]
             label = f"{name}@{info['version']}"
