@@ -127,3 +127,19 @@ def test_bad_placements(seal_png, ident):
     with pytest.raises(InvalidInput) as err:
         sign_pdf(licence_pdf(), ident.signer, appearance=SealAppearance(seal_png, box=(0, 0, 10, 10), page=3))
     assert err.value.reason == "BAD_SEAL_PLACEMENT"
+
+
+def test_missing_cjk_font_is_a_fault_of_the_installation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the caller's: neither InvalidInput (CLI usage exit, INVALID_ARGUMENT) nor NotFound (NOT_FOUND)."""
+    import grpc
+
+    from trustsvc.pdf import appearance
+    from trustsvc.server.errors import code_for
+
+    monkeypatch.setattr(appearance.shutil, "which", lambda name: None)
+    monkeypatch.setattr(appearance.os.path, "exists", lambda path: False)
+    with pytest.raises(appearance.TrustsvcError) as caught:
+        appearance.font_file()
+    assert caught.value.reason == "CJK_FONT_MISSING"
+    assert not isinstance(caught.value, (InvalidInput, NotFound))
+    assert code_for(caught.value) == grpc.StatusCode.INTERNAL

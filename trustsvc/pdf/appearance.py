@@ -19,7 +19,7 @@ import tempfile
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from trustsvc.errors import InvalidInput, NotFound
+from trustsvc.errors import InvalidInput, NotFound, TrustsvcError
 
 if TYPE_CHECKING:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -157,7 +157,8 @@ def font_file() -> str:
     if not path or "wqy" not in path.lower():
         path = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
     if not os.path.exists(path):
-        raise NotFound(f"CJK font {FONT_NAME} not found: install fonts-wqy-zenhei", reason="CJK_FONT_MISSING")
+        # the service's installation, not the request: INTERNAL over gRPC, not NOT_FOUND
+        raise TrustsvcError(f"CJK font {FONT_NAME} not found: install fonts-wqy-zenhei", reason="CJK_FONT_MISSING")
     return path
 
 
@@ -181,8 +182,8 @@ def cjk_font_factory(path: str | None = None, size: int = 9) -> Any:
     try:
         from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
     except ImportError as exc:
-        raise InvalidInput(f"CJK text needs pyHanko's opentype extra (uharfbuzz, fonttools): {exc}",
-                           reason="CJK_FONT_MISSING") from None
+        raise TrustsvcError(f"CJK text needs pyHanko's opentype extra (uharfbuzz, fonttools): {exc}",
+                            reason="CJK_FONT_MISSING") from None
     return GlyphAccumulatorFactory(_single_font(path or font_file()), font_size=size)
 
 
