@@ -7,6 +7,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from trustsvc import errors as e
+from trustsvc.token.errors import TokenConfigError, TokenInvalid
+from trustsvc.tsa.client import TsaUnavailable
 
 DOMAIN = "trustsvc"
 MAX_MESSAGE_BYTES = 512
@@ -26,11 +28,16 @@ _TABLE: list[tuple[type[e.TrustsvcError], frozenset[str] | None, grpc.StatusCode
     (e.KeyMismatch, None, grpc.StatusCode.INVALID_ARGUMENT),
     (e.CertificateError, None, grpc.StatusCode.INVALID_ARGUMENT),
     (e.InvalidSignature, None, grpc.StatusCode.INVALID_ARGUMENT),
+    (TokenInvalid, None, grpc.StatusCode.INVALID_ARGUMENT),  # a token the caller gave
+    # the IssueToken request's subject, claims or key, not the daemon's token configuration
+    (TokenConfigError, frozenset({"BAD_SUBJECT", "RESERVED_CLAIM", "BAD_CLAIMS", "ALG_NOT_SUPPORTED"}),
+     grpc.StatusCode.INVALID_ARGUMENT),
     (e.KeyNotFound, None, grpc.StatusCode.NOT_FOUND),
     (e.NotFound, None, grpc.StatusCode.NOT_FOUND),
     (e.KeyDisabled, None, grpc.StatusCode.FAILED_PRECONDITION),
     (e.PolicyDenied, None, grpc.StatusCode.PERMISSION_DENIED),
     (e.HsmUnavailable, None, grpc.StatusCode.UNAVAILABLE),
+    (TsaUnavailable, None, grpc.StatusCode.UNAVAILABLE),
     (e.StoreError, None, grpc.StatusCode.UNAVAILABLE),
     (e.HsmError, None, grpc.StatusCode.INTERNAL),
     (e.KeystoreError, None, grpc.StatusCode.INTERNAL),

@@ -19,14 +19,11 @@ from trustsvc.server.runtime import Runtime
 from trustsvc.server.services.common import bounded, once, receipt, require, result
 from trustsvc.token import TokenInvalid
 from trustsvc.token.codec import parse_compact
-from trustsvc.token.errors import TokenConfigError
 from trustsvc.token.service import TokenConfig
 from trustsvc.token.service import TokenService as Tokens
 
 pb, pb_grpc = codegen.load("token")
 KEYSET_TTL_S = 5.0  # a retired (disabled) key stops verifying within this time
-# TokenConfigError reasons that name a fault of the IssueToken request (subject, claims, key), not of the daemon
-_REQUEST_REASONS = frozenset({"BAD_SUBJECT", "RESERVED_CLAIM", "BAD_CLAIMS", "ALG_NOT_SUPPORTED"})
 
 
 def _struct(claims: dict[str, Any]) -> struct_pb2.Struct:
@@ -61,15 +58,9 @@ class TokenService(pb_grpc.TokenServiceServicer):  # type: ignore[name-defined] 
         if request.scopes:
             extra["scope"] = " ".join(request.scopes)
         aud = list(request.audience) if request.audience else None
-        try:
-            issued = self.tokens.mint(request.subject, extra, aud=aud if aud is None or len(aud) > 1 else aud[0],
-                                      ttl=request.ttl_seconds or None, key=request.key or None)
-        except TokenInvalid as exc:  # a claim the issuer checks (the GB/T 39046 identity) is malformed
-            raise InvalidInput(exc.message, reason=exc.reason) from None
-        except TokenConfigError as exc:
-            if exc.reason not in _REQUEST_REASONS:
-                raise
-            raise InvalidInput(exc.message, reason=exc.reason) from None
+        # a malformed claim (TokenInvalid) or subject (TokenConfigError) is INVALID_ARGUMENT: server.errors
+        issued = self.tokens.mint(request.subject, extra, aud=aud if aud is None or len(aud) > 1 else aud[0],
+                                  ttl=request.ttl_seconds or None, key=request.key or None)
         claims = issued.claims
         rec = self.rt.record(ref=issued.key_ref, document_hash=sm3_hex(issued.token.encode()),
                              detail={"jti": claims["jti"], "exp": claims["exp"]})
