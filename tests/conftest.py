@@ -13,6 +13,23 @@ import pytest
 PG_ADMIN_URL = os.environ.get("TRUSTSVC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+def throwaway_certificate(subject_key: Any, name: str = "test") -> bytes:
+    """DER certificate for ``subject_key`` (a cryptography public key) from a throwaway P-256 CA. Test-only."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    ca = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, name)])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).serial_number(7)
+            .public_key(subject_key).not_valid_before(dt.datetime(2024, 1, 1))
+            .not_valid_after(dt.datetime(2034, 1, 1)).sign(ca, hashes.SHA256()))
+    return cert.public_bytes(Encoding.DER)
+
+
 def require_tool(name: str) -> str:
     """Path of a command the tests need; fails (never skips) when scripts/bootstrap.sh did not install it."""
     path = shutil.which(name)

@@ -68,10 +68,14 @@ def test_every_spec_survives_reopen(tmp_path: Path, spec: str) -> None:
 
 
 def test_certificate_chain_is_kept(tmp_path: Path) -> None:
+    from tests.conftest import throwaway_certificate
+
     ks = store(tmp_path)
-    ks.create("k", "sm2")
-    ks.set_certificate_chain("k", 1, (b"leaf", b"ca"))
-    assert store(tmp_path).signer("k").certificate_chain == (b"leaf", b"ca")
+    info = ks.create("k", "ec-p256")
+    key = info.public_key.crypto_key
+    leaf, ca = throwaway_certificate(key, "leaf"), throwaway_certificate(key, "ca")
+    ks.set_certificate_chain("k", 1, (leaf, ca))
+    assert store(tmp_path).signer("k").certificate_chain == (leaf, ca)
 
 
 def test_encrypted_at_rest_and_permissions(tmp_path: Path) -> None:

@@ -12,9 +12,11 @@ import datetime as dt
 import enum
 import re
 
+from asn1crypto import x509 as asn1_x509
+
 from trustsvc.algorithms.keypair import PublicKey
 from trustsvc.algorithms.signer import Signer
-from trustsvc.errors import InvalidInput
+from trustsvc.errors import DecodeError, InvalidInput, KeyMismatch
 
 
 class KeyState(str, enum.Enum):
@@ -54,6 +56,25 @@ def check_key_name(name: str) -> str:
     return name
 
 
+def check_certificate_chain(public_key: PublicKey, chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """``chain`` (leaf first) as bytes, if each element is a DER X.509 certificate and the leaf
+    certifies ``public_key``; else DecodeError BAD_CERTIFICATE or KeyMismatch CERTIFICATE_KEY_MISMATCH."""
+    out = []
+    for i, der in enumerate(chain):
+        try:
+            cert = asn1_x509.Certificate.load(bytes(der), strict=True)
+            _ = cert.native  # every field parses, not only the outer SEQUENCE
+            spki = cert["tbs_certificate"]["subject_public_key_info"].dump()
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DecodeError(f"certificate {i} of the chain is not DER X.509: {exc}",
+                              reason="BAD_CERTIFICATE") from None
+        if i == 0 and PublicKey.from_spki(spki) != public_key:
+            raise KeyMismatch("the first certificate of the chain certifies another public key than the key's",
+                              reason="CERTIFICATE_KEY_MISMATCH")
+        out.append(bytes(der))
+    return tuple(out)
+
+
 def parse_key_ref(ref: str) -> tuple[str, int | None]:
     """'name' -> (name, None); 'name@3' -> (name, 3); anything else ('@:', 'name@x') is InvalidInput BAD_KEY_REF."""
     name, _, version = ref.partition("@")
@@ -86,7 +107,7 @@ class KeyStore(abc.ABC):
 
     @abc.abstractmethod
     def info(self, name: str, version: int | None = None) -> KeyInfo:
-        """One version (default: the current active one); raises KeyNotFound."""
+        """One version (default: the active one, else the latest); raises KeyNotFound."""
 
     @abc.abstractmethod
     def signer(self, name: str, version: int | None = None) -> Signer:

@@ -42,7 +42,7 @@ from trustsvc.errors import (
     WrongPassphrase,
 )
 from trustsvc.fileio import write_atomic
-from trustsvc.keys.base import KeyInfo, KeyState, KeyStore, check_key_name
+from trustsvc.keys.base import KeyInfo, KeyState, KeyStore, check_certificate_chain, check_key_name
 
 FORMAT = 1
 META_FILE = "store.json"
@@ -273,7 +273,7 @@ class SoftwareKeyStore(KeyStore):
         entry = self._entry(name, self._load(name), version)
         info = self._info(name, entry)
         if info.state is not KeyState.ACTIVE:
-            raise KeyDisabled(f"key {info.ref} is {info.state.value} and may not sign", reason="KEY_NOT_ACTIVE")
+            raise KeyDisabled(f"key {info.ref} is {info.state.value} and may not sign", reason="KEY_DISABLED")
         key = self._private_key(name, info.version, entry["private_key"])
         return SoftwareSigner(key, certificate_chain=info.certificate_chain, key_ref=info.ref)
 
@@ -281,6 +281,7 @@ class SoftwareKeyStore(KeyStore):
         with self._locked():
             record = self._load(name)
             entry = self._entry(name, record, version)
+            chain = check_certificate_chain(self._info(name, entry).public_key, chain)
             entry["certificate_chain"] = [_b64(c) for c in chain]
             self._save(name, record)
 

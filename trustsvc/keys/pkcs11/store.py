@@ -32,7 +32,7 @@ from trustsvc.algorithms import sm2
 from trustsvc.algorithms.keypair import KEY_SPECS, PublicKey
 from trustsvc.algorithms.signature_algorithm import SignatureAlgorithm
 from trustsvc.errors import Conflict, HsmError, KeyDisabled, KeyNotFound, UnsupportedAlgorithm
-from trustsvc.keys.base import KeyInfo, KeyState, KeyStore, check_key_name
+from trustsvc.keys.base import KeyInfo, KeyState, KeyStore, check_certificate_chain, check_key_name
 from trustsvc.keys.pkcs11 import module
 from trustsvc.keys.pkcs11.errors import translate
 from trustsvc.keys.pkcs11.pool import PooledSession, SessionPool
@@ -330,14 +330,11 @@ class Pkcs11KeyStore(KeyStore):
 
     def _pick(self, ps: PooledSession, name: str, version: int | None) -> tuple[Any, dict[str, Any]]:
         versions = self._versions(ps, name)
-        if version is None:
-            active = [m for m in versions if m[1]["state"] == KeyState.ACTIVE.value]
-            if not active and versions:
-                raise KeyDisabled(f"key {name!r} has no active version (all passive or disabled)",
-                                  reason="KEY_DISABLED")
-            if not active:
+        if version is None:  # the active version, else the latest (as the software keystore)
+            if not versions:
                 raise KeyNotFound(f"key {name!r} not in the token", reason="KEY_NOT_FOUND")
-            return active[-1]
+            active = [m for m in versions if m[1]["state"] == KeyState.ACTIVE.value]
+            return (active or versions)[-1]
         for m in versions:
             if m[1]["version"] == version:
                 return m
@@ -445,7 +442,8 @@ class Pkcs11KeyStore(KeyStore):
                             key_ref=base.key_ref)
 
     def set_certificate_chain(self, name: str, version: int, chain: tuple[bytes, ...]) -> None:
-        label = f"{check_key_name(name)}@{version}"
+        chain = check_certificate_chain(self.info(name, version).public_key, chain)
+        label = f"{name}@{version}"
         kid = key_id(label)
 
         def run(ps: PooledSession) -> None:
