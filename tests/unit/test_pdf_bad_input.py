@@ -217,6 +217,26 @@ def test_truncated_and_garbage_rejected(ids):
     assert err.value.reason == "PDF_NOT_PDF"
 
 
+_BROKEN = {"empty": lambda pdf: b"", "not a PDF": lambda pdf: b"hello, not a pdf",
+           "header only": lambda pdf: b"%PDF-1.7\n", "half": lambda pdf: pdf[: len(pdf) // 2],
+           "no %%EOF": lambda pdf: pdf.replace(b"%%EOF", b""), "xref broken": lambda pdf: pdf.replace(b"xref", b"xreg"),
+           "leading junk": lambda pdf: b"junk\n" + pdf}
+
+
+@pytest.mark.parametrize("case", sorted(_BROKEN))
+def test_both_signing_paths_give_the_same_reason(ids, case):
+    """SignPdf (pyHanko) and BatchSignPdf (the fast signer) refuse a broken file with one reason."""
+    data = _BROKEN[case](licence_pdf())
+    reasons = []
+    for sign in (lambda d: sign_pdf(d, ids["ecdsa"].signer), FastPdfSigner(ids["ecdsa"].signer).sign):
+        with pytest.raises(DecodeError) as err:
+            sign(data)
+        reasons.append(err.value.reason)
+    assert reasons[0] == reasons[1], reasons
+    assert reasons[0] == {"empty": "PDF_NOT_PDF", "not a PDF": "PDF_NOT_PDF"}.get(
+        case, "PDF_MALFORMED" if case in ("xref broken", "leading junk") else "PDF_TRUNCATED")
+
+
 @pytest.mark.parametrize("number", [b"-.", b"8.."])
 def test_a_malformed_number_in_the_xref_stream_is_pdf_malformed(ids, number):
     # regression (soundness fuzz): pyHanko's decimal.InvalidOperation escaped verify and sign as a traceback

@@ -31,7 +31,8 @@ def as_stream(pdf: PdfInput) -> BinaryIO:
     return pdf
 
 
-def _check_header(stream: BinaryIO) -> None:
+def check_header(stream: BinaryIO) -> None:
+    """PDF_NOT_PDF without a %PDF- header in the first 1 KB, PDF_TRUNCATED without %%EOF in the last 2 KB."""
     stream.seek(0)
     head = stream.read(1024)
     if b"%PDF-" not in head:
@@ -45,7 +46,7 @@ def _check_header(stream: BinaryIO) -> None:
 def open_reader(pdf: PdfInput) -> PdfFileReader:
     """A pyHanko reader; raises DecodeError (PDF_NOT_PDF/PDF_TRUNCATED/PDF_MALFORMED), InvalidInput (PDF_ENCRYPTED)."""
     stream = as_stream(pdf)
-    _check_header(stream)
+    check_header(stream)
     try:
         reader = PdfFileReader(stream, strict=False)
         _ = reader.root, reader.trailer

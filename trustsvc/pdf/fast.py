@@ -23,7 +23,7 @@ from pyhanko.sign.signers.pdf_byterange import SignatureObject
 from trustsvc.algorithms.signer import Signer
 from trustsvc.errors import DecodeError, InvalidInput, TrustsvcError
 from trustsvc.pdf.appearance import SealAppearance
-from trustsvc.pdf.errors import PdfInput, as_stream
+from trustsvc.pdf.errors import PdfInput, as_stream, check_header
 from trustsvc.pdf.fast_seal import PreparedSeal
 from trustsvc.pdf.metadata import LicenceMetadata, write_metadata
 from trustsvc.pdf.pyhanko_sm2 import digest_algorithm, max_signature_size
@@ -104,6 +104,7 @@ class FastPdfSigner:
     def _sign_once(self, data: bytes, field_name: str | None, signing_time: dt.datetime | None,
                    metadata: LicenceMetadata | None, reserve: int) -> bytes:
         when = (signing_time or dt.datetime.now(UTC)).replace(microsecond=0)
+        check_header(io.BytesIO(data))  # the same PDF_NOT_PDF / PDF_TRUNCATED as the pyHanko path
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
         except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
