@@ -145,7 +145,7 @@ def run_daemon_demo(home_dir: Path) -> dict[str, Any]:
 
 
 def _daemon_demo(home_dir: Path, log_handler: logging.Handler) -> dict[str, Any]:
-    from trustsvc.client import Client, document_pb2, seal_pb2, token_pb2
+    from trustsvc.client import Client, document_pb2
     from trustsvc.server import Daemon, load_config
     from trustsvc.server.logs import LOGGER
 
@@ -174,7 +174,7 @@ def _daemon_demo(home_dir: Path, log_handler: logging.Handler) -> dict[str, Any]
         try:
             with Client.from_home(home_dir, target, "demo-client", server_name="localhost", timeout=60) as c:
                 c.wait_ready(15)
-                _daemon_calls(c, steps, out, seal_pb2, token_pb2, document_pb2)
+                _daemon_calls(c, steps, out, document_pb2)
         except Exception as exc:  # noqa: BLE001
             steps.append({"step": "client", "called": f"connect {target}", "ok": False,
                           "result": f"ERROR {type(exc).__name__}: {str(exc)[:200]}", "verified_by": "-"})
@@ -185,8 +185,7 @@ def _daemon_demo(home_dir: Path, log_handler: logging.Handler) -> dict[str, Any]
     return report
 
 
-def _daemon_calls(c: Any, steps: list[dict[str, Any]], out: Path, seal_pb2: Any, token_pb2: Any,
-                  document_pb2: Any) -> None:
+def _daemon_calls(c: Any, steps: list[dict[str, Any]], out: Path, document_pb2: Any) -> None:
     data = "trustsvc demo: 数据签名 / data signature over gRPC".encode()
 
     def sign_data() -> tuple[bool, str, str, Any]:
@@ -211,10 +210,9 @@ def _daemon_calls(c: Any, steps: list[dict[str, Any]], out: Path, seal_pb2: Any,
     _step(steps, "data signature", "SignatureService.SignData(key=default) -> VerifySignedData", sign_data)
 
     def token() -> tuple[bool, str, str, Any]:
-        issued = c.call(c.tokens.IssueToken, token_pb2.IssueTokenRequest(
-            subject="110101199001011234", audience=["portal"], scopes=["licence.read"], ttl_seconds=300))
+        issued = c.issue_token("110101199001011234", audience=["portal"], scopes=["licence.read"], ttl_seconds=300)
         (out / "token.jwt").write_text(issued.token + "\n")
-        ver = c.call(c.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=issued.token, audience="portal"))
+        ver = c.verify_token(issued.token, audience="portal")
         ok = ver.result.valid and ver.claims["sub"] == "110101199001011234"
         return (ok, f"token {issued.token_id} for natural person 110101199001011234; "
                     f"verified: {ver.result.valid and 'valid' or ver.result.reason}",
@@ -223,18 +221,16 @@ def _daemon_calls(c: Any, steps: list[dict[str, Any]], out: Path, seal_pb2: Any,
     _step(steps, "token", "TokenService.IssueToken(subject=natural person) -> VerifyToken", token)
 
     def seal() -> tuple[bool, str, str, Any]:
-        seals = c.call(c.seals.ListSeals, seal_pb2.ListSealsRequest()).seals
+        seals = c.list_seals().seals
         active = [s for s in seals if s.state == "active"]
         if not active:
             return False, "no active seal (the embedded default should make a demo seal)", "ListSeals", None
         seal_id = active[0].seal_id
         doc = "电子证照 demo document for an electronic seal".encode()
-        signed = c.call(c.seals.SignWithSeal, seal_pb2.SignWithSealRequest(
-            seal_id=seal_id, data=doc, property_info="trustsvc-demo"))
+        signed = c.sign_with_seal(seal_id, doc, property_info="trustsvc-demo")
         (out / "seal-document.txt").write_bytes(doc)
         (out / "seal-signature.der").write_bytes(signed.ses_signature)
-        ver = c.call(c.seals.VerifySealSignature, seal_pb2.VerifySealSignatureRequest(
-            ses_signature=signed.ses_signature, data=doc))
+        ver = c.verify_seal_signature(signed.ses_signature, doc)
         ok = ver.result.valid and ver.seal_id == seal_id
         return (ok, f"seal {seal_id} ({active[0].name}), SES_Signature {len(signed.ses_signature)} bytes; "
                     f"verified: {ver.result.valid and 'valid' or ver.result.reason}",
@@ -246,7 +242,7 @@ def _daemon_calls(c: Any, steps: list[dict[str, Any]], out: Path, seal_pb2: Any,
         from trustsvc.pdf.devkit import licence_pdf
 
         original = licence_pdf(text="trustsvc demo e-licence")
-        seals = c.call(c.seals.ListSeals, seal_pb2.ListSealsRequest(state="active")).seals
+        seals = c.list_seals(state="active").seals
         seal_id = seals[0].seal_id if seals else ""
         licence = document_pb2.LicenceMetadata(  # DEMO ONLY: a made-up licence
             licence_type="营业执照", licence_number="DEMO-0001", holder_name="示例科技有限公司",
@@ -254,10 +250,10 @@ def _daemon_calls(c: Any, steps: list[dict[str, Any]], out: Path, seal_pb2: Any,
         opts = document_pb2.PdfSignOptions(key="default", reason="licence issued", location="Beijing",
                                            seal_id=seal_id, rect=[400, 80, 520, 200] if seal_id else [],
                                            licence=licence)
-        signed = c.call(c.documents.SignPdf, document_pb2.SignPdfRequest(options=opts, pdf=original))
+        signed = c.sign_pdf(original, opts)
         (out / "licence.pdf").write_bytes(original)
         (out / "licence-signed.pdf").write_bytes(signed.pdf)
-        ver = c.call(c.documents.VerifyPdf, document_pb2.VerifyPdfRequest(pdf=signed.pdf))
+        ver = c.verify_pdf(signed.pdf)
         verdict = "valid" if ver.result.valid else ver.result.reason
         stamp = f"visible seal {seal_id} at (400, 80)-(520, 200) on page 1" if seal_id else "no seal (invisible)"
         carried = ver.licence.licence_number == licence.licence_number

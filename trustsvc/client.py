@@ -4,8 +4,11 @@
 ...             key="tls/clients/demo-client-key.pem") as c:
 ...     sig = c.sign_data("default", b"hello").signature
 
-Every stub is available as ``c.signature``, ``c.keys``, ``c.tokens``, ``c.seals``, ``c.documents``,
-``c.timestamps`` and ``c.health``; ``c.call(stub_method, request)`` adds the deadline and retries.
+Every RPC has a method named after it (``issue_token``, ``sign_with_seal``, ``sign_pdf``, ``verify_pdf``,
+``create_time_stamp`` ...) whose keyword arguments are the request's fields and which knows whether the
+call may be retried. The stubs are there too, as ``c.signature``, ``c.keys``, ``c.tokens``, ``c.seals``,
+``c.documents``, ``c.timestamps`` and ``c.health``; ``c.call(stub_method, request, idempotent=...)`` adds the
+deadline and retries.
 A call is retried on UNAVAILABLE (and ABORTED from an idempotency key in progress) only when it is
 idempotent: verifications and reads always, signing calls (and key creation or rotation) when they
 carry an idempotency key. The streaming calls (``sign_data_stream``, ``sign_message_stream``,
@@ -153,17 +156,19 @@ class Client:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
     # SignatureService -------------------------------------------------------------
-    def sign_data(self, key: str, data: bytes, *, idempotency_key: str = "", **kw: Any) -> Any:
-        req = signature_pb2.SignDataRequest(key=key, data=data, idempotency_key=idempotency_key)
+    def sign_data(self, key: str, data: bytes, *, sm2_id: bytes = b"", idempotency_key: str = "", **kw: Any) -> Any:
+        req = signature_pb2.SignDataRequest(key=key, data=data, sm2_id=sm2_id, idempotency_key=idempotency_key)
         return self.call(self.signature.SignData, req, idempotent=bool(idempotency_key), **kw)
 
     def verify_signed_data(self, data: bytes, signature: bytes, *, certificate: bytes | None = None,
-                           public_key: bytes | None = None, key: str | None = None, verify_level: int = 0,
-                           intermediates: Sequence[bytes] = (), crls: Sequence[bytes] = (), **kw: Any) -> Any:
+                           public_key: bytes | None = None, key: str | None = None, algorithm: str = "",
+                           sm2_id: bytes = b"", verify_level: int = 0, intermediates: Sequence[bytes] = (),
+                           crls: Sequence[bytes] = (), **kw: Any) -> Any:
         """The signature checked with a certificate, public key or daemon key; with a certificate also the
         certificate at GM/T 0029 ``verify_level`` (0 validity, 1 + path, 2 + revocation)."""
         req = signature_pb2.VerifySignedDataRequest(data=data, signature=signature, certificate=certificate,
-                                                    public_key=public_key, key=key, verify_level=verify_level,
+                                                    public_key=public_key, key=key, algorithm=algorithm,
+                                                    sm2_id=sm2_id, verify_level=verify_level,
                                                     intermediates=intermediates, crls=crls)
         return self.call(self.signature.VerifySignedData, req, idempotent=True, **kw).result
 
@@ -180,30 +185,30 @@ class Client:
         req = signature_pb2.VerifySignedMessageRequest(cms=cms, data=data)
         return self.call(self.signature.VerifySignedMessage, req, idempotent=True, **kw)
 
-    def batch_sign_data(self, key: str, items: Iterable[tuple[str, bytes]], *, idempotency_key: str = "",
-                        **kw: Any) -> Any:
+    def batch_sign_data(self, key: str, items: Iterable[tuple[str, bytes]], *, sm2_id: bytes = b"",
+                        idempotency_key: str = "", **kw: Any) -> Any:
         req = signature_pb2.BatchSignDataRequest(
             key=key, items=[signature_pb2.BatchSignDataRequest.Item(id=i, data=d) for i, d in items],
-            idempotency_key=idempotency_key)
+            sm2_id=sm2_id, idempotency_key=idempotency_key)
         return self.call(self.signature.BatchSignData, req, idempotent=bool(idempotency_key), **kw)
 
-    def sign_data_stream(self, key: str, chunks: Chunks, *, idempotency_key: str = "",
+    def sign_data_stream(self, key: str, chunks: Chunks, *, sm2_id: bytes = b"", idempotency_key: str = "",
                          timeout: float | None = None) -> Any:
         """Sign a message sent in chunks. Retried (as ``call``) only with ``idempotency_key`` and chunks that
         can be sent again (a re-iterable or a callable returning fresh chunks); a one-shot iterator is not."""
         return self._sign_stream(self.signature.SignDataStream, signature_pb2.SignDataStreamRequest, key, chunks,
-                                 idempotency_key, timeout)
+                                 idempotency_key, timeout, sm2_id)
 
-    def sign_message_stream(self, key: str, chunks: Chunks, *, idempotency_key: str = "",
+    def sign_message_stream(self, key: str, chunks: Chunks, *, sm2_id: bytes = b"", idempotency_key: str = "",
                             timeout: float | None = None) -> Any:
         """Detached CMS over a message sent in chunks; retried exactly as ``sign_data_stream``."""
         return self._sign_stream(self.signature.SignMessageStream, signature_pb2.SignMessageStreamRequest, key,
-                                 chunks, idempotency_key, timeout)
+                                 chunks, idempotency_key, timeout, sm2_id)
 
     def _sign_stream(self, method: Any, request_type: Any, key: str, chunks: Chunks, idempotency_key: str,
-                     timeout: float | None) -> Any:
+                     timeout: float | None, sm2_id: bytes) -> Any:
         """A client-streaming signing call: the init message, then the chunks; retried as described above."""
-        init = signature_pb2.SignStreamInit(key=key, idempotency_key=idempotency_key)
+        init = signature_pb2.SignStreamInit(key=key, sm2_id=sm2_id, idempotency_key=idempotency_key)
         return self._client_stream(method, request_type, {"init": init}, chunks, bool(idempotency_key), timeout)
 
     def _client_stream(self, method: Any, request_type: Any, first: dict[str, Any], chunks: Chunks,
@@ -217,11 +222,13 @@ class Client:
 
     def verify_signed_data_stream(self, chunks: Chunks, signature: bytes, *, certificate: bytes | None = None,
                                   public_key: bytes | None = None, key: str | None = None, algorithm: str = "",
-                                  sm2_id: bytes = b"", verify_level: int = 0, timeout: float | None = None) -> Any:
+                                  sm2_id: bytes = b"", verify_level: int = 0, intermediates: Sequence[bytes] = (),
+                                  crls: Sequence[bytes] = (), timeout: float | None = None) -> Any:
         """``verify_signed_data`` over data sent in chunks (only a running digest is kept on the daemon)."""
         init = signature_pb2.VerifySignedDataRequest(signature=signature, certificate=certificate,
                                                      public_key=public_key, key=key, algorithm=algorithm,
-                                                     sm2_id=sm2_id, verify_level=verify_level)
+                                                     sm2_id=sm2_id, verify_level=verify_level,
+                                                     intermediates=intermediates, crls=crls)
         return self._client_stream(self.signature.VerifySignedDataStream,
                                    signature_pb2.VerifySignedDataStreamRequest, {"init": init}, chunks, True,
                                    timeout).result
@@ -291,6 +298,113 @@ class Client:
         if at is not None:
             req.at.FromDatetime(at)
         return self.call(self.signature.ValidateCert, req, idempotent=True, **kw).result
+
+    # TokenService -----------------------------------------------------------------
+    def issue_token(self, subject: str, *, audience: Sequence[str] = (), scopes: Sequence[str] = (),
+                    ttl_seconds: int = 0, claims: dict[str, Any] | None = None, key: str = "",
+                    idempotency_key: str = "", **kw: Any) -> Any:
+        """A signed token for ``subject`` (``claims``: extra claims, e.g. the GB/T 39046 identity)."""
+        req = token_pb2.IssueTokenRequest(subject=subject, audience=audience, scopes=scopes, ttl_seconds=ttl_seconds,
+                                          key=key, idempotency_key=idempotency_key)
+        if claims:
+            req.claims.update(claims)
+        return self.call(self.tokens.IssueToken, req, idempotent=bool(idempotency_key), **kw)
+
+    def verify_token(self, token: str, *, audience: str = "", **kw: Any) -> Any:
+        """``.result`` (valid, reason, checks) and, when valid, ``.claims``."""
+        req = token_pb2.VerifyTokenRequest(token=token, audience=audience)
+        return self.call(self.tokens.VerifyToken, req, idempotent=True, **kw)
+
+    def revoke_token(self, *, token: str = "", token_id: str = "", reason: str = "", **kw: Any) -> Any:
+        """Revoke by the token itself or by its ``jti`` (``token_id``); never retried."""
+        target = {"token": token} if token else {"token_id": token_id} if token_id else {}
+        req = token_pb2.RevokeTokenRequest(reason=reason, **target)
+        return self.call(self.tokens.RevokeToken, req, **kw)
+
+    def introspect_token(self, token: str, **kw: Any) -> Any:
+        return self.call(self.tokens.IntrospectToken, token_pb2.IntrospectTokenRequest(token=token), idempotent=True,
+                         **kw)
+
+    def get_jwks(self, **kw: Any) -> Any:
+        """The issuer's published keys (``.jwks_json``: the JWK Set as JSON text)."""
+        return self.call(self.tokens.GetJwks, token_pb2.GetJwksRequest(), idempotent=True, **kw)
+
+    # SealService ------------------------------------------------------------------
+    def make_seal(self, name: str, *, picture: bytes, picture_type: str = "PNG", type: int = 0, width_mm: int = 0,
+                  height_mm: int = 0, valid_days: int = 0, maker_key: str = "", holder_key: str = "",
+                  holder_certificate: bytes = b"", idempotency_key: str = "", **kw: Any) -> Any:
+        """Register a new GB/T 38540 seal (admin). Zero or empty fields take the daemon's defaults."""
+        req = seal_pb2.MakeSealRequest(name=name, type=type, picture=picture, picture_type=picture_type,
+                                       width_mm=width_mm, height_mm=height_mm, valid_days=valid_days,
+                                       maker_key=maker_key, holder_key=holder_key,
+                                       holder_certificate=holder_certificate, idempotency_key=idempotency_key)
+        return self.call(self.seals.MakeSeal, req, idempotent=bool(idempotency_key), **kw)
+
+    def get_seal(self, seal_id: str, **kw: Any) -> Any:
+        return self.call(self.seals.GetSeal, seal_pb2.GetSealRequest(seal_id=seal_id), idempotent=True, **kw)
+
+    def list_seals(self, *, state: str = "", page_size: int = 0, page_token: str = "", **kw: Any) -> Any:
+        """One page: ``.seals`` and ``.next_page_token`` (empty on the last page)."""
+        req = seal_pb2.ListSealsRequest(state=state, page_size=page_size, page_token=page_token)
+        return self.call(self.seals.ListSeals, req, idempotent=True, **kw)
+
+    def suspend_seal(self, seal_id: str, reason: str, **kw: Any) -> Any:
+        return self.call(self.seals.SuspendSeal, seal_pb2.SuspendSealRequest(seal_id=seal_id, reason=reason), **kw)
+
+    def resume_seal(self, seal_id: str, **kw: Any) -> Any:
+        return self.call(self.seals.ResumeSeal, seal_pb2.ResumeSealRequest(seal_id=seal_id), **kw)
+
+    def revoke_seal(self, seal_id: str, reason: str, **kw: Any) -> Any:
+        return self.call(self.seals.RevokeSeal, seal_pb2.RevokeSealRequest(seal_id=seal_id, reason=reason), **kw)
+
+    def sign_with_seal(self, seal_id: str, data: bytes | None = None, *, sm3_digest: bytes | None = None,
+                       property_info: str = "", with_timestamp: bool = False, idempotency_key: str = "",
+                       **kw: Any) -> Any:
+        """A GB/T 38540 SES_Signature over ``data`` or its ``sm3_digest`` (give one)."""
+        content = {"data": data} if data is not None else {"sm3_digest": sm3_digest} if sm3_digest is not None else {}
+        req = seal_pb2.SignWithSealRequest(seal_id=seal_id, property_info=property_info, with_timestamp=with_timestamp,
+                                           idempotency_key=idempotency_key, **content)
+        return self.call(self.seals.SignWithSeal, req, idempotent=bool(idempotency_key), **kw)
+
+    def verify_seal_signature(self, ses_signature: bytes, data: bytes | None = None, *,
+                              sm3_digest: bytes | None = None, **kw: Any) -> Any:
+        """The seal signature's GB/T 38540 checks; with ``data`` or ``sm3_digest`` also the signed content."""
+        content = {"data": data} if data is not None else {"sm3_digest": sm3_digest} if sm3_digest is not None else {}
+        req = seal_pb2.VerifySealSignatureRequest(ses_signature=ses_signature, **content)
+        return self.call(self.seals.VerifySealSignature, req, idempotent=True, **kw)
+
+    # DocumentService --------------------------------------------------------------
+    def sign_pdf(self, pdf: bytes, options: Any, **kw: Any) -> Any:
+        """``options``: a ``document_pb2.PdfSignOptions``; retried only with ``options.idempotency_key``."""
+        req = document_pb2.SignPdfRequest(options=options, pdf=pdf)
+        return self.call(self.documents.SignPdf, req, idempotent=bool(options.idempotency_key), **kw)
+
+    def batch_sign_pdf(self, items: Iterable[tuple[str, bytes]], options: Any, **kw: Any) -> Any:
+        """``.results``: one signed PDF or error per ``(id, pdf)`` item, in order."""
+        req = document_pb2.BatchSignPdfRequest(
+            options=options, items=[document_pb2.BatchSignPdfRequest.Item(id=i, pdf=p) for i, p in items])
+        return self.call(self.documents.BatchSignPdf, req, idempotent=bool(options.idempotency_key), **kw)
+
+    def verify_pdf(self, pdf: bytes, *, allow_form_filling: bool = False, **kw: Any) -> Any:
+        req = document_pb2.VerifyPdfRequest(pdf=pdf, allow_form_filling=allow_form_filling)
+        return self.call(self.documents.VerifyPdf, req, idempotent=True, **kw)
+
+    # TimeStampService -------------------------------------------------------------
+    def create_time_stamp(self, *, data: bytes | None = None, digest: bytes | None = None,
+                          timestamp_request: bytes | None = None, hash_algorithm: str = "", cert_req: bool = False,
+                          idempotency_key: str = "", **kw: Any) -> Any:
+        """An RFC 3161 time stamp over ``data``, a ``digest`` or a DER ``timestamp_request`` (give one)."""
+        given = {name: value for name, value in
+                 (("data", data), ("digest", digest), ("timestamp_request", timestamp_request)) if value is not None}
+        req = timestamp_pb2.CreateTimeStampRequest(hash_algorithm=hash_algorithm, cert_req=cert_req,
+                                                   idempotency_key=idempotency_key, **given)
+        return self.call(self.timestamps.CreateTimeStamp, req, idempotent=bool(idempotency_key), **kw)
+
+    def verify_time_stamp(self, timestamp_token: bytes, *, data: bytes | None = None, digest: bytes | None = None,
+                          **kw: Any) -> Any:
+        given = {name: value for name, value in (("data", data), ("digest", digest)) if value is not None}
+        req = timestamp_pb2.VerifyTimeStampRequest(timestamp_token=timestamp_token, **given)
+        return self.call(self.timestamps.VerifyTimeStamp, req, idempotent=True, **kw)
 
     # KeyService -------------------------------------------------------------------
     def list_keys(self, name: str = "", **kw: Any) -> list[Any]:
