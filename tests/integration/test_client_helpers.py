@@ -152,3 +152,15 @@ def test_sm2_id_reaches_the_daemon(client: Client, running: Running) -> None:
     streamed = client.sign_data_stream("default", [data[:4], data[4:]], sm2_id=sm2_id)
     assert client.verify_signed_data_stream([data], streamed.signature, certificate=streamed.certificate,
                                             sm2_id=sm2_id).valid
+
+
+def test_a_cms_sent_as_a_seal_signature_is_named(client: Client) -> None:
+    """A real-world OFD signature that is a CMS, not an SES_Signature: INVALID_ARGUMENT NOT_SES, and the
+    message says what was found."""
+    from tests.interop.test_seal_realworld import DIR, EXPECTED
+
+    name = next(n for n, verdict in sorted(EXPECTED.items()) if verdict == "not-ses" and "Sign_0_Signed" in n)
+    with pytest.raises(grpc.RpcError) as err:
+        client.verify_seal_signature((DIR / name).read_bytes())
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and error_reason(err.value) == "NOT_SES"
+    assert "NOT_SES_" in err.value.details(), err.value.details()

@@ -94,3 +94,34 @@ def test_expired_seal_fails_validity_today() -> None:
     assert report.check("seal.validity").reason == "SEAL_EXPIRED"
     assert report.status("seal.maker_signature") is Status.PASS
     assert report.verdict is Verdict.INVALID
+
+
+@pytest.mark.parametrize("name", sorted(n for n, verdict in EXPECTED.items() if verdict != "not-ses"))
+def test_no_step_errors_with_trust_anchors_and_crls(name: str) -> None:
+    """As the daemon verifies (its trust anchors, CRLs, a time-stamp verifier): every check names what it found.
+    A vendor certificate whose extensions do not parse made the path checks STEP_ERROR."""
+    from trustsvc.pdf.devkit import dev_identity
+    from trustsvc.pki.certificate import Certificate
+    from trustsvc.seal.verify import time_stamp_verifier
+
+    trust = [Certificate.load(dev_identity("ecdsa").root.der)]
+    report = verify((DIR / name).read_bytes(), document=_original(name), trust=trust, crls=[],
+                    timestamp_verifier=time_stamp_verifier(trust, crls=[]))
+    assert not [c for c in report.checks if c.reason == "STEP_ERROR"], report.to_text()
+    for step in ("seal.maker_chain",) + (("signature.signer_chain",) if report.kind == "signature" else ()):
+        assert report.check(step).reason == "UNTRUSTED_ROOT", report.to_text()
+
+
+def test_unreadable_extensions_fail_the_path_with_their_own_reason() -> None:
+    from trustsvc.pki.validation import validate
+    from trustsvc.seal.parse import ParsedSignature, parse
+    from trustsvc.seal.verify import _parse_cert
+
+    name = "ofdrw-converter_src_test_resources_n__Doc_0_Signs_Sign_0_SignedValue.dat"
+    parsed = parse((DIR / name).read_bytes())
+    assert isinstance(parsed, ParsedSignature)
+    maker, problem = _parse_cert(parsed.seal.maker_cert)  # read leniently, as the seal verifier does
+    assert problem is not None and "GeneralNames" in problem
+    result = validate(maker, trust_anchors=[maker])  # trusted as it is: only its extensions fail
+    assert result.check("extensions").reason == "UNREADABLE_EXTENSIONS"
+    assert not result.valid

@@ -8,7 +8,8 @@ with one entry per check; ``validate_or_raise`` raises PathValidationError namin
 
 Failure reasons: UNTRUSTED_ROOT, BAD_SIGNATURE (SM2_ID_MISMATCH / SM2_NO_Z when an SM2 signature is
 valid under another user ID or without Z), EXPIRED, NOT_YET_VALID, NOT_A_CA, PATH_LENGTH_EXCEEDED,
-KEY_USAGE, EXTENDED_KEY_USAGE, UNKNOWN_CRITICAL_EXTENSION, REVOKED, CRL_BAD_SIGNATURE, CRL_EXPIRED,
+KEY_USAGE, EXTENDED_KEY_USAGE, UNKNOWN_CRITICAL_EXTENSION, UNREADABLE_EXTENSIONS (a vendor certificate whose
+extensions do not parse: nothing they constrain can be judged), REVOKED, CRL_BAD_SIGNATURE, CRL_EXPIRED,
 CRL_NOT_YET_VALID, CRL_ISSUER_KEY_USAGE, REVOCATION_UNKNOWN.
 """
 
@@ -134,10 +135,21 @@ def _norm(names: Iterable[str], aliases: dict[str, str]) -> set[str]:
     return {aliases.get(n, n) for n in names}
 
 
+def unreadable_extensions(cert: Certificate) -> str | None:
+    """Why ``cert``'s extensions cannot be parsed (asn1crypto parses them all at once), or None."""
+    try:
+        _ = cert.asn1.critical_extensions, cert.asn1.key_identifier
+    except (ValueError, TypeError, KeyError) as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
+
+
 def _issues(issuer: Certificate, child: Certificate) -> bool:
-    """Name chaining, refined by key identifiers when both are present."""
+    """Name chaining, refined by key identifiers when both are present and readable."""
     if issuer.subject_name != child.issuer_name:
         return False
+    if unreadable_extensions(child) or unreadable_extensions(issuer):
+        return True
     aki = child.asn1.authority_key_identifier
     ski = issuer.asn1.key_identifier
     return aki is None or ski is None or aki == ski
@@ -195,11 +207,15 @@ def validate(leaf: Certificate, *, trust_anchors: Sequence[Certificate],
         issuer = path[depth + 1] if depth < last else None
         _check_signature(add, depth, cert, issuer, is_anchor=trusted and depth == last)
         _check_validity(add, depth, cert, at)
-        _check_critical(add, depth, cert)
-        if depth == 0:
-            _check_leaf_usage(add, cert, _norm(key_usage, KU_ALIASES), _norm(extended_key_usage, EKU_ALIASES))
+        broken = unreadable_extensions(cert)
+        if broken:  # critical extensions, usage and CA constraints cannot be judged: the path fails here
+            add("extensions", CheckStatus.FAIL, depth, "UNREADABLE_EXTENSIONS", f"extensions do not parse: {broken}")
         else:
-            _check_issuer(add, depth, cert)
+            _check_critical(add, depth, cert)
+            if depth == 0:
+                _check_leaf_usage(add, cert, _norm(key_usage, KU_ALIASES), _norm(extended_key_usage, EKU_ALIASES))
+            else:
+                _check_issuer(add, depth, cert)
         if issuer is not None:
             _check_revocation(add, depth, cert, issuer, crls, at, require_revocation)
     return PathValidationResult(at, path, checks, trusted)

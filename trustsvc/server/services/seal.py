@@ -199,8 +199,9 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
                         document_hash=request.sm3_digest if which == "sm3_digest" else None,
                         trust=self.rt.trust_anchors, registry=self.registry,
                         timestamp_verifier=time_stamp_verifier(self.rt.trust_anchors, crls=crls), crls=crls)
-        if report.kind == "not-ses":
-            raise InvalidInput("not a GB/T 38540 seal signature", reason="NOT_SES")
+        if report.kind == "not-ses":  # the message says what it is instead (a CMS, a bare signature ...)
+            found = report.check("format")
+            raise InvalidInput(f"not a GB/T 38540 seal signature: {found.reason}: {found.detail}", reason="NOT_SES")
         failed = report.failed
         checks = [(c.name, c.status.value != "fail", c.reason, c.detail) for c in report.checks]
         return pb.VerifySealSignatureResponse(
