@@ -141,8 +141,12 @@ class Certificate:
         except Exception:
             raise InvalidSignature(f"certificate signature algorithm {self.signature_algorithm_oid} is not supported",
                                    reason="UNSUPPORTED_ALGORITHM") from None
-        tbs = self.asn1["tbs_certificate"].dump()
-        issuer_key.verify(algorithm, tbs, bytes(self.asn1["signature_value"]))
+        try:
+            tbs, signature = self.asn1["tbs_certificate"].dump(), bytes(self.asn1["signature_value"])
+        except (ValueError, TypeError, KeyError, IndexError) as exc:  # a leniently read certificate
+            raise InvalidSignature(f"certificate signature value does not parse: {exc}",
+                                   reason="BAD_SIGNATURE_ENCODING") from None
+        issuer_key.verify(algorithm, tbs, signature)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Certificate) and other.der == self.der

@@ -9,7 +9,8 @@ with one entry per check; ``validate_or_raise`` raises PathValidationError namin
 Failure reasons: UNTRUSTED_ROOT, BAD_SIGNATURE (SM2_ID_MISMATCH / SM2_NO_Z when an SM2 signature is
 valid under another user ID or without Z), EXPIRED, NOT_YET_VALID, NOT_A_CA, PATH_LENGTH_EXCEEDED,
 KEY_USAGE, EXTENDED_KEY_USAGE, UNKNOWN_CRITICAL_EXTENSION, UNREADABLE_EXTENSIONS (a vendor certificate whose
-extensions do not parse: nothing they constrain can be judged), REVOKED, CRL_BAD_SIGNATURE, CRL_EXPIRED,
+extensions do not parse: nothing they constrain can be judged), MALFORMED_CERTIFICATE (another field of
+such a certificate does not parse), REVOKED, CRL_BAD_SIGNATURE, CRL_EXPIRED,
 CRL_NOT_YET_VALID, CRL_ISSUER_KEY_USAGE, REVOCATION_UNKNOWN.
 """
 
@@ -28,6 +29,8 @@ from trustsvc.pki.crl import CertificateRevocationList
 UTC = dt.UTC
 MAX_PATH = 10
 CLOCK_SKEW = dt.timedelta(minutes=5)  # a CRL's thisUpdate this far ahead of our clock is still accepted
+# what asn1crypto raises on a field of a leniently read certificate that does not parse when first used
+_UNPARSED = (ValueError, TypeError, KeyError, IndexError)
 
 #: Extensions this validator understands (may be critical).
 UNDERSTOOD_EXTENSIONS = frozenset({
@@ -137,19 +140,24 @@ def _norm(names: Iterable[str], aliases: dict[str, str]) -> set[str]:
 
 def unreadable_extensions(cert: Certificate) -> str | None:
     """Why ``cert``'s extensions cannot be parsed (asn1crypto parses them all at once), or None."""
-    try:
-        _ = cert.asn1.critical_extensions, cert.asn1.key_identifier
-    except (ValueError, TypeError, KeyError) as exc:
+    a = cert.asn1
+    try:  # each of these parses its extension's value on first use
+        _ = (a.critical_extensions, a.key_identifier, a.authority_key_identifier, a.key_usage_value,
+             a.basic_constraints_value, a.extended_key_usage_value)
+    except _UNPARSED as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None
 
 
 def _issues(issuer: Certificate, child: Certificate) -> bool:
     """Name chaining, refined by key identifiers when both are present and readable."""
-    if issuer.subject_name != child.issuer_name:
+    try:
+        if issuer.subject_name != child.issuer_name:
+            return False
+    except _UNPARSED:  # a name that does not parse names no issuer
         return False
     if unreadable_extensions(child) or unreadable_extensions(issuer):
-        return True
+        return True  # name chaining alone; the path's extensions check then fails
     aki = child.asn1.authority_key_identifier
     ski = issuer.asn1.key_identifier
     return aki is None or ski is None or aki == ski
@@ -159,7 +167,7 @@ def _signs(issuer: Certificate, child: Certificate) -> bool:
     try:
         child.verify_signed_by(issuer.public_key)
         return True
-    except TrustsvcError:
+    except (TrustsvcError, *_UNPARSED):
         return False
 
 
@@ -205,19 +213,24 @@ def validate(leaf: Certificate, *, trust_anchors: Sequence[Certificate],
 
     for depth, cert in enumerate(path):
         issuer = path[depth + 1] if depth < last else None
-        _check_signature(add, depth, cert, issuer, is_anchor=trusted and depth == last)
-        _check_validity(add, depth, cert, at)
-        broken = unreadable_extensions(cert)
-        if broken:  # critical extensions, usage and CA constraints cannot be judged: the path fails here
-            add("extensions", CheckStatus.FAIL, depth, "UNREADABLE_EXTENSIONS", f"extensions do not parse: {broken}")
-        else:
-            _check_critical(add, depth, cert)
-            if depth == 0:
-                _check_leaf_usage(add, cert, _norm(key_usage, KU_ALIASES), _norm(extended_key_usage, EKU_ALIASES))
+        try:
+            _check_signature(add, depth, cert, issuer, is_anchor=trusted and depth == last)
+            _check_validity(add, depth, cert, at)
+            broken = unreadable_extensions(cert)
+            if broken:  # critical extensions, usage and CA constraints cannot be judged: the path fails here
+                add("extensions", CheckStatus.FAIL, depth, "UNREADABLE_EXTENSIONS",
+                    f"extensions do not parse: {broken}")
             else:
-                _check_issuer(add, depth, cert)
-        if issuer is not None:
-            _check_revocation(add, depth, cert, issuer, crls, at, require_revocation)
+                _check_critical(add, depth, cert)
+                if depth == 0:
+                    _check_leaf_usage(add, cert, _norm(key_usage, KU_ALIASES), _norm(extended_key_usage, EKU_ALIASES))
+                else:
+                    _check_issuer(add, depth, cert)
+            if issuer is not None:
+                _check_revocation(add, depth, cert, issuer, crls, at, require_revocation)
+        except _UNPARSED as exc:  # any other field of a leniently read certificate
+            add("certificate", CheckStatus.FAIL, depth, "MALFORMED_CERTIFICATE",
+                f"a field does not parse: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     return PathValidationResult(at, path, checks, trusted)
 
 
