@@ -161,7 +161,7 @@ def test_batch_bad_file_is_an_input_error(env: Env, tmp_path: Path, capsys: pyte
     (src / "broken.pdf").write_bytes(b"not a pdf")
     assert main([*env.args, "pdf", "batch-sign", str(src), "-o", str(tmp_path / "out"), "--key", "licence-ec",
                  *env.key_args, "--workers", "0"]) == 2
-    assert "broken.pdf: PDF_MALFORMED" in capsys.readouterr().err
+    assert "broken.pdf: PDF_NOT_PDF" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.pdf"]
 
 
