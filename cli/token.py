@@ -115,7 +115,7 @@ def _issue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verifier(args: argparse.Namespace) -> TokenVerifier:
+def _verifier(args: argparse.Namespace, *, any_audience: bool = False) -> TokenVerifier:
     store = _keystore(args)
     issuers = [TrustedIssuer(args.iss, keyset_from_keystore(store, (args.key,)))]
     trust = Path(args.trust) if args.trust else home(args) / TRUST_FILE
@@ -128,7 +128,8 @@ def _verifier(args: argparse.Namespace) -> TokenVerifier:
             raise InvalidInput(f"trust configuration {trust} unusable: {exc}", reason="BAD_TRUST_CONFIG") from None
         except TrustsvcError as exc:
             raise InvalidInput(f"trust configuration {trust} unusable: {exc.message}", reason=exc.reason) from None
-    return TokenVerifier(issuers, audience=args.aud, leeway=args.leeway, revocation=_revocations(args))
+    return TokenVerifier(issuers, audience=args.aud, any_audience=any_audience and not args.aud, leeway=args.leeway,
+                         revocation=_revocations(args))
 
 
 def _token(args: argparse.Namespace) -> bytes:
@@ -149,7 +150,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _introspect(args: argparse.Namespace) -> int:
-    emit(introspect(_verifier(args), _token(args)), True)
+    emit(introspect(_verifier(args, any_audience=True), _token(args)), True)
     return 0
 
 

@@ -327,12 +327,15 @@ def test_token_lifecycle(client: Client) -> None:
     assert ok.result.valid and ok.claims["sub"] == "110101199001011234"
     wrong = client.call(client.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=issued.token, audience="x"))
     assert not wrong.result.valid and wrong.result.reason == "WRONG_AUDIENCE"
+    unnamed = client.call(client.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=issued.token))
+    assert not unnamed.result.valid and unnamed.result.reason == "AUDIENCE_NOT_GIVEN"  # RFC 7519 4.1.3
     intro = client.call(client.tokens.IntrospectToken, token_pb2.IntrospectTokenRequest(token=issued.token))
     assert intro.active and intro.claims["scope"] == "licence.read"
     jwks = json.loads(client.call(client.tokens.GetJwks, token_pb2.GetJwksRequest()).jwks_json)
     assert jwks["keys"]
     client.call(client.tokens.RevokeToken, token_pb2.RevokeTokenRequest(token=issued.token, reason="test"))
-    after = client.call(client.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=issued.token))
+    after = client.call(client.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=issued.token,
+                                                                                 audience="portal"))
     assert after.result.reason == "REVOKED"
     assert not client.call(client.tokens.IntrospectToken,
                            token_pb2.IntrospectTokenRequest(token=issued.token)).active

@@ -13,7 +13,7 @@ from jwcrypto import jwt as jc_jwt
 from tests.interop.tools import run_openssl, sm2_jws_verify_args
 from trustsvc.algorithms import PrivateKey, SoftwareSigner, private_key_to_pem
 from trustsvc.algorithms.sm2 import signature_to_rs
-from trustsvc.token import KeySet, TokenIssuer, TokenVerifier, TrustedIssuer
+from trustsvc.token import KeySet, TokenInvalid, TokenIssuer, TokenVerifier, TrustedIssuer
 from trustsvc.token.codec import b64encode, dumps
 
 pytestmark = pytest.mark.interop
@@ -49,6 +49,22 @@ def test_pyjwt_tokens_verify_with_ours(alg: str) -> None:
                                        serialization.NoEncryption())
     token = pyjwt.encode(_claims(issuer), pem, algorithm=alg, headers={"kid": issuer.kid})
     assert verifier.verify(token).claims["sub"] == "user-7"
+
+
+def test_without_an_audience_we_refuse_what_pyjwt_refuses() -> None:
+    """RFC 7519 4.1.3, as PyJWT reads it: a token naming an audience fails a check that names none."""
+    key, issuer, verifier = _setup("ES256")
+    unnamed = TokenVerifier(verifier.issuers.values())
+    for aud in ("app", ["app", "other"]):
+        token = issuer.issue("user-7", aud=aud)
+        with pytest.raises(pyjwt.InvalidAudienceError):
+            pyjwt.decode(token, key.public_key.crypto_key, algorithms=["ES256"], issuer=ISS)
+        with pytest.raises(TokenInvalid) as err:
+            unnamed.verify(token)
+        assert err.value.reason == "AUDIENCE_NOT_GIVEN"
+    plain = TokenIssuer(SoftwareSigner(key), ISS).issue("user-7")  # no aud: both accept
+    assert pyjwt.decode(plain, key.public_key.crypto_key, algorithms=["ES256"], issuer=ISS)["sub"] == "user-7"
+    assert unnamed.verify(plain).claims["sub"] == "user-7"
 
 
 @pytest.mark.parametrize("alg", sorted(SPECS))

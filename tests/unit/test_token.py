@@ -211,6 +211,18 @@ def test_audience_issuer_required(signers: dict[str, SoftwareSigner]) -> None:
     assert reason(verifier, forge(s, {"alg": "SM2", "kid": kid}, claims)) == "MISSING_CLAIM"
 
 
+def test_a_verifier_without_audience_refuses_a_token_that_names_one(signers: dict[str, SoftwareSigner]) -> None:
+    """RFC 7519 4.1.3: whoever does not identify itself with a value of "aud" rejects the token (as PyJWT)."""
+    issuer, verifier = make(signers)
+    unnamed = TokenVerifier(verifier.issuers.values(), audience=None, clock=lambda: NOW + 1)
+    assert reason(unnamed, issuer.issue("u", aud="app")) == "AUDIENCE_NOT_GIVEN"
+    assert reason(unnamed, issuer.issue("u", aud=["a", "b"])) == "AUDIENCE_NOT_GIVEN"
+    any_audience = TokenVerifier(verifier.issuers.values(), any_audience=True, clock=lambda: NOW + 1)  # introspection
+    assert any_audience.verify(issuer.issue("u", aud="app")).claims["aud"] == "app"
+    assert introspect(any_audience, issuer.issue("u", aud="app"))["active"] is True
+    assert introspect(unnamed, issuer.issue("u", aud="app")) == {"active": False}
+
+
 def test_bad_signature(signers: dict[str, SoftwareSigner]) -> None:
     for alg in SPECS:
         issuer, verifier = make(signers, alg)

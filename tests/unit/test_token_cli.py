@@ -27,6 +27,8 @@ def test_issue_verify_revoke_introspect_jwks(tmp_path: Path, capsys: pytest.Capt
     assert code == 0 and result["alg"] == "SM2" and result["claims"]["scope"] == "read"
     code, out = run(capsys, tmp_path, "verify", token, "--aud", "other")
     assert code == 1 and json.loads(out)["reason"] == "WRONG_AUDIENCE"
+    code, out = run(capsys, tmp_path, "verify", token)
+    assert code == 1 and json.loads(out)["reason"] == "AUDIENCE_NOT_GIVEN"  # RFC 7519 4.1.3
 
     code, out = run(capsys, tmp_path, "jwks")
     keys = json.loads(out)["keys"]
@@ -38,7 +40,7 @@ def test_issue_verify_revoke_introspect_jwks(tmp_path: Path, capsys: pytest.Capt
     assert run(capsys, tmp_path, "revoke", "--jti", jti)[0] == 0
     code, out = run(capsys, tmp_path, "introspect", token)
     assert json.loads(out) == {"active": False}
-    code, out = run(capsys, tmp_path, "verify", token)
+    code, out = run(capsys, tmp_path, "verify", token, "--aud", "app")
     assert code == 1 and json.loads(out)["reason"] == "REVOKED"
 
     token2 = run(capsys, tmp_path, "issue", "--sub", "bob")[1].strip()

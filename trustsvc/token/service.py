@@ -101,9 +101,9 @@ class TokenService:
         self._issuers: dict[str, TokenIssuer] = {}
         self._lock = threading.Lock()
 
-    def _verifier(self, audience: str | None) -> TokenVerifier:
-        return TokenVerifier(self._trusted, audience=audience, leeway=self.config.leeway,
-                             revocation=self.revocations)
+    def _verifier(self, audience: str | None, *, any_audience: bool = False) -> TokenVerifier:
+        return TokenVerifier(self._trusted, audience=audience, any_audience=any_audience,
+                             leeway=self.config.leeway, revocation=self.revocations)
 
     def _active_signer(self, name: str) -> Signer:
         info = self.keystore.info(name)
@@ -152,12 +152,16 @@ class TokenService:
               acr: str | None = None, amr: Sequence[str] | None = None) -> str:
         return self.mint(sub, claims, aud=aud, ttl=ttl, person=person, acr=acr, amr=amr).token
 
-    def verify(self, token: str | bytes, *, audience: str | None = None) -> VerifiedToken:
-        """Verify for the configured audience, or for ``audience`` when given."""
-        return (self._verifier(audience) if audience else self.verifier).verify(token)
+    def verify(self, token: str | bytes, *, audience: str | None = None, any_audience: bool = False) -> VerifiedToken:
+        """Verify for ``audience``, else the configured one; with neither a token naming an audience is
+        refused (AUDIENCE_NOT_GIVEN) unless ``any_audience`` (the caller is the issuer, e.g. revoking)."""
+        if audience or any_audience:
+            return self._verifier(audience, any_audience=any_audience).verify(token)
+        return self.verifier.verify(token)
 
     def introspect(self, token: str | bytes, *, audience: str | None = None) -> dict[str, Any]:
-        return introspect(self._verifier(audience) if audience else self.verifier, token)
+        """RFC 7662: for ``audience`` when given, else for any (the claims include ``aud``)."""
+        return introspect(self._verifier(audience, any_audience=not audience), token)
 
     def revoke_jti(self, jti: str, *, iss: str | None = None, expires_at: int | None = None,
                    reason: str = "", tx: Transaction | None = None) -> None:

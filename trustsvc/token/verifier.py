@@ -58,14 +58,18 @@ class TokenVerifier:
     """Checks tokens from a set of trusted issuers for one audience."""
 
     def __init__(self, issuers: Iterable[TrustedIssuer], *, audience: str | Iterable[str] | None = None,
-                 leeway: int = 60, required: Iterable[str] = DEFAULT_REQUIRED,
+                 any_audience: bool = False, leeway: int = 60, required: Iterable[str] = DEFAULT_REQUIRED,
                  revocation: RevocationStore | None = None, max_bytes: int = MAX_TOKEN_BYTES,
                  clock: Callable[[], float] = time.time) -> None:
+        """``audience``: who this verifier checks tokens for. Without one, a token that names an audience
+        is refused (RFC 7519 §4.1.3: AUDIENCE_NOT_GIVEN) unless ``any_audience`` (introspection,
+        revocation: the caller is not the token's audience and judges ``aud`` itself)."""
         self.issuers = {t.issuer: t for t in issuers}
         if not self.issuers:
             raise TokenConfigError("a verifier needs at least one trusted issuer", reason="NO_ISSUERS")
         self.audiences = (frozenset([audience]) if isinstance(audience, str)
                           else frozenset(audience) if audience is not None else None)
+        self.any_audience = any_audience
         self.leeway = leeway
         self.required = tuple(required)
         self.revocation = revocation
@@ -121,7 +125,11 @@ class TokenVerifier:
             raise TokenInvalid("token is not yet valid", reason=E.NOT_YET_VALID)
         if iat is not None and now + self.leeway < iat:
             raise TokenInvalid("token was issued in the future", reason=E.NOT_YET_VALID)
-        if self.audiences is not None:
+        if self.audiences is None:
+            if claims.get("aud") is not None and not self.any_audience:
+                raise TokenInvalid("the token names an audience: verify it for one (RFC 7519 4.1.3)",
+                                   reason=E.AUDIENCE_NOT_GIVEN)
+        else:
             aud = claims.get("aud")
             auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else None
             if auds is None:
@@ -141,7 +149,9 @@ class TokenVerifier:
 
 
 def introspect(verifier: TokenVerifier, token: str | bytes) -> dict[str, Any]:
-    """RFC 7662 answer: ``{"active": false}`` for anything invalid (no reason given), else the claims."""
+    """RFC 7662 answer: ``{"active": false}`` for anything invalid (no reason given), else the claims.
+    Give a verifier with ``any_audience`` unless the answer is for one audience: the resource server
+    asking judges ``aud`` itself."""
     try:
         verified = verifier.verify(token)
     except TokenInvalid:

@@ -81,7 +81,7 @@ class TokenService(pb_grpc.TokenServiceServicer):  # type: ignore[name-defined] 
         which = request.WhichOneof("target")
         if which == "token":
             try:
-                claims = self.tokens.verify(request.token).claims
+                claims = self.tokens.verify(request.token, any_audience=True).claims
             except TokenInvalid as exc:
                 if exc.reason in ("EXPIRED", "REVOKED"):
                     claims = parse_compact(request.token).payload
