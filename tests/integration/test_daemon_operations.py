@@ -366,7 +366,7 @@ def test_json_logs_carry_no_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         with daemon(home) as r, r.client() as c, r.client("admin") as admin:
             issued = c.call(c.tokens.IssueToken, token_pb2.IssueTokenRequest(
                 subject="110101199001011234", audience=["portal"], ttl_seconds=300), request_id="log-issue")
-            assert c.call(c.tokens.VerifyToken, token_pb2.VerifyTokenRequest(token=issued.token)).result.valid
+            assert c.verify_token(issued.token, audience="portal").result.valid
             assert_signed(c.sign_data("default", b"log me not"), b"log me not")
             first = c.sign_data("default", b"pay 100", idempotency_key="log-k1")
             assert c.sign_data("default", b"pay 100", idempotency_key="log-k1").signature == first.signature
