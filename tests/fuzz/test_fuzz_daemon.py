@@ -111,6 +111,7 @@ def corpus(admin: Client) -> Corpus:
     seals = admin.call(admin.seals.ListSeals, seal_pb2.ListSealsRequest()).seals
     demo = seals[0]
     fuzz_seal = admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name="fuzz seal")).seal
+    next_page = admin.call(admin.seals.ListSeals, seal_pb2.ListSealsRequest(page_size=1, state="active")).next_page_token
     ses = admin.call(admin.seals.SignWithSeal, seal_pb2.SignWithSealRequest(seal_id=demo.seal_id, data=data))
     stamp = admin.call(admin.timestamps.CreateTimeStamp, timestamp_pb2.CreateTimeStampRequest(data=data))
     pdf = licence_pdf()
@@ -144,7 +145,8 @@ def corpus(admin: Client) -> Corpus:
         "algorithm": ["sm2-sm3", "ecdsa-p256-sha256", "ed25519", "rsa-pss-sha256", "x"],
         "picture_type": ["PNG", "SVG", "GIF", "png", "OFD", "x"],
         "state": ["active", "suspended", "revoked", "x"],
-        "page_token": ["0", "1", "99999999999999999999", "-1", "x", "\u00b2", "\u0661"],
+        "page_token": [next_page, "0", "1", "99999999999999999999", "-1", "x", "\u00b2", "\u0661",
+                       next_page[:-1], next_page + "=", base64.urlsafe_b64encode(b'{"after":"","state":"x"}').decode()],
         "audience": ["app", "trustsvc"],
         "field_name": ["Signature1", "sig", ""],
         "anchor_text": ["licence", "x"],
@@ -194,7 +196,7 @@ def _templates(blobs: dict[str, list[bytes]], texts: dict[str, list[str]], demo:
         "MakeSeal": [se.MakeSealRequest(name="fuzz", type=1, picture=blobs["picture"][0], picture_type="PNG",
                                         valid_days=30)],
         "GetSeal": [se.GetSealRequest(seal_id=demo)],
-        "ListSeals": [se.ListSealsRequest(page_size=1, page_token="1", state="active")],
+        "ListSeals": [se.ListSealsRequest(page_size=1, page_token=texts["page_token"][0], state="active")],
         "SuspendSeal": [se.SuspendSealRequest(seal_id=fuzz, reason="fuzz")],
         "ResumeSeal": [se.ResumeSealRequest(seal_id=fuzz)],
         "RevokeSeal": [se.RevokeSealRequest(seal_id=fuzz, reason="fuzz")],

@@ -247,6 +247,18 @@ def test_idempotency(client: Client, running: Running) -> None:
         assert other.sign_data("default", b"pay 999", idempotency_key="k-1").signature
 
 
+def test_an_idempotency_key_is_forgotten_after_retention(client: Client, running: Running) -> None:
+    assert running.daemon.housekeeper._thread is not None and running.daemon.housekeeper._thread.is_alive()
+    first = client.sign_data("default", b"pay 100", idempotency_key="k-retained")
+    with running.db.transaction() as tx:  # a day passes
+        tx.execute("UPDATE idempotency SET created = ? WHERE idem_key = ?",
+                   ("2000-01-01T00:00:00.000000+00:00", "k-retained"))
+    assert running.daemon.housekeeper.run_once()["idempotency_keys"] == 1
+    again = client.sign_data("default", b"pay 100", idempotency_key="k-retained")
+    assert again.audit.seq > first.audit.seq  # signed anew, and remembered again
+    assert client.sign_data("default", b"pay 100", idempotency_key="k-retained").audit.seq == again.audit.seq
+
+
 def _audit_head(running: Running) -> int:
     with running.db.read() as tx:
         return int(tx.execute("SELECT seq FROM audit_head WHERE id = 1").fetchone()[0])
@@ -431,10 +443,34 @@ def test_list_seals_pages(client: Client, admin: Client) -> None:
         if not token:
             break
     assert paged == every
-    for bad, reason in (("abc", "BAD_PAGE_TOKEN"), ("-1", "BAD_PAGE_TOKEN")):
+    first = client.call(client.seals.ListSeals, seal_pb2.ListSealsRequest(page_size=1))
+    for bad in ("abc", "-1", "1", "eyJhZnRlciI6MX0", "x" * 2000):
         with pytest.raises(grpc.RpcError) as err:
             client.call(client.seals.ListSeals, seal_pb2.ListSealsRequest(page_token=bad))
-        assert _code_reason(err) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
+        assert _code_reason(err) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_PAGE_TOKEN")
+    with pytest.raises(grpc.RpcError) as err:  # a token belongs to the filter it was handed out for
+        client.call(client.seals.ListSeals, seal_pb2.ListSealsRequest(page_token=first.next_page_token,
+                                                                     state="suspended"))
+    assert _code_reason(err) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_PAGE_TOKEN")
+    with pytest.raises(grpc.RpcError) as err:
+        client.call(client.seals.ListSeals, seal_pb2.ListSealsRequest(state="lost"))
+    assert _code_reason(err) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_SEAL_STATE")
+
+
+def test_a_change_between_pages_neither_skips_nor_repeats(admin: Client) -> None:
+    from trustsvc.client import seal_pb2
+
+    a, b = (admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name=f"翻页章{i}", type=4, valid_days=30)).seal
+            for i in (1, 2))
+    seen, token = [], ""
+    while a.seal_id not in seen:
+        page = admin.call(admin.seals.ListSeals, seal_pb2.ListSealsRequest(page_size=1, state="active",
+                                                                           page_token=token))
+        seen += [s.seal_id for s in page.seals]
+        token = page.next_page_token
+    admin.call(admin.seals.RevokeSeal, seal_pb2.RevokeSealRequest(seal_id=a.seal_id, reason="between pages"))
+    page = admin.call(admin.seals.ListSeals, seal_pb2.ListSealsRequest(page_size=1, state="active", page_token=token))
+    assert [s.seal_id for s in page.seals] == [b.seal_id]  # an offset would have skipped it
 
 
 def test_seal_lifecycle_and_signing(client: Client, admin: Client) -> None:

@@ -59,3 +59,36 @@ def test_queries_and_status_in_verification(db_url: str) -> None:
     reg.register(expired.seal, actor="admin")
     assert reg.status("C1") == "expired"
     assert reg.expire_due() == ["C1"] and reg.get("C1").status == "expired"
+
+
+def test_a_seal_past_its_validity_reads_as_expired_before_it_is_recorded(db_url: str) -> None:
+    reg = SealRegistry(db_url)
+    for es_id, start, days in (("A1", -1, 30), ("B1", -30, 10), ("C1", -30, 10), ("D1", -1, 30)):
+        reg.register(make_setup(es_id=es_id, start_days=start, valid_days=days).seal, actor="admin")
+    reg.suspend("D1", actor="admin", reason="audit")
+    assert reg.get("B1").status == "expired"  # stored: active
+    assert [r.es_id for r in reg.query(status="active")] == ["A1"]
+    assert [r.es_id for r in reg.query(status="expired")] == ["B1", "C1"]
+    assert [r.es_id for r in reg.query(status="suspended")] == ["D1"]
+    assert [(r.es_id, r.status) for r in reg.query()] == [("A1", "active"), ("B1", "expired"), ("C1", "expired"),
+                                                           ("D1", "suspended")]
+    for action in (reg.suspend, reg.resume, reg.revoke):  # final, as a recorded expiry is
+        with pytest.raises(Conflict) as exc:
+            action("B1", actor="admin", reason="late")
+        assert exc.value.reason == "SEAL_EXPIRED"
+    assert reg.expire_due() == ["B1", "C1"]  # records it; the history says who and why
+    assert reg.history("C1")[-1].action == "expire" and reg.expire_due() == []
+    with pytest.raises(InvalidInput) as bad:
+        reg.query(status="lost")
+    assert bad.value.reason == "BAD_SEAL_STATE"
+
+
+def test_query_pages_by_es_id(db_url: str) -> None:
+    reg = SealRegistry(db_url)
+    for es_id in ("A1", "B1", "C1", "D1"):
+        reg.register(make_setup(es_id=es_id).seal, actor="admin")
+    reg.revoke("B1", actor="admin", reason="closed")
+    assert [r.es_id for r in reg.query(limit=2)] == ["A1", "B1"]
+    assert [r.es_id for r in reg.query(after="B1", limit=2)] == ["C1", "D1"]
+    assert [r.es_id for r in reg.query(status="active", after="A1", limit=1)] == ["C1"]
+    assert reg.query(after="D1") == []

@@ -48,6 +48,7 @@ def test_defaults_when_nothing_is_given() -> None:
     assert cfg.audit_checkpoint_every == 100
     assert (cfg.audit_key, cfg.token_key, cfg.tsa_key) == ("audit", "token", "tsa")
     assert cfg.grace_s == 10.0
+    assert (cfg.idempotency_retention_s, cfg.housekeeping_interval_s) == (86_400, 600)
 
 
 def test_docstring_table_matches_the_dataclass_defaults() -> None:
@@ -57,7 +58,8 @@ def test_docstring_table_matches_the_dataclass_defaults() -> None:
                         ("max_message_bytes", "67108864"), ("max_concurrency", "64"), ("workers", "16"),
                         ("processes", "1"), ("pin_cpus", "false"), ("default_deadline_s", "30"),
                         ("audit_checkpoint_every", "100"), ("audit_key", '"audit"'), ("token_key", '"token"'),
-                        ("tsa_key", '"tsa"'), ("grace_s", "10")]:
+                        ("tsa_key", '"tsa"'), ("grace_s", "10"), ("idempotency_retention_s", "86400"),
+                        ("housekeeping_interval_s", "600")]:
         assert f"{name} = {shown}" in doc, name
         value = defaults[name]
         text = str(value).lower() if isinstance(value, bool) else str(value)
@@ -333,3 +335,20 @@ def test_bad_default_key_spec_is_bad_config(tmp_path: Path, value: str) -> None:
     assert "default_key_spec" in err.message and "ec-p256" in err.message
     _bad_config(_toml(tmp_path, f'[server]\ndefault_key_spec = "{value}"\n'), env={})
     _bad_config(_toml(tmp_path, "[server]\ndefault_key_spec = 256\n", "num.toml"), env={})
+
+
+# -- retention and housekeeping -------------------------------------------------------------------
+
+def test_retention_and_housekeeping(tmp_path: Path) -> None:
+    cfg = load_config(_toml(tmp_path, "[server]\nidempotency_retention_s = 3600\nhousekeeping_interval_s = 0\n"),
+                      env={})
+    assert (cfg.idempotency_retention_s, cfg.housekeeping_interval_s) == (3600, 0)  # 0: no housekeeping
+
+
+@pytest.mark.parametrize("env", [{"TRUSTSVC_IDEMPOTENCY_RETENTION_S": "299"},  # shorter than a request may run
+                                 {"TRUSTSVC_IDEMPOTENCY_RETENTION_S": "nan"},
+                                 {"TRUSTSVC_HOUSEKEEPING_INTERVAL_S": "-1"},
+                                 {"TRUSTSVC_HOUSEKEEPING_INTERVAL_S": "nan"}])
+def test_bad_retention_or_housekeeping_interval(env: dict[str, str]) -> None:
+    err = _bad_config(None, env=env)
+    assert next(iter(env)).removeprefix(ENV_PREFIX).lower() in err.message

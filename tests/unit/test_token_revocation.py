@@ -43,5 +43,25 @@ def test_revoke_by_jti_and_subject(db_url: str) -> None:
     clock[0] = NOW + 5
     assert verifier.verify(issuer.issue("alice", jti="t4"))  # issued after the cut-off
 
-    assert store.purge_expired(NOW + 10_000) == 1
     assert introspect(other, t3)["active"] is True
+
+    # t6 expires at NOW + 905 but a verifier's 60 s leeway still takes it at NOW + 930: its revocation must stay
+    t6 = issuer.issue("carol", jti="t6")
+    store.revoke_jti("iss", "t6", expires_at=NOW + 905)
+    clock[0] = NOW + 930
+    assert store.purge_expired(NOW + 930) == 0
+    assert introspect(other, t6) == {"active": False}
+    assert store.purge_expired(NOW + 930, keep_s=0) == 2  # what dropping them at expiry would do: t6 is back
+    assert introspect(other, t6)["active"] is True
+
+
+def test_purge_keeps_revocations_a_day_past_expiry(db_url: str) -> None:
+    store = RevocationStore(Database(db_url))
+    store.revoke_jti("iss", "a", expires_at=NOW)
+    store.revoke_jti("iss", "forever")  # no expiry known: never purged
+    assert store.purge_expired(NOW + 86_400) == 0
+    assert store.purge_expired(NOW + 86_401) == 1
+    assert store.purge_expired(NOW + 10**9) == 0
+    assert store.is_revoked("iss", "forever", None, None)
+    with pytest.raises(ValueError):
+        store.purge_expired(NOW, keep_s=-1)

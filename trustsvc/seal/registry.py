@@ -1,6 +1,8 @@
 """Seal registry and lifecycle on trustsvc.store: status, holder, maker, DER, and a history of changes.
 
 States: active, suspended, revoked (final), expired (final). Every change records who, when and why.
+A seal past its validEnd reads as expired (``get``, ``query``, ``status``) whether or not ``expire_due``
+has recorded it yet, and no longer takes suspend, resume or revoke.
 ``register`` and the lifecycle changes take ``tx=``, a transaction already open on the same database
 (the daemon's audited change: the change and its audit record commit together); without it they open
 their own.
@@ -76,6 +78,16 @@ def _ts(t: dt.datetime) -> str:
     return t.astimezone(UTC).isoformat()
 
 
+def _due_status(status: str, valid_end: dt.datetime, now: dt.datetime) -> str:
+    """``status`` with expiry applied: an active or suspended seal past its validEnd is expired."""
+    return "expired" if status in ("active", "suspended") and valid_end < now else status
+
+
+def _in_force(record: SealRecord, now: dt.datetime) -> SealRecord:
+    status = _due_status(record.status, record.valid_end, now)
+    return record if status == record.status else dataclasses.replace(record, status=status)
+
+
 def _record(row: tuple[object, ...]) -> SealRecord:
     es_id, seal_type, name, holder, maker, vs, ve, status, ca, ua, der = row
     return SealRecord(str(es_id), int(seal_type), str(name), str(holder), str(maker),  # type: ignore[call-overload]
@@ -124,33 +136,51 @@ class SealRegistry:
             return self.get(seal.es_id, tx=tx)
 
     def get(self, es_id: str, *, tx: Transaction | None = None) -> SealRecord:
+        """The seal's record, its status with expiry applied."""
         with self.db.within(tx, read=True) as tx:
             row = tx.execute(f"SELECT {_COLUMNS} FROM seal_records WHERE es_id = ?", (es_id,)).fetchone()
         if row is None:
             raise NotFound(f"no seal with esID {es_id!r}", reason="SEAL_NOT_FOUND")
-        return _record(row)
+        return _in_force(_record(row), _now())
 
     def status(self, es_id: str) -> str | None:
         """Current status, with expiry applied; None when unknown."""
         try:
-            record = self.get(es_id)
+            return self.get(es_id).status
         except NotFound:
             return None
-        if record.status in ("active", "suspended") and record.valid_end < _now():
-            return "expired"
-        return record.status
 
     def query(self, *, holder: str | None = None, seal_type: int | None = None, status: str | None = None,
-              es_id: str | None = None) -> list[SealRecord]:
+              es_id: str | None = None, after: str | None = None, limit: int | None = None) -> list[SealRecord]:
+        """Records in esID order, statuses with expiry applied (``status`` filters on that): those matching
+        every filter given, with esID greater than ``after``, at most ``limit``."""
+        if status is not None and status not in STATES:
+            raise InvalidInput(f"unknown seal state {status!r}; one of {', '.join(STATES)}", reason="BAD_SEAL_STATE")
+        now = _now()
         where, params = [], []
-        for column, value in (("holder", holder), ("seal_type", seal_type), ("status", status), ("es_id", es_id)):
+        for column, value in (("holder", holder), ("seal_type", seal_type), ("es_id", es_id)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if status is not None:  # the stored states that may read as ``status`` now; expiry is applied below
+            stored = ("expired", "active", "suspended") if status == "expired" else (status,)
+            where.append(f"status IN ({', '.join('?' for _ in stored)})")
+            params.extend(stored)
+        if after is not None:
+            where.append("es_id > ?")
+            params.append(after)
         sql = f"SELECT {_COLUMNS} FROM seal_records" + (" WHERE " + " AND ".join(where) if where else "")
+        found: list[SealRecord] = []
         with self.db.read() as tx:
-            rows = tx.execute(sql + " ORDER BY es_id", params).fetchall()
-        return [_record(r) for r in rows]
+            rows = tx.execute(sql + " ORDER BY es_id", params)
+            while limit is None or len(found) < limit:
+                row = rows.fetchone()
+                if row is None:
+                    break
+                record = _in_force(_record(row), now)
+                if status is None or record.status == status:
+                    found.append(record)
+        return found
 
     def history(self, es_id: str) -> list[HistoryEntry]:
         with self.db.read() as tx:
@@ -171,7 +201,10 @@ class SealRegistry:
     def expire_due(self, *, actor: str = "system", at: dt.datetime | None = None) -> Sequence[str]:
         """Mark seals past their validEnd as expired; returns their esIDs."""
         at = at or _now()
-        due = [r.es_id for r in self.query() if r.status in ("active", "suspended") and r.valid_end < at]
+        with self.db.read() as tx:
+            rows = tx.execute("SELECT es_id, valid_end FROM seal_records WHERE status IN ('active', 'suspended')"
+                              " ORDER BY es_id").fetchall()
+        due = [str(es_id) for es_id, valid_end in rows if dt.datetime.fromisoformat(str(valid_end)) < at]
         for es_id in due:
             self._change(es_id, "expire", actor, "validity ended")
         return due
@@ -182,12 +215,14 @@ class SealRegistry:
         allowed, target = _TRANSITIONS[action]
         now = _now()
         with self.db.within(tx) as tx:
-            row = tx.execute("SELECT status FROM seal_records WHERE es_id = ?", (es_id,)).fetchone()
+            row = tx.execute("SELECT status, valid_end FROM seal_records WHERE es_id = ?", (es_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no seal with esID {es_id!r}", reason="SEAL_NOT_FOUND")
             current = str(row[0])
-            if current not in allowed:
-                raise Conflict(f"cannot {action} seal {es_id}: it is {current}", reason=f"SEAL_{current.upper()}")
+            # an expired seal is final whether or not its expiry is recorded yet; "expire" records it
+            shown = current if action == "expire" else _due_status(current, dt.datetime.fromisoformat(str(row[1])), now)
+            if shown not in allowed:
+                raise Conflict(f"cannot {action} seal {es_id}: it is {shown}", reason=f"SEAL_{shown.upper()}")
             updated = tx.execute("UPDATE seal_records SET status = ?, updated_at = ? WHERE es_id = ? AND status = ?",
                                  (target, _ts(now), es_id, current))
             if updated.rowcount != 1:

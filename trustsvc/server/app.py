@@ -25,6 +25,7 @@ from trustsvc.audit import AuditLog
 from trustsvc.pki.certificate import Certificate
 from trustsvc.server import logs
 from trustsvc.server.config import Config
+from trustsvc.server.housekeeping import Housekeeper
 from trustsvc.server.interceptors import TrustsvcInterceptor
 from trustsvc.server.logs import log
 from trustsvc.server.metrics import Metrics
@@ -32,6 +33,7 @@ from trustsvc.server.policy import Policy
 from trustsvc.server.runtime import Runtime
 from trustsvc.server.tls import server_credentials
 from trustsvc.store.database import Database
+from trustsvc.token.revocation import RevocationStore
 
 # (proto module, service name, implementation "module:Class", library it needs)
 SERVICES: list[tuple[str, str, str, str]] = [
@@ -99,6 +101,8 @@ class Daemon:
         self.port = 0
         self.metrics_server: Any = None
         self.wired: dict[str, bool] = {}  # service -> registered (every service is, or the daemon does not start)
+        self.housekeeper = Housekeeper(self.rt.idempotency, RevocationStore(self.rt.db),
+                                       interval_s=config.housekeeping_interval_s)
 
     def _build(self) -> grpc.Server:
         cfg = self.config
@@ -137,6 +141,7 @@ class Daemon:
             raise OSError(f"cannot listen on {cfg.listen}")
         self.server.start()
         self.metrics_server = self.rt.metrics.serve(cfg.metrics_listen)
+        self.housekeeper.start()
         log(logging.INFO, "trustsvc daemon started", listen=cfg.listen, port=self.port, mtls=not cfg.insecure,
             pid=os.getpid(), processes=cfg.processes,
             services=sorted(self.wired),
@@ -150,6 +155,7 @@ class Daemon:
         self.health.enter_graceful_shutdown()
         self.server.stop(self.config.grace_s if grace is None else grace).wait()
         self.server = None
+        self.housekeeper.stop()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
             self.metrics_server = None

@@ -12,6 +12,8 @@ Keys (TOML ``[server]`` table, env ``TRUSTSVC_<KEY>`` upper-case)::
     default_deadline_s = 30        audit_checkpoint_every = 100   audit_key = "audit"
     token_key = "token"            tsa_key = "tsa"        grace_s = 10
     token_extra_keys = "" (comma-separated: other keys that may issue tokens; all are in the JWKS)
+    idempotency_retention_s = 86400 (how long an idempotency key is remembered; at least 300)
+    housekeeping_interval_s = 600 (how often expired idempotency keys and token revocations are deleted; 0: never)
     default_key_spec = "sm2" (the key type the embedded default creates for default, audit, token, tsa and
         seal-maker: sm2 | ec-p256 | rsa-2048 | rsa-3072 | rsa-4096; a token without SM2, such as
         SoftHSM2, needs a non-SM2 one; GB/T 38540 seals need an SM2 seal-maker, so there are no seals then)
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from trustsvc.errors import InvalidInput
+from trustsvc.server.idempotency import STALE_S as IDEMPOTENCY_STALE_S
 
 ENV_PREFIX = "TRUSTSVC_"
 # key types the embedded default can make its keys of: each signs data, CMS, tokens, PDFs and time stamps
@@ -62,6 +65,8 @@ class Config:
     grace_s: float = 10.0
     log_level: str = "INFO"
     default_key_spec: str = "sm2"
+    idempotency_retention_s: float = 86_400.0
+    housekeeping_interval_s: float = 600.0
 
     def __post_init__(self) -> None:
         self.home = Path(self.home)
@@ -70,6 +75,12 @@ class Config:
             raise InvalidInput(f"config default_key_spec: {self.default_key_spec!r} is not one of "
                                f"{', '.join(DEFAULT_KEY_SPECS)}", reason="BAD_CONFIG")
         self.default_key_spec = spec
+        if not self.idempotency_retention_s >= IDEMPOTENCY_STALE_S:  # a key must outlive a request in progress
+            raise InvalidInput(f"config idempotency_retention_s: {self.idempotency_retention_s} is less than "
+                               f"{IDEMPOTENCY_STALE_S:g}", reason="BAD_CONFIG")
+        if not self.housekeeping_interval_s >= 0:
+            raise InvalidInput(f"config housekeeping_interval_s: {self.housekeeping_interval_s} is negative",
+                               reason="BAD_CONFIG")
         if not self.database:
             self.database = f"sqlite:///{self.home / 'trustsvc.db'}"
         if not self.policy:

@@ -47,7 +47,7 @@ class Runtime:
         observe = getattr(keystore, "observe_errors", None)  # an HSM keystore: count its errors at the source
         if observe is not None:
             observe(self.metrics.hsm_error)
-        self.idempotency = IdempotencyStore(db)
+        self.idempotency = IdempotencyStore(db, retention_s=config.idempotency_retention_s)
         self.trust_anchors = list(trust_anchors)
         self.ca = ca
         self._signers: dict[tuple[str, int | None], tuple[float, Signer]] = {}

@@ -15,6 +15,7 @@ from trustsvc.store.database import Database, Transaction
 
 COMPONENT = "token"
 TABLES = ("token_revoked_jti", "token_revoked_subject")
+PURGE_KEEP_S = 86_400  # a day past expiry: far beyond any verifier's leeway (60 s by default)
 MIGRATIONS = [
     "CREATE TABLE token_revoked_jti ("
     " iss TEXT NOT NULL, jti TEXT NOT NULL, expires_at BIGINT, revoked_at BIGINT NOT NULL,"
@@ -77,9 +78,14 @@ class RevocationStore:
             return issued is None or issued < int(row[1])
         return False
 
-    def purge_expired(self, now: int | None = None) -> int:
-        """Drop jti revocations of tokens that have expired anyway; returns how many."""
-        cut = int(time.time()) if now is None else now
+    def purge_expired(self, now: int | None = None, *, keep_s: int = PURGE_KEEP_S) -> int:
+        """Drop jti revocations of tokens that expired more than ``keep_s`` seconds ago; returns how many.
+
+        The margin outlasts any verifier's leeway: a verifier with a leeway of L accepts a token until
+        exp + L, so dropping its revocation at exp would let a revoked token through for L seconds."""
+        if keep_s < 0:
+            raise ValueError("keep_s must not be negative")
+        cut = (int(time.time()) if now is None else now) - keep_s
         with self.db.transaction() as tx:
             return tx.execute("DELETE FROM token_revoked_jti WHERE expires_at IS NOT NULL AND expires_at < ?",
                               (cut,)).rowcount

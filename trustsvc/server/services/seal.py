@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import threading
 from typing import Any
 
 import grpc
 
 from trustsvc import codegen
-from trustsvc.errors import InvalidInput, NotFound
+from trustsvc.errors import InvalidInput, NotFound, PolicyDenied
 from trustsvc.seal.make import Picture, SealSpec, SealType, make_seal
 from trustsvc.seal.picture import check_upload, render_png
 from trustsvc.seal.registry import SealRecord, SealRegistry
@@ -24,6 +26,29 @@ pb, pb_grpc = codegen.load("seal")
 UTC = dt.UTC
 ES_ID_PREFIX = "TS"
 DEMO_SEAL_NAME = "trustsvc 演示单位公章"
+
+
+def page_token(after: str, state: str | None) -> str:
+    """An opaque ListSeals page token: where the next page starts, and the filter it belongs to (AIP-158)."""
+    body = json.dumps({"after": after, "state": state or ""}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(body).decode().rstrip("=")
+
+
+def read_page_token(token: str, state: str | None) -> str | None:
+    """The esID a page token continues after; BAD_PAGE_TOKEN for one ListSeals did not hand out for this filter."""
+    if not token:
+        return None
+    bad = InvalidInput(f"page_token {token[:40]!r} was not returned by ListSeals for this request",
+                       reason="BAD_PAGE_TOKEN")
+    if len(token) > 1024:
+        raise bad
+    try:
+        fields = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, UnicodeDecodeError):  # binascii.Error and JSONDecodeError are ValueErrors
+        raise bad from None
+    if not (isinstance(fields, dict) and isinstance(fields.get("after"), str) and fields.get("state") == (state or "")):
+        raise bad
+    return str(fields["after"])
 
 
 def seal_message(rec: SealRecord, holder_cert: bytes = b"") -> Any:
@@ -120,26 +145,29 @@ class SealService(pb_grpc.SealServiceServicer):  # type: ignore[name-defined]  #
         return pb.GetSealResponse(seal=seal_message(self.registry.get(seal_id)))
 
     def ListSeals(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Seals this caller may use, in esID order; a page ends where the next begins (a keyset token, so
+        seals made or changed between pages neither shift nor repeat what follows)."""
         identity = ctx.current().identity
         policy = self.rt.policy()
-        records = self.registry.query(status=request.state or None)
-        visible = []
-        for rec in records:
-            try:
-                policy.check_seal(identity, rec.es_id)
-            except Exception:  # noqa: BLE001 - not listed for this caller
-                continue
-            visible.append(rec)
-        token = request.page_token
-        # only tokens this RPC handed out (AIP-158): digits, no more than a list index has (int() refuses
-        # strings of over 4300 digits with ValueError)
-        if token and not (token.isascii() and token.isdigit() and len(token) <= 18):
-            raise InvalidInput(f"page_token {token[:40]!r} was not returned by ListSeals", reason="BAD_PAGE_TOKEN")
-        start = int(token) if token else 0
+        state = request.state or None
         size = min(request.page_size or 100, 1000)
-        page = visible[start:start + size]
-        nxt = str(start + size) if start + size < len(visible) else ""
-        return pb.ListSealsResponse(seals=[seal_message(r) for r in page], next_page_token=nxt)
+        cursor = read_page_token(request.page_token, state)
+        page: list[SealRecord] = []
+        while len(page) <= size:  # one more than a page: is there a next one?
+            chunk = self.registry.query(status=state, after=cursor, limit=size + 1)
+            for rec in chunk:
+                cursor = rec.es_id
+                try:
+                    policy.check_seal(identity, rec.es_id)
+                except PolicyDenied:  # not listed for this caller
+                    continue
+                page.append(rec)
+                if len(page) > size:
+                    break
+            if len(chunk) <= size:
+                break
+        nxt = page_token(page[size - 1].es_id, state) if len(page) > size else ""
+        return pb.ListSealsResponse(seals=[seal_message(r) for r in page[:size]], next_page_token=nxt)
 
     def _change(self, action: str, seal_id: str, reason: str) -> tuple[SealRecord, Any]:
         reason = bounded(reason, "reason")  # kept for good in the registry's history and the audit record
