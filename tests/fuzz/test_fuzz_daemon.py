@@ -111,7 +111,8 @@ def corpus(admin: Client) -> Corpus:
     seals = admin.call(admin.seals.ListSeals, seal_pb2.ListSealsRequest()).seals
     demo = seals[0]
     fuzz_seal = admin.call(admin.seals.MakeSeal, seal_pb2.MakeSealRequest(name="fuzz seal")).seal
-    next_page = admin.call(admin.seals.ListSeals, seal_pb2.ListSealsRequest(page_size=1, state="active")).next_page_token
+    first_page = admin.call(admin.seals.ListSeals, seal_pb2.ListSealsRequest(page_size=1, state="active"))
+    next_page = first_page.next_page_token
     ses = admin.call(admin.seals.SignWithSeal, seal_pb2.SignWithSealRequest(seal_id=demo.seal_id, data=data))
     stamp = admin.call(admin.timestamps.CreateTimeStamp, timestamp_pb2.CreateTimeStampRequest(data=data))
     pdf = licence_pdf()
