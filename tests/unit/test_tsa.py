@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import socket
 
 import pytest
 from asn1crypto import cms, tsp
 
 from tests.unit.test_cms_pki import make_pki
-from trustsvc.errors import InvalidInput
+from trustsvc.errors import Conflict, InvalidInput
 from trustsvc.tsa import (
     CounterSerial,
     HttpTsaClient,
@@ -102,11 +103,24 @@ def test_tsa_refuses_cert_without_eku() -> None:
     assert exc.value.reason == "TSA_CERT_EKU"
 
 
-def test_gen_time_outside_cert_validity() -> None:
+def test_gen_time_outside_cert_validity(monkeypatch: pytest.MonkeyPatch) -> None:
     pki = make_pki("ec-p256", tsa=True)
     tsa = LocalTsa(pki.signer, clock=lambda: dt.datetime(2001, 1, 1, tzinfo=UTC))
+    monkeypatch.setattr(tsa, "_check_in_force", lambda now: None)  # a token our authority refuses to make
     result = verify_timestamp_token(tsa.timestamp(b"x", hash_alg="sha256"), b"x")
     assert result.check("gen-time").reason == "GEN_TIME_OUTSIDE_VALIDITY"
+
+
+@pytest.mark.parametrize(("when", "reason"), [(dt.datetime(2001, 1, 1, tzinfo=UTC), "KEY_CERTIFICATE_NOT_YET_VALID"),
+                                              (dt.datetime(2999, 1, 1, tzinfo=UTC), "KEY_CERTIFICATE_EXPIRED")])
+def test_an_authority_outside_its_certificate_validity_stamps_nothing(when: dt.datetime, reason: str) -> None:
+    pki = make_pki("sm2", tsa=True)
+    tsa = LocalTsa(pki.signer, clock=lambda: when)  # a long-running authority whose certificate has run out
+    with pytest.raises(Conflict) as exc:
+        tsa.timestamp(b"x")
+    assert exc.value.reason == reason
+    status, token, text = parse_response(tsa.respond(make_request(b"x").der))  # over HTTP: an RFC 3161 refusal
+    assert (status, token) == ("rejection", None) and "system_failure" in text and "not at" in text
 
 
 def test_http_roundtrip_and_timestamper(tsa, tsa_pki) -> None:  # type: ignore[no-untyped-def]
@@ -119,6 +133,36 @@ def test_http_roundtrip_and_timestamper(tsa, tsa_pki) -> None:  # type: ignore[n
     local = timestamper_for(tsa)
     result = verify_timestamp_token(local(b"signature value"), b"signature value")
     assert result.ok and result.hash_algorithm == "sm3"
+
+
+def _raw_http(url: str, request: bytes, *, timeout: float = 30) -> bytes:
+    """What the server sends back to ``request`` before it closes the connection."""
+    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+        conn.sendall(request)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    return reply
+
+
+@pytest.mark.parametrize(("length", "status"), [("abc", b"400"), ("-5", b"400"), ("1e3", b"400"),
+                                                ("9" * 30, b"400"), ("0", b"413"), ("65537", b"413"), (None, b"411")])
+def test_http_bad_content_length_gets_an_http_error(tsa, length: str | None, status: bytes) -> None:  # type: ignore[no-untyped-def]
+    header = b"" if length is None else f"Content-Length: {length}\r\n".encode()
+    with serve_http(tsa) as server:
+        reply = _raw_http(server.url, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/timestamp-query\r\n"
+                          + header + b"\r\n")
+        assert reply.startswith(b"HTTP/1.0 " + status), reply[:80]
+        token = HttpTsaClient(server.url, timeout=5).timestamp(b"still serving")  # the server lives on
+        assert verify_timestamp_token(token, b"still serving").ok
+
+
+def test_http_a_stalled_client_is_disconnected(tsa) -> None:  # type: ignore[no-untyped-def]
+    with serve_http(tsa, timeout_s=0.2) as server:
+        reply = _raw_http(server.url, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/timestamp-query\r\n"
+                          b"Content-Length: 100\r\n\r\n" + b"\x30")  # then nothing more
+        assert reply == b""  # dropped without an answer; no thread waits on it
 
 
 def test_http_unreachable() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from asn1crypto import tsp, x509
 
 from trustsvc.algorithms.signer import Signer
-from trustsvc.errors import InvalidInput
+from trustsvc.errors import Conflict, InvalidInput
 from trustsvc.pki.certificate import Certificate
 from trustsvc.pki.cms import DIGEST_SIZES, hash_data, sign_cms, tlv
 
@@ -88,6 +88,8 @@ class LocalTsa:
                                 req["nonce"].native, bool(req["cert_req"].native))
         except TsaRejection as exc:
             return rejection(exc.fail_info, str(exc))
+        except Conflict as exc:  # the authority cannot stamp now (its certificate is not in force)
+            return rejection("system_failure", exc.message)
         status = tsp.PKIStatusInfo({"status": "granted"}).dump()
         return tlv(0x30, status + token)
 
@@ -136,6 +138,7 @@ class LocalTsa:
             now = now.replace(microsecond=0)
         else:
             now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        self._check_in_force(now)
         info: dict[str, object] = {
             "version": "v1",
             "policy": self.policy_oid,
@@ -152,6 +155,16 @@ class LocalTsa:
         tst_der = tsp.TSTInfo(info).dump()
         return sign_cms(self.signer, tst_der, detached=False, content_type="tst_info", signing_time=now,
                         include_certificates=cert_req)
+
+
+    def _check_in_force(self, now: dt.datetime) -> None:
+        """Refuse to stamp outside the certificate's validity: such a token never verifies (a long-running
+        authority whose certificate expired would otherwise go on issuing them)."""
+        cert = self.certificate
+        if not cert.valid_at(now):
+            reason = "KEY_CERTIFICATE_EXPIRED" if now > cert.not_after else "KEY_CERTIFICATE_NOT_YET_VALID"
+            raise Conflict(f"the TSA certificate is valid {cert.not_before} .. {cert.not_after}, not at {now}",
+                           reason=reason)
 
 
 def _accuracy(delta: dt.timedelta) -> dict[str, int]:

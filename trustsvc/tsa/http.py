@@ -2,6 +2,8 @@
 
 ``serve_http(tsa, host='127.0.0.1', port=0) -> TsaHttpServer`` starts a threaded server in a
 daemon thread; ``.url`` is where to POST application/timestamp-query; ``.close()`` stops it.
+A request is at most 64 KiB with a Content-Length (else 400, 411 or 413); a client that sends nothing
+for ``timeout_s`` seconds is disconnected, so a stalled client does not hold a thread for ever.
 """
 
 from __future__ import annotations
@@ -12,23 +14,37 @@ import threading
 from trustsvc.tsa.authority import LocalTsa
 
 MAX_REQUEST = 64 * 1024
+TIMEOUT_S = 30.0
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     tsa: LocalTsa
 
+    def setup(self) -> None:
+        self.timeout = self.server.timeout_s  # type: ignore[attr-defined]  # every read on the socket
+        super().setup()
+
     def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/timestamp-query":
             self._reply(415, b"expected application/timestamp-query", "text/plain")
             return
+        declared = self.headers.get("Content-Length")
+        if declared is None:
+            self._reply(411, b"Content-Length required", "text/plain")
+            return
+        if not (declared.isascii() and declared.isdigit() and len(declared) <= 9):
+            self._reply(400, b"bad Content-Length", "text/plain")
+            return
+        length = int(declared)
         if not 0 < length <= MAX_REQUEST:
-            self._reply(413, b"bad request size", "text/plain")
+            self._reply(413, b"a time-stamp request is 1 byte to 64 KiB", "text/plain")
             return
         body = self.rfile.read(length)
         self._reply(200, self.server.tsa.respond(body), "application/timestamp-reply")  # type: ignore[attr-defined]
 
     def _reply(self, code: int, body: bytes, ctype: str) -> None:
+        if code != 200:
+            self.close_connection = True  # an unread body must not be taken for the next request
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -42,9 +58,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class TsaHttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, tsa: LocalTsa, host: str, port: int) -> None:
+    def __init__(self, tsa: LocalTsa, host: str, port: int, *, timeout_s: float = TIMEOUT_S) -> None:
         super().__init__((host, port), _Handler)
         self.tsa = tsa
+        self.timeout_s = timeout_s
         self._thread: threading.Thread | None = None
 
     @property
@@ -69,6 +86,6 @@ class TsaHttpServer(http.server.ThreadingHTTPServer):
         self.close()
 
 
-def serve_http(tsa: LocalTsa, host: str = "127.0.0.1", port: int = 0) -> TsaHttpServer:
+def serve_http(tsa: LocalTsa, host: str = "127.0.0.1", port: int = 0, *, timeout_s: float = TIMEOUT_S) -> TsaHttpServer:
     """Serve ``tsa`` over HTTP in a background thread."""
-    return TsaHttpServer(tsa, host, port).start()
+    return TsaHttpServer(tsa, host, port, timeout_s=timeout_s).start()
