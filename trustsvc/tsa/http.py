@@ -20,10 +20,6 @@ TIMEOUT_S = 30.0
 class _Handler(http.server.BaseHTTPRequestHandler):
     tsa: LocalTsa
 
-    def setup(self) -> None:
-        self.timeout = self.server.timeout_s  # type: ignore[attr-defined]  # every read on the socket
-        super().setup()
-
     def do_POST(self) -> None:  # noqa: N802
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/timestamp-query":
             self._reply(415, b"expected application/timestamp-query", "text/plain")
@@ -59,9 +55,9 @@ class TsaHttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, tsa: LocalTsa, host: str, port: int, *, timeout_s: float = TIMEOUT_S) -> None:
-        super().__init__((host, port), _Handler)
+        # the handler's timeout applies to every read on the connection's socket
+        super().__init__((host, port), type("_TimedHandler", (_Handler,), {"timeout": timeout_s}))
         self.tsa = tsa
-        self.timeout_s = timeout_s
         self._thread: threading.Thread | None = None
 
     @property
