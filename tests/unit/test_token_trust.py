@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from trustsvc.algorithms import SoftwareSigner
-from trustsvc.token import IssuerConfig, KeySet, RemoteJwks, TokenInvalid, TokenIssuer, TokenVerifier
+from trustsvc.token import IssuerConfig, KeySet, RemoteJwks, TokenInvalid, TokenIssuer, TokenVerifier, trust
 from trustsvc.token.errors import TokenConfigError
 
 PROVINCE = "https://idp.province.example"
@@ -100,6 +100,41 @@ def test_jwks_size_bound(server: tuple[str, type[_Handler]]) -> None:
     with pytest.raises(TokenInvalid) as info:
         RemoteJwks(url, max_bytes=4096).get("k")
     assert info.value.reason == "JWKS_UNAVAILABLE"
+
+
+@pytest.mark.parametrize(("target", "followed"), [("/jwks.json", True), ("http://192.0.2.1/jwks.json", False),
+                                                  ("file:///etc/passwd", False)])
+def test_a_redirect_goes_only_where_the_source_could(server: tuple[str, type[_Handler]], target: str,
+                                                     followed: bool) -> None:
+    url, handler = server
+    a = _issuer()
+    handler.body = _jwks(a)
+
+    class Redirect(handler):  # type: ignore[valid-type,misc]
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/old":
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                super().do_GET()
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            old = f"http://127.0.0.1:{httpd.server_address[1]}/old"
+            source = RemoteJwks(old, timeout=2)
+            if followed:
+                assert source.get(a.kid) is not None
+            else:
+                with pytest.raises(TokenInvalid) as info:
+                    source.get(a.kid)
+                assert info.value.reason == "JWKS_UNAVAILABLE"
+                with pytest.raises(OSError, match="refused: not https|is not allowed"):  # before any connection to it
+                    trust._OPENER.open(old, timeout=2)
+        finally:
+            httpd.shutdown()
 
 
 def test_source_schemes() -> None:

@@ -36,14 +36,34 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
+def _fetchable(url: str) -> bool:
+    """An https URL, or http on loopback only: where keys that decide whom we trust may come from."""
+    parsed = urllib.parse.urlsplit(url)
+    return parsed.scheme == "https" or (parsed.scheme == "http" and _loopback(parsed.hostname))
+
+
+class _SameRulesRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL the source itself could have been (no https -> http downgrade)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        if not _fetchable(newurl):
+            raise OSError(f"JWKS redirect to {newurl[:200]!r} refused: not https")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameRulesRedirects)
+
+
 class RemoteJwks:
-    """A cached JWKS from ``source``: a path, ``file://``, ``https://`` (or ``http://`` on loopback only)."""
+    """A cached JWKS from ``source``: a path, ``file://``, ``https://`` (or ``http://`` on loopback only).
+    A redirect is followed only to a URL of the same kind."""
 
     def __init__(self, source: str, *, ttl: float = 300.0, min_refresh: float = 30.0,
                  max_bytes: int = MAX_JWKS_BYTES, max_keys: int = 64, timeout: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         parsed = urllib.parse.urlsplit(source)
-        if parsed.scheme in ("https",) or (parsed.scheme == "http" and _loopback(parsed.hostname)):
+        if _fetchable(source):
             self._url: str | None = source
             self._path: Path | None = None
         elif parsed.scheme in ("", "file"):
@@ -67,7 +87,7 @@ class RemoteJwks:
         else:
             assert self._url is not None
             request = urllib.request.Request(self._url, headers={"Accept": "application/json"})
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310 - scheme checked
+            with _OPENER.open(request, timeout=self.timeout) as resp:  # scheme checked, redirects too
                 data = resp.read(self.max_bytes + 1)
         if len(data) > self.max_bytes:
             raise TokenInvalid(f"JWKS larger than {self.max_bytes} bytes", reason=E.JWKS_UNAVAILABLE)
