@@ -94,6 +94,35 @@ def test_jwks_from_url_refresh_on_unknown_kid(server: tuple[str, type[_Handler]]
     assert verifier.verify(a.issue("u")) and handler.hits == 3
 
 
+def test_a_stale_set_serves_while_another_caller_refreshes(server: tuple[str, type[_Handler]]) -> None:
+    url, handler = server
+    a = _issuer()
+    handler.body = _jwks(a)
+    clock = [0.0]
+    source = RemoteJwks(url, ttl=300, min_refresh=10, clock=lambda: clock[0])
+    assert source.get(a.kid) is not None and handler.hits == 1
+    clock[0] = 400.0  # stale
+    with source._fetch_lock:  # another caller is fetching (held here: a get that waited would never return)
+        assert source.get(a.kid) is not None
+    assert handler.hits == 1
+    assert source.get(a.kid) is not None and handler.hits == 2  # now this caller refreshes
+
+
+def test_with_no_keys_a_failed_fetch_is_not_retried_at_once(server: tuple[str, type[_Handler]]) -> None:
+    url, handler = server
+    handler.body = b"down"
+    clock = [0.0]
+    source = RemoteJwks(url, ttl=300, min_refresh=10, clock=lambda: clock[0])
+    for expected_hits in (1, 1, 1):  # a flood of tokens of an unreachable issuer: one fetch
+        with pytest.raises(TokenInvalid) as info:
+            source.get("k")
+        assert info.value.reason == "JWKS_UNAVAILABLE" and handler.hits == expected_hits
+    a = _issuer()
+    handler.body = _jwks(a)
+    clock[0] = 10.0
+    assert source.get(a.kid) is not None and handler.hits == 2
+
+
 def test_jwks_size_bound(server: tuple[str, type[_Handler]]) -> None:
     url, handler = server
     handler.body = b'{"keys": [' + b'{"kty":"EC"},' * 10000 + b'{}]}'

@@ -2,7 +2,9 @@
 
 The document is cached for ``ttl`` seconds and size-bounded; an unknown kid triggers at most
 one refetch per ``min_refresh`` seconds, so a flood of forged kids cannot hammer the issuer.
-If a refresh fails the last good key set stays in use.
+If a refresh fails the last good key set stays in use; while one caller refreshes a stale set, the
+others verify with it rather than wait. With no set yet, a failed fetch is retried at most once per
+``min_refresh`` (tokens of an unreachable issuer fail at once, not after a network time-out each).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class RemoteJwks:
         self.ttl, self.min_refresh = ttl, min_refresh
         self.max_bytes, self.max_keys, self.timeout = max_bytes, max_keys, timeout
         self._clock = clock
-        self._lock = threading.Lock()
+        self._fetch_lock = threading.Lock()  # one fetch at a time; readers of a set in hand never take it
         self._keys: KeySet | None = None
         self._fetched_at = float("-inf")
         self._attempted_at = float("-inf")
@@ -94,6 +96,8 @@ class RemoteJwks:
         return data
 
     def _refresh(self) -> None:
+        """Fetch the document (the caller holds ``_fetch_lock``); on failure keep the last good set, or raise
+        JWKS_UNAVAILABLE when there is none."""
         self._attempted_at = self._clock()
         self.fetches += 1
         try:
@@ -106,17 +110,43 @@ class RemoteJwks:
         self._keys, self._fetched_at = keys, self._clock()
 
     def get(self, kid: str) -> VerificationKey | None:
-        with self._lock:
-            now = self._clock()
-            if self._keys is None or now - self._fetched_at >= self.ttl:
-                if self._keys is None or now - self._attempted_at >= min(self.min_refresh, self.ttl):
-                    self._refresh()
-            assert self._keys is not None
-            found = self._keys.get(kid)
-            if found is None and now - self._attempted_at >= self.min_refresh:
+        keys = self._current()
+        found = keys.get(kid)
+        if found is None:  # perhaps a key rotated in since the last fetch
+            found = self._after_unknown_kid(keys).get(kid)
+        return found
+
+    def _current(self) -> KeySet:
+        """The key set to use now. A stale set is refreshed by one caller while the others go on with it
+        (nobody waits on the network then); with no set yet, callers wait for the fetch."""
+        keys = self._keys
+        if keys is not None and self._clock() - self._fetched_at < self.ttl:
+            return keys
+        if keys is not None:
+            if self._fetch_lock.acquire(blocking=False):
+                try:
+                    if self._clock() - self._attempted_at >= min(self.min_refresh, self.ttl):
+                        self._refresh()
+                finally:
+                    self._fetch_lock.release()
+            return self._keys or keys
+        with self._fetch_lock:
+            if self._keys is None:
+                if self._clock() - self._attempted_at < min(self.min_refresh, self.ttl):  # failed a moment ago
+                    raise TokenInvalid(f"JWKS of {self.source} unavailable (retried after {self.min_refresh:g} s)",
+                                       reason=E.JWKS_UNAVAILABLE)
                 self._refresh()
-                found = self._keys.get(kid)
-            return found
+            assert self._keys is not None
+            return self._keys
+
+    def _after_unknown_kid(self, seen: KeySet) -> KeySet:
+        """The key set after at most one refetch per ``min_refresh`` (a flood of unknown kids cannot hammer
+        the issuer); a set another caller fetched meanwhile counts as that refetch."""
+        with self._fetch_lock:
+            if self._keys is seen and self._clock() - self._attempted_at >= self.min_refresh:
+                self._refresh()
+            assert self._keys is not None
+            return self._keys
 
 
 @dataclass(frozen=True)
