@@ -161,11 +161,16 @@ class Certificate:
 def certificate_in_force(der: bytes, key: str, at: dt.datetime | None = None) -> Certificate:
     """The certificate of signing key ``key``, refused (Conflict KEY_CERTIFICATE_EXPIRED or
     KEY_CERTIFICATE_NOT_YET_VALID) outside its validity at ``at`` (default now): what it signed would not verify."""
-    cert = Certificate(der)
+    return check_in_force(Certificate(der), f"key {key!r}", at)
+
+
+def check_in_force(cert: Certificate, signer: str, at: dt.datetime | None = None) -> Certificate:
+    """``cert``, refused as in :func:`certificate_in_force` outside its validity at ``at``; ``signer`` names
+    whose certificate it is in the message."""
     now = at or dt.datetime.now(dt.UTC)
     if not cert.valid_at(now):
         reason = "KEY_CERTIFICATE_EXPIRED" if now > cert.not_after else "KEY_CERTIFICATE_NOT_YET_VALID"
-        raise Conflict(f"key {key!r}: its certificate is valid {cert.not_before} .. {cert.not_after}, not now",
+        raise Conflict(f"{signer}: its certificate is valid {cert.not_before} .. {cert.not_after}, not at {now}",
                        reason=reason)
     return cert
 

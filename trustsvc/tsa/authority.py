@@ -19,7 +19,7 @@ from asn1crypto import tsp, x509
 
 from trustsvc.algorithms.signer import Signer
 from trustsvc.errors import Conflict, InvalidInput
-from trustsvc.pki.certificate import Certificate
+from trustsvc.pki.certificate import Certificate, check_in_force
 from trustsvc.pki.cms import DIGEST_SIZES, hash_data, sign_cms, tlv
 
 UTC = dt.UTC
@@ -138,7 +138,9 @@ class LocalTsa:
             now = now.replace(microsecond=0)
         else:
             now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        self._check_in_force(now)
+        # outside its certificate's validity a token never verifies (a long-running authority whose
+        # certificate expired would otherwise go on issuing them)
+        check_in_force(self.certificate, "the time-stamping authority", now)
         info: dict[str, object] = {
             "version": "v1",
             "policy": self.policy_oid,
@@ -155,16 +157,6 @@ class LocalTsa:
         tst_der = tsp.TSTInfo(info).dump()
         return sign_cms(self.signer, tst_der, detached=False, content_type="tst_info", signing_time=now,
                         include_certificates=cert_req)
-
-
-    def _check_in_force(self, now: dt.datetime) -> None:
-        """Refuse to stamp outside the certificate's validity: such a token never verifies (a long-running
-        authority whose certificate expired would otherwise go on issuing them)."""
-        cert = self.certificate
-        if not cert.valid_at(now):
-            reason = "KEY_CERTIFICATE_EXPIRED" if now > cert.not_after else "KEY_CERTIFICATE_NOT_YET_VALID"
-            raise Conflict(f"the TSA certificate is valid {cert.not_before} .. {cert.not_after}, not at {now}",
-                           reason=reason)
 
 
 def _accuracy(delta: dt.timedelta) -> dict[str, int]:
